@@ -1,0 +1,360 @@
+//! The command line as typed (clap), with help that teaches by example.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wolkvox-import",
+    version,
+    about = "Import support tickets from spreadsheets into the Wolkvox CRM, exactly once.",
+    long_about = "Import support tickets from spreadsheets (CSV, XLSX, XLS, XLSB, ODS) into the \
+Wolkvox CRM through its Cases Insert API, one request per row.\n\n\
+A SQLite ledger remembers every ticket sent, so a re-run (after a crash, a Ctrl-C or the \
+daily quota) never creates a ticket twice.",
+    after_help = "Start here:\n  \
+wolkvox-import init-mapping tickets.xlsx > tickets.yaml        # a starter mapping\n  \
+wolkvox-import validate tickets.xlsx --mapping tickets.yaml    # dry run, nothing sent\n  \
+wolkvox-import import tickets.xlsx --mapping tickets.yaml --simulate\n  \
+WOLKVOX_TOKEN=... wolkvox-import import tickets.xlsx --mapping tickets.yaml --server crm0001.wolkvox.com\n\n\
+Exit codes: 0 all rows done · 1 nothing done (bad input or arguments) · 2 some rows need \
+attention · 3 aborted (token rejected, server down) · 4 stopped at the daily quota · 130 interrupted"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+
+    /// More logs (-v: debug, -vv: trace). RUST_LOG, if set, wins.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only errors on stderr; no progress.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Dry run: check every row against the mapping; nothing is sent, no network at all.
+    #[command(
+        after_help = "Example:\n  wolkvox-import validate samples/tickets.csv --mapping mappings/tickets.yaml\n\n\
+Each bad cell is named by row number and column in the results file; the rows to fix are \
+copied, with _row and _error columns, to the errors file, which can be fixed in Excel and \
+validated again with the same mapping."
+    )]
+    Validate(ValidateArgs),
+
+    /// Send every valid row to the Cases Insert API, skipping what earlier runs created.
+    #[command(after_help = "Examples:\n  \
+wolkvox-import import samples/tickets.csv --mapping mappings/tickets.yaml --simulate\n  \
+WOLKVOX_TOKEN=... wolkvox-import import tickets.xlsx --mapping tickets.yaml --server crm0001.wolkvox.com --rate 5\n\n\
+The token comes from --token-file or the WOLKVOX_TOKEN environment variable, never from a \
+flag value (it would show in the process list).\n\
+Answers that prove nothing was stored (connection refused, 429, 503, the 403 gate answers) \
+are retried; answers that may have stored the case (500, 502, 504, timeouts) make the row \
+\"uncertain\" and it is not resent unless you pass --resend-uncertain on a later run.")]
+    Import(ImportArgs),
+
+    /// Print the payloads the first rows would become, as JSON lines on stdout.
+    #[command(
+        after_help = "Example:\n  wolkvox-import preview samples/tickets.xlsx --mapping mappings/tickets.yaml --rows 3"
+    )]
+    Preview(PreviewArgs),
+
+    /// Write a starter mapping (YAML) from the file's headers to stdout.
+    #[command(after_help = "Example:\n  wolkvox-import init-mapping tickets.xlsx > tickets.yaml")]
+    InitMapping(InitMappingArgs),
+
+    /// Run a local Wolkvox-compatible Cases Insert server, for rehearsals and tests.
+    #[command(
+        after_help = "Example:\n  wolkvox-import simulate --listen 127.0.0.1:8080 --token demo --daily-limit 4800\n  \
+WOLKVOX_TOKEN=demo wolkvox-import import samples/tickets.csv --mapping mappings/tickets.yaml --server http://127.0.0.1:8080\n\n\
+The first line on stdout is the address it listens on. GET /__cases lists what it stored."
+    )]
+    Simulate(SimulateArgs),
+
+    /// Show the history of imports recorded in a ledger.
+    #[command(
+        after_help = "Example:\n  wolkvox-import runs --ledger samples/tickets.ledger.sqlite --show 3"
+    )]
+    Runs(RunsArgs),
+}
+
+/// Flags shared by every command that reads a spreadsheet.
+#[derive(Debug, Args)]
+pub struct InputArgs {
+    /// The spreadsheet: .csv, .xlsx, .xlsm, .xls, .xlsb or .ods.
+    pub input: PathBuf,
+
+    /// Sheet name, or 1-based position, for workbooks (default: the first visible sheet).
+    #[arg(long)]
+    pub sheet: Option<String>,
+
+    /// Row (CSV: line) of the headers, 1-based, when title lines come first.
+    #[arg(long, value_name = "N")]
+    pub header_row: Option<u64>,
+
+    /// CSV delimiter: , ; tab | or any single character (default: detected).
+    #[arg(long, value_parser = parse_delimiter)]
+    pub delimiter: Option<u8>,
+
+    /// CSV encoding, e.g. utf-8, windows-1252, utf-16le (default: detected).
+    #[arg(long)]
+    pub encoding: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Results file, one line per row (default: <input>.results.csv beside the input).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Errors file: the rows to fix, original columns plus _row and _error
+    /// (default: <input>.errors.csv beside the input).
+    #[arg(long, value_name = "FILE")]
+    pub errors: Option<PathBuf>,
+
+    /// Overwrite existing --report/--errors files.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Print one JSON summary object on stdout (logs and progress stay on stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// The YAML mapping (see mappings/README.md).
+    #[arg(long, short)]
+    pub mapping: PathBuf,
+
+    /// CRM operation, overriding the mapping's.
+    #[arg(long)]
+    pub operation: Option<String>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// The YAML mapping (see mappings/README.md).
+    #[arg(long, short)]
+    pub mapping: PathBuf,
+
+    /// CRM server: a host (crm0001.wolkvox.com, https assumed) or a base URL.
+    #[arg(
+        long,
+        value_name = "HOST|URL",
+        required_unless_present = "simulate",
+        conflicts_with = "simulate"
+    )]
+    pub server: Option<String>,
+
+    /// Send to a built-in simulator on 127.0.0.1 instead: no account, no token, no network.
+    #[arg(long)]
+    pub simulate: bool,
+
+    /// File holding the token (first non-empty line). Else WOLKVOX_TOKEN is used.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// CRM operation, overriding the mapping's.
+    #[arg(long)]
+    pub operation: Option<String>,
+
+    /// Requests per second, retries included; never burst over. 0 = no limit.
+    #[arg(long, default_value_t = 5.0)]
+    pub rate: f64,
+
+    /// Requests in flight at once (Wolkvox refuses more than 2 per token).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+
+    /// Retries of an answer that proves nothing was stored.
+    #[arg(long, default_value_t = 5)]
+    pub max_retries: u32,
+
+    /// Seconds to wait for one answer.
+    #[arg(long, default_value_t = 30.0)]
+    pub timeout: f64,
+
+    /// Ledger file (default: <input>.ledger.sqlite beside the input; a temporary one with
+    /// --simulate).
+    #[arg(long, value_name = "FILE")]
+    pub ledger: Option<PathBuf>,
+
+    /// Send again rows an earlier run left uncertain (check the CRM first: may duplicate).
+    #[arg(long)]
+    pub resend_uncertain: bool,
+
+    /// Retry answers that may have stored the case (500, 502, 504, timeouts): faster,
+    /// may duplicate.
+    #[arg(long)]
+    pub retry_ambiguous: bool,
+
+    /// Send at most N rows in this run (the rest are pending).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// The YAML mapping.
+    #[arg(long, short)]
+    pub mapping: PathBuf,
+
+    /// CRM operation, overriding the mapping's.
+    #[arg(long)]
+    pub operation: Option<String>,
+
+    /// How many rows to show.
+    #[arg(long, default_value_t = 5)]
+    pub rows: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct InitMappingArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Address to listen on; port 0 picks a free one (printed on the first stdout line).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    /// Accepted token (repeatable); none given: any non-empty token is accepted.
+    #[arg(long = "token", value_name = "TOKEN")]
+    pub tokens: Vec<String>,
+
+    /// Calls per token before 403 TOKEN LIMIT EXCEEDED; 0 = unlimited.
+    #[arg(long, default_value_t = 4800)]
+    pub daily_limit: u64,
+
+    /// Revoke every token after N calls (403 PLEASE VALIDATE TOKEN).
+    #[arg(long, value_name = "N")]
+    pub revoke_after: Option<u64>,
+
+    /// Simultaneous requests per token before the 403 "simultaneous requests" answer.
+    #[arg(long, default_value_t = 2)]
+    pub max_concurrent: usize,
+
+    /// Fixed latency per request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+
+    /// Extra random latency, 0..N milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub jitter_ms: u64,
+
+    /// Probability of a 500 before storing.
+    #[arg(long, default_value_t = 0.0)]
+    pub p500_before: f64,
+
+    /// Probability of a 500 after storing (the case exists).
+    #[arg(long, default_value_t = 0.0)]
+    pub p500_after: f64,
+
+    /// Probability of a 503.
+    #[arg(long, default_value_t = 0.0)]
+    pub p503: f64,
+
+    /// Probability of a 429 with Retry-After.
+    #[arg(long, default_value_t = 0.0)]
+    pub p429: f64,
+
+    /// Retry-After seconds sent with 429.
+    #[arg(long, default_value_t = 1)]
+    pub retry_after: u64,
+
+    /// Probability of a dropped connection before storing.
+    #[arg(long, default_value_t = 0.0)]
+    pub pdrop_before: f64,
+
+    /// Probability of a dropped connection after storing.
+    #[arg(long, default_value_t = 0.0)]
+    pub pdrop_after: f64,
+
+    /// Probability of storing, then answering only after --hang-ms (a client timeout).
+    #[arg(long, default_value_t = 0.0)]
+    pub phang_after: f64,
+
+    #[arg(long, default_value_t = 60_000)]
+    pub hang_ms: u64,
+
+    /// Requests FROM-TO (1-based) get the maintenance 403.
+    #[arg(long, value_name = "FROM-TO")]
+    pub maintenance: Option<String>,
+
+    /// Accepted case types (repeatable); default: Request, Complaints, Claims, Suggestions.
+    #[arg(long = "case-type")]
+    pub case_types: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// The ledger file.
+    #[arg(long, value_name = "FILE")]
+    pub ledger: PathBuf,
+
+    /// Show one run's counts and its rows still uncertain, failed or rejected.
+    #[arg(long, value_name = "RUN")]
+    pub show: Option<i64>,
+}
+
+fn parse_delimiter(text: &str) -> Result<u8, String> {
+    match text {
+        "tab" | "\\t" | "\t" => Ok(b'\t'),
+        "comma" => Ok(b','),
+        "semicolon" => Ok(b';'),
+        "pipe" => Ok(b'|'),
+        other if other.len() == 1 && other.is_ascii() => Ok(other.as_bytes()[0]),
+        other => Err(format!(
+            "{other:?} is not one ASCII character; use , ; | tab or another single character"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn delimiters_by_name_or_character() {
+        assert_eq!(parse_delimiter("tab"), Ok(b'\t'));
+        assert_eq!(parse_delimiter(";"), Ok(b';'));
+        assert!(parse_delimiter(";;").is_err());
+    }
+}

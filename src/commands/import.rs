@@ -1,0 +1,438 @@
+//! `import`: reader thread → mapping → ledger check → sender → ledger + report.
+//!
+//! One coordinator task owns the ledger and the report, so every outcome is recorded
+//! in one place and in order: `sending` is committed before a request leaves, and
+//! the answer after it comes back.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::cli::ImportArgs;
+use crate::exit::Verdict;
+use crate::ledger::{Ledger, Prior};
+use crate::mapping::{DuplicateKeys, Payload};
+use crate::outcome::{Outcome, Status};
+use crate::report::{self, Progress, ReportPaths, Reporter, Summary};
+use crate::sender::{
+    self, Backoff, Client, Delivery, Final, Sender, SenderConfig, StopKind, Token,
+};
+use crate::simulator::{Running, Scenario};
+
+use super::input::{self, Checked};
+
+/// Consecutive maybe-processed answers that mean the server is down, not unlucky.
+const DOWN_AFTER: u32 = 10;
+
+pub async fn run(args: &ImportArgs, quiet: bool) -> anyhow::Result<Verdict> {
+    let started = Instant::now();
+    let opened = input::open(&args.input, &args.mapping, args.operation.as_deref())?;
+    anyhow::ensure!(
+        args.rate >= 0.0 && args.rate.is_finite(),
+        "--rate {} must be a number of requests per second (0 = no limit)",
+        args.rate
+    );
+    anyhow::ensure!(
+        args.timeout > 0.0 && args.timeout.is_finite(),
+        "--timeout must be a positive number of seconds"
+    );
+
+    // The simulator lives as long as this function: it is dropped (stopped) at the end.
+    let (simulator, url, token) = if args.simulate {
+        let sim = Running::start(Scenario::default())
+            .await
+            .context("could not start the built-in simulator")?;
+        let url = sender::client::insert_url(&sim.url())?;
+        let token = Token::new("simulated-token").context("simulator token")?;
+        tracing::info!(url = %sim.url(), "Sending to the built-in simulator (no network, no account).");
+        (Some(sim), url, token)
+    } else {
+        let server = args
+            .server
+            .as_deref()
+            .context("--server or --simulate is required")?;
+        let url = sender::client::insert_url(server)?;
+        let token = sender::token::load(
+            args.token_file.as_deref(),
+            std::env::var("WOLKVOX_TOKEN").ok(),
+        )?;
+        (None, url, token)
+    };
+
+    let target = format!(
+        "{}:{}|{}",
+        url.host_str().unwrap_or_default(),
+        url.port_or_known_default().unwrap_or(443),
+        opened.mapping.operation
+    );
+    let (ledger_path, _ledger_dir) = ledger_path(args, &args.input.input)?;
+    let mut ledger = Ledger::open(&ledger_path, &target)
+        .with_context(|| format!("could not open the ledger {}", ledger_path.display()))?;
+    ledger.begin_run(
+        "import",
+        &args.input.input.display().to_string(),
+        None,
+        Some(&sha256_hex(opened.mapping_text.as_bytes())),
+    )?;
+
+    let paths = ReportPaths::resolve(
+        &args.input.input,
+        args.output.report.as_deref(),
+        args.output.errors.as_deref(),
+        args.output.force,
+    )?;
+    let headers = opened.source.headers.clone();
+    let mut reporter = Reporter::create(paths, &headers, input::errors_delimiter(&opened.source))?;
+    let client = Client::new(url, Duration::from_secs_f64(args.timeout))
+        .context("could not build the HTTP client")?;
+    let sender = Sender::new(
+        client,
+        token,
+        SenderConfig {
+            rate: (args.rate > 0.0).then_some(args.rate),
+            max_retries: args.max_retries,
+            retry_ambiguous: args.retry_ambiguous,
+            backoff: Backoff::default(),
+        },
+    );
+
+    // The reader runs on its own thread; the bounded channel keeps memory flat.
+    let (rows_tx, mut rows_rx) = mpsc::channel::<Checked>(1024);
+    let source_info = opened.source.info.clone();
+    let mapping = opened.mapping.clone();
+    let rows = opened.source.rows;
+    let reader = std::thread::spawn(move || {
+        let mut keys = DuplicateKeys::default();
+        for item in rows {
+            if rows_tx
+                .blocking_send(input::check(item, &mapping, &mut keys))
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let signals = tokio::spawn(watch_signals(stop_tx.clone(), interrupted.clone()));
+
+    let mut run = Coordinator {
+        args,
+        ledger: &ledger,
+        reporter: &mut reporter,
+        headers: &headers,
+        stop_tx: &stop_tx,
+        stop: None,
+        sent: 0,
+        consecutive_maybe: 0,
+        progress: Progress::new(quiet),
+    };
+    let mut in_flight: JoinSet<(u64, Vec<String>, Payload, Delivery)> = JoinSet::new();
+    let concurrency = usize::from(args.concurrency);
+    let mut reader_done = false;
+    loop {
+        if reader_done && in_flight.is_empty() {
+            break;
+        }
+        tokio::select! {
+            biased;
+            Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
+                match joined {
+                    Ok((row, cells, payload, delivery)) => run.delivered(row, &cells, &payload, delivery)?,
+                    Err(e) => anyhow::bail!("a send task failed: {e}"),
+                }
+            }
+            item = rows_rx.recv(), if !reader_done && in_flight.len() < concurrency => {
+                match item {
+                    None => reader_done = true,
+                    Some(checked) => {
+                        if let Some((row, cells, payload)) = run.admit(checked)? {
+                            let sender = sender.clone();
+                            let mut stop = stop_rx.clone();
+                            in_flight.spawn(async move {
+                                let delivery = sender.deliver(&payload, &mut stop).await;
+                                (row, cells, payload, delivery)
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        if interrupted.load(Ordering::SeqCst) && run.stop.is_none() {
+            run.stop = Some((Verdict::Interrupted, "interrupted (Ctrl-C)".into()));
+        }
+    }
+    run.progress.finish();
+    signals.abort();
+    // The reader ends once the channel is drained; a panic there is a bug worth reporting.
+    if reader.join().is_err() {
+        anyhow::bail!("the reader thread panicked; the results file lists the rows read so far");
+    }
+
+    let stop = run.stop.clone();
+    let tally = reporter.tally().clone();
+    let verdict = match &stop {
+        Some((verdict, _)) => *verdict,
+        None if tally.needing_attention() > 0 || tally.get(Status::Pending) > 0 => {
+            Verdict::RowsNeedAttention
+        }
+        None => Verdict::Clean,
+    };
+    ledger.finish_run(&tally, verdict.code())?;
+    drop(simulator);
+
+    let input_name = args.input.input.display().to_string();
+    let ledger_name = if args.simulate && args.ledger.is_none() {
+        None
+    } else {
+        Some(ledger_path.display().to_string())
+    };
+    let summary = Summary {
+        command: "import",
+        input: &input_name,
+        tally: &tally,
+        elapsed: started.elapsed(),
+        paths: reporter.paths(),
+        source: &source_info,
+        warnings: &opened.warnings,
+        stop_reason: stop.as_ref().map(|(_, reason)| reason.as_str()),
+        exit_code: verdict.code(),
+        ledger: ledger_name.as_deref(),
+    };
+    if args.output.json {
+        report::print_json(&summary, &mut std::io::stdout().lock())?;
+    }
+    if !quiet {
+        report::print_human(&summary, &mut std::io::stderr().lock())?;
+    }
+    Ok(verdict)
+}
+
+struct Coordinator<'a> {
+    args: &'a ImportArgs,
+    ledger: &'a Ledger,
+    reporter: &'a mut Reporter,
+    headers: &'a [String],
+    stop_tx: &'a watch::Sender<bool>,
+    /// Set once the run must send nothing more: how it will end, and why.
+    stop: Option<(Verdict, String)>,
+    sent: u64,
+    consecutive_maybe: u32,
+    progress: Progress,
+}
+
+impl Coordinator<'_> {
+    fn record(&mut self, outcome: Outcome, cells: &[String]) -> anyhow::Result<()> {
+        self.reporter.record(&outcome, cells, self.headers)?;
+        Ok(())
+    }
+
+    fn halt(&mut self, verdict: Verdict, reason: String) {
+        if self.stop.is_none() {
+            tracing::error!(%reason, "Stopping the run.");
+            self.stop = Some((verdict, reason));
+        }
+        let _ = self.stop_tx.send(true);
+    }
+
+    /// Decide what to do with a checked row: record it now, or hand it to the sender.
+    fn admit(&mut self, checked: Checked) -> anyhow::Result<Option<(u64, Vec<String>, Payload)>> {
+        let (row, cells, payload) = match checked {
+            Checked::Invalid {
+                row,
+                cells,
+                key,
+                message,
+            } => {
+                self.record(
+                    Outcome::new(row, key, Status::Invalid).with_message(message),
+                    &cells,
+                )?;
+                return Ok(None);
+            }
+            Checked::Ready {
+                row,
+                cells,
+                payload,
+            } => (row, cells, payload),
+        };
+        match self.ledger.prior(&payload.key)? {
+            Some(Prior::Created { case_id, run }) => {
+                let mut outcome = Outcome::new(row, payload.key, Status::Skipped)
+                    .with_message(format!("already created by run {run}"));
+                outcome.case_id = case_id;
+                self.record(outcome, &cells)?;
+                return Ok(None);
+            }
+            Some(Prior::InDoubt { run }) if !self.args.resend_uncertain => {
+                let outcome =
+                    Outcome::new(row, payload.key, Status::Uncertain).with_message(format!(
+                        "run {run} sent it but got no answer: check the CRM, then re-run with \
+                     --resend-uncertain to send the missing ones"
+                    ));
+                self.record(outcome, &cells)?;
+                return Ok(None);
+            }
+            _ => {}
+        }
+        if let Some((_, reason)) = &self.stop {
+            let outcome = Outcome::new(row, payload.key, Status::Pending)
+                .with_message(format!("not sent: {reason}"));
+            self.record(outcome, &cells)?;
+            return Ok(None);
+        }
+        if self.args.limit.is_some_and(|limit| self.sent >= limit) {
+            let outcome = Outcome::new(row, payload.key, Status::Pending)
+                .with_message("not sent: --limit reached");
+            self.record(outcome, &cells)?;
+            return Ok(None);
+        }
+        // Durable before the request leaves: a crash from here on leaves it "sending".
+        self.ledger.mark_sending(&payload.key, row)?;
+        self.sent += 1;
+        self.progress.update(self.reporter.tally(), 1);
+        Ok(Some((row, cells, payload)))
+    }
+
+    fn delivered(
+        &mut self,
+        row: u64,
+        cells: &[String],
+        payload: &Payload,
+        delivery: Delivery,
+    ) -> anyhow::Result<()> {
+        let (status, case_id) = match &delivery.end {
+            Final::Created(id) => (Status::Created, id.clone()),
+            Final::Rejected => (Status::Rejected, None),
+            Final::Failed => (Status::Failed, None),
+            Final::Uncertain => (Status::Uncertain, None),
+            Final::NotSent | Final::Stop(_) => (Status::Pending, None),
+        };
+        self.ledger.record(
+            &payload.key,
+            status,
+            case_id.as_deref(),
+            delivery.http_status,
+            delivery.attempts,
+            &delivery.message,
+        )?;
+        match &delivery.end {
+            Final::Stop(StopKind::TokenRejected) => self.halt(
+                Verdict::Aborted,
+                format!(
+                    "the CRM rejected the token ({}): check WOLKVOX_TOKEN / --token-file (an \
+                     internal token of this CRM)",
+                    delivery.message
+                ),
+            ),
+            Final::Stop(StopKind::WrongEndpoint) => {
+                self.halt(Verdict::Aborted, delivery.message.clone())
+            }
+            Final::Stop(StopKind::Quota) => self.halt(
+                Verdict::QuotaStop,
+                format!(
+                    "the token's daily quota is spent ({}): run again after it resets; the \
+                     ledger continues where this run stopped",
+                    delivery.message
+                ),
+            ),
+            Final::Uncertain => {
+                self.consecutive_maybe += 1;
+                if self.consecutive_maybe >= DOWN_AFTER {
+                    self.halt(
+                        Verdict::Aborted,
+                        format!(
+                            "{DOWN_AFTER} requests in a row failed in a way that may have \
+                             stored the case: the server looks down (last: {})",
+                            delivery.message
+                        ),
+                    );
+                }
+            }
+            _ => self.consecutive_maybe = 0,
+        }
+        let mut outcome =
+            Outcome::new(row, payload.key.clone(), status).with_message(delivery.message);
+        outcome.case_id = case_id;
+        outcome.http_status = delivery.http_status;
+        outcome.attempts = delivery.attempts;
+        self.record(outcome, cells)?;
+        self.progress.update(self.reporter.tally(), 0);
+        Ok(())
+    }
+}
+
+/// First Ctrl-C or SIGTERM: stop sending, finish what is in flight. Second: exit now
+/// (the ledger is consistent at every commit).
+async fn watch_signals(stop: watch::Sender<bool>, interrupted: Arc<AtomicBool>) {
+    let mut count = 0;
+    loop {
+        signal().await;
+        count += 1;
+        if count == 1 {
+            tracing::warn!(
+                "Interrupted: no new requests; waiting for those in flight. Ctrl-C again to quit at once."
+            );
+            interrupted.store(true, Ordering::SeqCst);
+            let _ = stop.send(true);
+        } else {
+            std::process::exit(i32::from(crate::exit::INTERRUPTED));
+        }
+    }
+}
+
+#[cfg(unix)]
+async fn signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// The ledger path: `--ledger`, else a temporary one for `--simulate` (its simulator is
+/// new every run), else `<input stem>.ledger.sqlite` beside the input.
+fn ledger_path(
+    args: &ImportArgs,
+    input: &Path,
+) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
+    if let Some(path) = &args.ledger {
+        return Ok((path.clone(), None));
+    }
+    if args.simulate {
+        let dir = tempfile::tempdir().context("could not create a temporary ledger")?;
+        return Ok((dir.path().join("simulate.ledger.sqlite"), Some(dir)));
+    }
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "import".into());
+    let dir = input.parent().unwrap_or_else(|| Path::new(""));
+    Ok((dir.join(format!("{stem}.ledger.sqlite")), None))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -1,0 +1,32 @@
+//! One file per subcommand, wiring the stages together. `anyhow` lives here and in main.
+
+mod import;
+mod init_mapping;
+mod input;
+mod preview;
+mod runs;
+mod simulate;
+mod validate;
+
+use crate::cli::{Cli, Command};
+use crate::exit::Verdict;
+
+/// Run the parsed command line; `Err` means nothing was done (exit 1).
+pub fn run(cli: Cli) -> anyhow::Result<Verdict> {
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Validate(args) => validate::run(&args, quiet),
+        Command::Import(args) => runtime()?.block_on(import::run(&args, quiet)),
+        Command::Preview(args) => preview::run(&args),
+        Command::InitMapping(args) => init_mapping::run(&args),
+        Command::Simulate(args) => runtime()?.block_on(simulate::run(&args)),
+        Command::Runs(args) => runs::run(&args),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}

@@ -1,0 +1,57 @@
+//! `preview`: the payloads the first rows become, one JSON object per line on stdout.
+
+use std::io::Write;
+
+use serde_json::json;
+
+use crate::cli::PreviewArgs;
+use crate::exit::Verdict;
+use crate::mapping::DuplicateKeys;
+
+use super::input::{self, Checked};
+
+pub fn run(args: &PreviewArgs) -> anyhow::Result<Verdict> {
+    let opened = input::open(&args.input, &args.mapping, args.operation.as_deref())?;
+    let mut keys = DuplicateKeys::default();
+    let mut out = std::io::stdout().lock();
+    let mut any_invalid = false;
+    let headers = opened.source.headers.clone();
+    for item in opened.source.rows.take(args.rows) {
+        let line = match input::check(item, &opened.mapping, &mut keys) {
+            Checked::Ready {
+                row,
+                cells,
+                payload,
+            } => json!({
+                "row": row,
+                "cells": decoded(&headers, &cells),
+                "payload": payload.to_json(),
+            }),
+            Checked::Invalid {
+                row,
+                cells,
+                message,
+                ..
+            } => {
+                any_invalid = true;
+                json!({"row": row, "cells": decoded(&headers, &cells), "invalid": message})
+            }
+        };
+        writeln!(out, "{line}")?;
+    }
+    Ok(if any_invalid {
+        Verdict::RowsNeedAttention
+    } else {
+        Verdict::Clean
+    })
+}
+
+/// The cells as read (after decoding), so a user can check them by eye.
+fn decoded(headers: &[String], cells: &[String]) -> serde_json::Value {
+    let object: serde_json::Map<String, serde_json::Value> = headers
+        .iter()
+        .zip(cells)
+        .map(|(h, c)| (h.clone(), c.clone().into()))
+        .collect();
+    serde_json::Value::Object(object)
+}

@@ -1,0 +1,73 @@
+//! `validate`: the dry run. Every row through the mapping; nothing is sent.
+
+use std::time::Instant;
+
+use crate::cli::ValidateArgs;
+use crate::exit::Verdict;
+use crate::mapping::DuplicateKeys;
+use crate::outcome::{Outcome, Status};
+use crate::report::{self, Progress, ReportPaths, Reporter, Summary};
+
+use super::input::{self, Checked};
+
+pub fn run(args: &ValidateArgs, quiet: bool) -> anyhow::Result<Verdict> {
+    let started = Instant::now();
+    let opened = input::open(&args.input, &args.mapping, args.operation.as_deref())?;
+    let paths = ReportPaths::resolve(
+        &args.input.input,
+        args.output.report.as_deref(),
+        args.output.errors.as_deref(),
+        args.output.force,
+    )?;
+    let headers = opened.source.headers.clone();
+    let mut reporter = Reporter::create(paths, &headers, input::errors_delimiter(&opened.source))?;
+    let mut progress = Progress::new(quiet);
+    let mut keys = DuplicateKeys::default();
+    let info = opened.source.info.clone();
+    for item in opened.source.rows {
+        let (outcome, cells) = match input::check(item, &opened.mapping, &mut keys) {
+            Checked::Ready {
+                row,
+                cells,
+                payload,
+            } => (Outcome::new(row, payload.key, Status::Valid), cells),
+            Checked::Invalid {
+                row,
+                cells,
+                key,
+                message,
+            } => (
+                Outcome::new(row, key, Status::Invalid).with_message(message),
+                cells,
+            ),
+        };
+        reporter.record(&outcome, &cells, &headers)?;
+        progress.update(reporter.tally(), 0);
+    }
+    progress.finish();
+    let verdict = if reporter.tally().get(Status::Invalid) > 0 {
+        Verdict::RowsNeedAttention
+    } else {
+        Verdict::Clean
+    };
+    let input_name = args.input.input.display().to_string();
+    let summary = Summary {
+        command: "validate",
+        input: &input_name,
+        tally: reporter.tally(),
+        elapsed: started.elapsed(),
+        paths: reporter.paths(),
+        source: &info,
+        warnings: &opened.warnings,
+        stop_reason: None,
+        exit_code: verdict.code(),
+        ledger: None,
+    };
+    if args.output.json {
+        report::print_json(&summary, &mut std::io::stdout().lock())?;
+    }
+    if !quiet {
+        report::print_human(&summary, &mut std::io::stderr().lock())?;
+    }
+    Ok(verdict)
+}

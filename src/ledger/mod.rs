@@ -1,0 +1,468 @@
+//! The ledger stage: a SQLite file that remembers every key sent to one import target,
+//! so a re-run never duplicates what an earlier run created.
+//!
+//! Protocol: a row is committed `sending` before its request leaves, and its result
+//! after the answer. A `sending` row found by a later run belonged to a run that died
+//! mid-request: it becomes `uncertain`, and is not resent unless the user says so.
+//! One run at a time: an OS file lock (released by the kernel even on `kill -9`).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::outcome::{Status, Tally};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id             INTEGER PRIMARY KEY,
+    started_at     TEXT NOT NULL,
+    ended_at       TEXT,
+    command        TEXT NOT NULL,
+    input          TEXT NOT NULL,
+    input_sha256   TEXT,
+    mapping_sha256 TEXT,
+    exit_code      INTEGER,
+    counts         TEXT
+);
+CREATE TABLE IF NOT EXISTS cases (
+    key         TEXT PRIMARY KEY,
+    status      TEXT NOT NULL,
+    case_id     TEXT,
+    run_id      INTEGER NOT NULL REFERENCES runs(id),
+    source_row  INTEGER NOT NULL,
+    http_status INTEGER,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    message     TEXT,
+    updated_at  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cases_by_run ON cases(run_id, status);
+";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("the ledger {} is in use by another run{}: wait for it to finish, or pass --ledger with another file", path.display(), holder.as_deref().map(|h| format!(" ({h})")).unwrap_or_default())]
+    Locked {
+        path: PathBuf,
+        holder: Option<String>,
+    },
+    #[error("the ledger {} records imports into {found:?}, not {wanted:?}: pass --ledger with a file for this target", path.display())]
+    OtherTarget {
+        path: PathBuf,
+        found: String,
+        wanted: String,
+    },
+    #[error("ledger {}: {source}", path.display())]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("ledger lock {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What an earlier run left for a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prior {
+    Created {
+        case_id: Option<String>,
+        run: i64,
+    },
+    /// Sent, answer unknown: the CRM may or may not have it.
+    InDoubt {
+        run: i64,
+    },
+    /// Rejected or failed before: safe to send again.
+    Retryable,
+}
+
+/// One run's line in `runs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRecord {
+    pub id: i64,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub command: String,
+    pub input: String,
+    pub exit_code: Option<i64>,
+    pub counts: Option<String>,
+}
+
+/// A row still needing attention, for `runs --show`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenRow {
+    pub key: String,
+    pub source_row: i64,
+    pub status: String,
+    pub message: String,
+}
+
+pub struct Ledger {
+    conn: Connection,
+    path: PathBuf,
+    _lock: Option<File>,
+    run_id: i64,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("path", &self.path)
+            .field("run_id", &self.run_id)
+            .finish()
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Ledger {
+    /// Open (or create) the ledger for `target`, taking the single-writer lock.
+    pub fn open(path: &Path, target: &str) -> Result<Ledger, LedgerError> {
+        let lock = take_lock(path)?;
+        let sql = |source| LedgerError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(sql)?;
+        // WAL + NORMAL: every commit reaches the OS before the request leaves, so a killed
+        // process loses nothing; `synchronous = FULL` would add an fsync per row for
+        // power-loss safety at a large cost in throughput.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
+        )
+        .map_err(sql)?;
+        conn.execute_batch(SCHEMA).map_err(sql)?;
+        let found: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE name = 'target'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(sql)?;
+        match found {
+            Some(found) if found != target => {
+                return Err(LedgerError::OtherTarget {
+                    path: path.to_path_buf(),
+                    found,
+                    wanted: target.to_string(),
+                });
+            }
+            Some(_) => {}
+            None => {
+                conn.execute(
+                    "INSERT INTO meta(name, value) VALUES ('target', ?1)",
+                    params![target],
+                )
+                .map_err(sql)?;
+            }
+        }
+        // We hold the lock, so any `sending` row belongs to a run that died mid-request.
+        conn.execute(
+            "UPDATE cases SET status = 'uncertain', updated_at = ?1,
+                 message = 'the run that sent it stopped before the answer: the CRM may have it'
+             WHERE status = 'sending'",
+            params![now()],
+        )
+        .map_err(sql)?;
+        Ok(Ledger {
+            conn,
+            path: path.to_path_buf(),
+            _lock: Some(lock),
+            run_id: 0,
+        })
+    }
+
+    /// Open for reading only (`runs`): no lock, no changes.
+    pub fn open_read_only(path: &Path) -> Result<Ledger, LedgerError> {
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|source| LedgerError::Sqlite {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Ledger {
+            conn,
+            path: path.to_path_buf(),
+            _lock: None,
+            run_id: 0,
+        })
+    }
+
+    fn sql(&self, source: rusqlite::Error) -> LedgerError {
+        LedgerError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn begin_run(
+        &mut self,
+        command: &str,
+        input: &str,
+        input_sha256: Option<&str>,
+        mapping_sha256: Option<&str>,
+    ) -> Result<i64, LedgerError> {
+        self.conn
+            .execute(
+                "INSERT INTO runs(started_at, command, input, input_sha256, mapping_sha256)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![now(), command, input, input_sha256, mapping_sha256],
+            )
+            .map_err(|e| self.sql(e))?;
+        self.run_id = self.conn.last_insert_rowid();
+        Ok(self.run_id)
+    }
+
+    pub fn run_id(&self) -> i64 {
+        self.run_id
+    }
+
+    pub fn prior(&self, key: &str) -> Result<Option<Prior>, LedgerError> {
+        let mut statement = self
+            .conn
+            .prepare_cached("SELECT status, case_id, run_id FROM cases WHERE key = ?1")
+            .map_err(|e| self.sql(e))?;
+        let found = statement
+            .query_row(params![key], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        Ok(found.map(|(status, case_id, run)| match status.as_str() {
+            "created" => Prior::Created { case_id, run },
+            "sending" | "uncertain" => Prior::InDoubt { run },
+            _ => Prior::Retryable,
+        }))
+    }
+
+    /// Durably record that `key` is about to be sent. Call before the request leaves.
+    pub fn mark_sending(&self, key: &str, row: u64) -> Result<(), LedgerError> {
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO cases(key, status, run_id, source_row, attempts, updated_at)
+                 VALUES (?1, 'sending', ?2, ?3, 0, ?4)
+                 ON CONFLICT(key) DO UPDATE SET status = 'sending', run_id = ?2,
+                     source_row = ?3, case_id = NULL, http_status = NULL, message = NULL,
+                     updated_at = ?4",
+            )
+            .map_err(|e| self.sql(e))?;
+        statement
+            .execute(params![key, self.run_id, row as i64, now()])
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// Record the answer for a key marked `sending`.
+    pub fn record(
+        &self,
+        key: &str,
+        status: Status,
+        case_id: Option<&str>,
+        http_status: Option<u16>,
+        attempts: u32,
+        message: &str,
+    ) -> Result<(), LedgerError> {
+        let stored = match status {
+            Status::Created => "created",
+            Status::Rejected => "rejected",
+            Status::Uncertain => "uncertain",
+            // Not sent, or provably not stored: a later run sends it again.
+            _ => "failed",
+        };
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "UPDATE cases SET status = ?2, case_id = ?3, http_status = ?4, attempts = ?5,
+                     message = ?6, updated_at = ?7
+                 WHERE key = ?1",
+            )
+            .map_err(|e| self.sql(e))?;
+        statement
+            .execute(params![
+                key,
+                stored,
+                case_id,
+                http_status,
+                attempts,
+                message,
+                now()
+            ])
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    pub fn finish_run(&self, tally: &Tally, exit_code: u8) -> Result<(), LedgerError> {
+        let counts: serde_json::Map<String, serde_json::Value> = Status::ALL
+            .into_iter()
+            .filter(|s| tally.get(*s) > 0)
+            .map(|s| (s.as_str().to_string(), tally.get(s).into()))
+            .collect();
+        self.conn
+            .execute(
+                "UPDATE runs SET ended_at = ?2, exit_code = ?3, counts = ?4 WHERE id = ?1",
+                params![
+                    self.run_id,
+                    now(),
+                    exit_code,
+                    serde_json::Value::Object(counts).to_string()
+                ],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    pub fn runs(&self) -> Result<Vec<RunRecord>, LedgerError> {
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT id, started_at, ended_at, command, input, exit_code, counts
+                 FROM runs ORDER BY id",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = statement
+            .query_map([], |r| {
+                Ok(RunRecord {
+                    id: r.get(0)?,
+                    started_at: r.get(1)?,
+                    ended_at: r.get(2)?,
+                    command: r.get(3)?,
+                    input: r.get(4)?,
+                    exit_code: r.get(5)?,
+                    counts: r.get(6)?,
+                })
+            })
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// Rows whose latest state is uncertain, failed or rejected; of one run, or of all.
+    pub fn open_rows(&self, run: Option<i64>) -> Result<Vec<OpenRow>, LedgerError> {
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT key, source_row, status, COALESCE(message, '') FROM cases
+                 WHERE status IN ('uncertain', 'failed', 'rejected', 'sending')
+                   AND (?1 IS NULL OR run_id = ?1)
+                 ORDER BY run_id, source_row",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = statement
+            .query_map(params![run], |r| {
+                Ok(OpenRow {
+                    key: r.get(0)?,
+                    source_row: r.get(1)?,
+                    status: r.get(2)?,
+                    message: r.get(3)?,
+                })
+            })
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
+    }
+
+    pub fn target(&self) -> Result<Option<String>, LedgerError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE name = 'target'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.sql(e))
+    }
+}
+
+fn take_lock(path: &Path) -> Result<File, LedgerError> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let io = |source| LedgerError::Io {
+        path: lock_path.clone(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&lock_path)
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty());
+            return Err(LedgerError::Locked {
+                path: path.to_path_buf(),
+                holder,
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+    }
+    // The kernel drops the lock when the process dies, so a stale file never blocks.
+    file.set_len(0).map_err(io)?;
+    write!(file, "pid {}", std::process::id()).map_err(io)?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_goes_sending_then_created_and_is_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        {
+            let mut ledger = Ledger::open(&path, "t").unwrap();
+            ledger.begin_run("import", "x.csv", None, None).unwrap();
+            assert_eq!(ledger.prior("k1").unwrap(), None);
+            ledger.mark_sending("k1", 2).unwrap();
+            ledger
+                .record("k1", Status::Created, Some("abc"), Some(200), 1, "")
+                .unwrap();
+            ledger.mark_sending("k2", 3).unwrap();
+        }
+        let ledger = Ledger::open(&path, "t").unwrap();
+        assert!(
+            matches!(ledger.prior("k1").unwrap(), Some(Prior::Created { case_id: Some(id), .. }) if id == "abc")
+        );
+        // k2 was left `sending` by a dead run: in doubt, never silently resent.
+        assert!(matches!(
+            ledger.prior("k2").unwrap(),
+            Some(Prior::InDoubt { .. })
+        ));
+    }
+
+    #[test]
+    fn a_second_writer_is_refused_and_another_target_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        let first = Ledger::open(&path, "t").unwrap();
+        assert!(matches!(
+            Ledger::open(&path, "t"),
+            Err(LedgerError::Locked { .. })
+        ));
+        drop(first);
+        assert!(matches!(
+            Ledger::open(&path, "other"),
+            Err(LedgerError::OtherTarget { .. })
+        ));
+    }
+}

@@ -1,0 +1,55 @@
+//! Thin entry point: parse, set up logs, run, map the result to an exit code.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use wolkvox_import::cli::{Cli, LogFormat};
+use wolkvox_import::exit;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // Help and version are answers; anything else is a usage error: nothing done.
+            return if e.use_stderr() {
+                ExitCode::from(exit::NOTHING_DONE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    init_logs(&cli);
+    match wolkvox_import::run(cli) {
+        Ok(verdict) => verdict.into(),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::NOTHING_DONE)
+        }
+    }
+}
+
+fn init_logs(cli: &Cli) {
+    let ours = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    // HTTP internals stay at warn unless RUST_LOG asks: their traces are noise here.
+    let default = format!("warn,wolkvox_import={ours}");
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match cli.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .without_time()
+            .init(),
+    }
+}

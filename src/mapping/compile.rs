@@ -1,0 +1,575 @@
+//! Compile a `MappingSpec` against the header row once; apply it to each row.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use regex::Regex;
+
+use super::fold::fold;
+use super::keys::payload_hash;
+use super::spec::{DuplicatePolicy, FieldSpec, KeySpec, MappingSpec};
+use super::transform::{Step, clip, is_email};
+use super::{API_FIELDS, FieldError, MappingError, Payload};
+use crate::source::Row;
+
+/// Where a value comes from.
+#[derive(Debug, Clone)]
+enum Origin {
+    Column(usize),
+    Constant(String),
+    Template(Vec<Part>),
+}
+
+#[derive(Debug, Clone)]
+enum Part {
+    Text(String),
+    Column(usize),
+}
+
+#[derive(Debug, Clone)]
+struct CompiledField {
+    /// How messages name this value: the column, or the field for constants and templates.
+    label: String,
+    origin: Origin,
+    default: Option<String>,
+    steps: Vec<Step>,
+    required: bool,
+    email: bool,
+    max_length: Option<usize>,
+    one_of: Option<Vec<String>>,
+    pattern: Option<Regex>,
+    kind: Option<(String, Vec<(String, String)>)>,
+}
+
+#[derive(Debug, Clone)]
+enum CompiledKey {
+    PayloadHash,
+    Columns(Vec<(usize, String)>),
+    Template(Vec<Part>),
+}
+
+/// A mapping checked against one file's headers, ready to apply to every row.
+#[derive(Debug, Clone)]
+pub struct CompiledMapping {
+    pub operation: String,
+    fields: Vec<(&'static str, CompiledField)>,
+    form: Vec<(String, CompiledField)>,
+    key: CompiledKey,
+    pub on_duplicate_key: DuplicatePolicy,
+    /// Source columns that nothing maps: a renamed column must never vanish silently.
+    pub unused_columns: Vec<String>,
+    headers: Vec<String>,
+}
+
+impl CompiledMapping {
+    /// Check `spec` against `headers`; every problem is listed at once.
+    pub fn compile(
+        spec: &MappingSpec,
+        headers: &[String],
+        operation_override: Option<&str>,
+        mapping_path: &Path,
+        input_path: &Path,
+    ) -> Result<CompiledMapping, MappingError> {
+        let mut problems = Vec::new();
+        let mut used = BTreeSet::new();
+        let columns = Columns::new(headers, &mut problems);
+
+        let operation = operation_override
+            .map(str::to_string)
+            .or_else(|| spec.operation.clone())
+            .unwrap_or_default();
+        if operation.trim().is_empty() {
+            problems.push(
+                "no operation: add `operation: <your CRM operation>` to the mapping or pass \
+                 --operation"
+                    .into(),
+            );
+        }
+
+        for name in spec.fields.keys() {
+            if !API_FIELDS.iter().any(|(api, _)| api == name) {
+                let known: Vec<&str> = API_FIELDS.iter().map(|(n, _)| *n).collect();
+                problems.push(format!(
+                    "fields.{name}: not a Cases Insert field; the fields are {} (custom fields \
+                     go under `form:`)",
+                    known.join(", ")
+                ));
+            }
+        }
+
+        let mut fields = Vec::new();
+        for (api, api_required) in API_FIELDS {
+            match spec.fields.get(api) {
+                Some(field) => {
+                    let context = format!("fields.{api}");
+                    if let Some(compiled) = compile_field(
+                        &field.0,
+                        &context,
+                        api,
+                        api_required,
+                        &columns,
+                        &mut used,
+                        &mut problems,
+                    ) {
+                        fields.push((api, compiled));
+                    }
+                }
+                None if api_required => problems.push(format!(
+                    "fields.{api}: missing; the API requires it (give a `column`, a `value` or a \
+                     `template`)"
+                )),
+                None => {}
+            }
+        }
+
+        let mut form = Vec::new();
+        for (label, field) in &spec.form {
+            let context = format!("form.{label}");
+            if let Some(compiled) = compile_field(
+                &field.0,
+                &context,
+                label,
+                false,
+                &columns,
+                &mut used,
+                &mut problems,
+            ) {
+                form.push((label.clone(), compiled));
+            }
+        }
+
+        let key = match &spec.key {
+            None => CompiledKey::PayloadHash,
+            Some(KeySpec::Columns(names)) => {
+                let mut resolved = Vec::new();
+                for name in names {
+                    match columns.resolve(name) {
+                        Ok(index) => {
+                            used.insert(index);
+                            resolved.push((index, headers[index].clone()));
+                        }
+                        Err(e) => problems.push(format!("key: {e}")),
+                    }
+                }
+                if resolved.is_empty() && problems.is_empty() {
+                    problems.push("key: name at least one column".into());
+                }
+                CompiledKey::Columns(resolved)
+            }
+            Some(KeySpec::Template(template)) => {
+                match parse_template(template, &columns, &mut used) {
+                    Ok(parts) => CompiledKey::Template(parts),
+                    Err(e) => {
+                        problems.push(format!("key: {e}"));
+                        CompiledKey::PayloadHash
+                    }
+                }
+            }
+        };
+
+        if !problems.is_empty() {
+            return Err(MappingError::Compile {
+                path: mapping_path.to_path_buf(),
+                input: input_path.to_path_buf(),
+                problems,
+            });
+        }
+
+        let unused_columns = headers
+            .iter()
+            .enumerate()
+            .filter(|(i, h)| !used.contains(i) && !h.is_empty() && !is_feedback_column(h))
+            .map(|(_, h)| h.clone())
+            .collect();
+        Ok(CompiledMapping {
+            operation,
+            fields,
+            form,
+            key,
+            on_duplicate_key: spec.on_duplicate_key,
+            unused_columns,
+            headers: headers.to_vec(),
+        })
+    }
+
+    pub fn headers(&self) -> &[String] {
+        &self.headers
+    }
+
+    /// Turn one row into a payload, or report every failing check of the row at once.
+    pub fn apply(&self, row: &Row) -> Result<Payload, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut fields = Vec::with_capacity(self.fields.len() + 1);
+        fields.push(("operation", self.operation.clone()));
+        for (api, field) in &self.fields {
+            if let Some(value) = field.evaluate(row, &mut errors)
+                && !value.is_empty()
+            {
+                fields.push((*api, value));
+            }
+        }
+        let mut form = serde_json::Map::new();
+        for (label, field) in &self.form {
+            if let Some(value) = field.evaluate(row, &mut errors)
+                && !value.is_empty()
+            {
+                form.insert(label.clone(), field.form_value(value));
+            }
+        }
+        let form = serde_json::Value::Object(form).to_string();
+
+        let key = match &self.key {
+            CompiledKey::PayloadHash => Some(payload_hash(&fields, &form)),
+            CompiledKey::Columns(columns) => {
+                let parts: Vec<&str> = columns
+                    .iter()
+                    .map(|(i, _)| row.cells.get(*i).map_or("", |c| c.trim()))
+                    .collect();
+                if let Some((_, name)) = columns
+                    .iter()
+                    .zip(&parts)
+                    .find(|(_, part)| part.is_empty())
+                    .map(|(c, _)| c)
+                {
+                    errors.push(FieldError {
+                        column: name.clone(),
+                        message:
+                            "the key column is empty: the ticket cannot be tracked across runs"
+                                .into(),
+                    });
+                    None
+                } else {
+                    Some(parts.join("|"))
+                }
+            }
+            CompiledKey::Template(parts) => {
+                let key = render(parts, row);
+                if key.trim().is_empty() {
+                    errors.push(FieldError {
+                        column: "key".into(),
+                        message: "the key template gives an empty key".into(),
+                    });
+                }
+                Some(key)
+            }
+        };
+
+        match key {
+            Some(key) if errors.is_empty() => Ok(Payload { key, fields, form }),
+            _ => Err(errors),
+        }
+    }
+
+    /// The key of a row when it can be computed, even if the row is invalid (for reports).
+    pub fn key_hint(&self, row: &Row) -> String {
+        match &self.key {
+            CompiledKey::Columns(columns) => columns
+                .iter()
+                .map(|(i, _)| row.cells.get(*i).map_or("", |c| c.trim()))
+                .collect::<Vec<_>>()
+                .join("|"),
+            CompiledKey::Template(parts) => render(parts, row),
+            CompiledKey::PayloadHash => String::new(),
+        }
+    }
+}
+
+/// Columns the errors file adds; fed back with the same mapping they are ignored.
+fn is_feedback_column(header: &str) -> bool {
+    header == "_row" || header == "_error"
+}
+
+impl CompiledField {
+    fn evaluate(&self, row: &Row, errors: &mut Vec<FieldError>) -> Option<String> {
+        let mut value = match &self.origin {
+            Origin::Column(index) => {
+                if let Some((_, message)) = row.cell_errors.iter().find(|(c, _)| c == index) {
+                    errors.push(self.error(message.clone()));
+                    return None;
+                }
+                row.cells.get(*index).cloned().unwrap_or_default()
+            }
+            Origin::Constant(text) => text.clone(),
+            Origin::Template(parts) => render(parts, row),
+        };
+        for step in &self.steps {
+            match step.apply(value) {
+                Ok(next) => value = next,
+                Err(message) => {
+                    errors.push(self.error(message));
+                    return None;
+                }
+            }
+        }
+        if value.trim().is_empty()
+            && let Some(default) = &self.default
+        {
+            value = default.clone();
+        }
+        let before = errors.len();
+        if value.trim().is_empty() {
+            if self.required {
+                errors.push(self.error("required but empty".into()));
+            }
+            return (errors.len() == before).then_some(value);
+        }
+        if self.email && !is_email(value.trim()) {
+            errors.push(self.error(format!("not a valid e-mail address: {:?}", clip(&value))));
+        }
+        if let Some(max) = self.max_length {
+            let length = value.chars().count();
+            if length > max {
+                errors.push(self.error(format!("{length} characters, more than max_length {max}")));
+            }
+        }
+        if let Some(allowed) = &self.one_of
+            && !allowed.iter().any(|a| a == &value)
+        {
+            errors.push(self.error(format!(
+                "{:?} is not one of: {}",
+                clip(&value),
+                allowed.join(", ")
+            )));
+        }
+        if let Some(pattern) = &self.pattern
+            && !pattern.is_match(&value)
+        {
+            errors.push(self.error(format!(
+                "{:?} does not match the pattern {}",
+                clip(&value),
+                pattern.as_str()
+            )));
+        }
+        (errors.len() == before).then_some(value)
+    }
+
+    fn error(&self, message: String) -> FieldError {
+        FieldError {
+            column: self.label.clone(),
+            message,
+        }
+    }
+
+    fn form_value(&self, value: String) -> serde_json::Value {
+        match &self.kind {
+            None => serde_json::Value::String(value),
+            Some((kind, attributes)) => {
+                let mut object = serde_json::Map::new();
+                object.insert("type".into(), kind.clone().into());
+                object.insert("value".into(), value.into());
+                for (name, attr) in attributes {
+                    object.insert(name.clone(), attr.clone().into());
+                }
+                serde_json::Value::Object(object)
+            }
+        }
+    }
+}
+
+fn compile_field(
+    spec: &FieldSpec,
+    context: &str,
+    name: &str,
+    api_required: bool,
+    columns: &Columns,
+    used: &mut BTreeSet<usize>,
+    problems: &mut Vec<String>,
+) -> Option<CompiledField> {
+    let sources = [
+        spec.column.is_some(),
+        spec.value.is_some(),
+        spec.template.is_some(),
+    ];
+    let count = sources.iter().filter(|s| **s).count();
+    if count != 1 {
+        problems.push(format!(
+            "{context}: give exactly one of `column`, `value` or `template` (found {count})"
+        ));
+        return None;
+    }
+    let (origin, label) = if let Some(column) = &spec.column {
+        match columns.resolve(column) {
+            Ok(index) => {
+                used.insert(index);
+                (Origin::Column(index), columns.headers[index].clone())
+            }
+            Err(e) => {
+                problems.push(format!("{context}: {e}"));
+                return None;
+            }
+        }
+    } else if let Some(value) = &spec.value {
+        (Origin::Constant(value.clone()), name.to_string())
+    } else {
+        let template = spec.template.as_deref().unwrap_or_default();
+        match parse_template(template, columns, used) {
+            Ok(parts) => (Origin::Template(parts), name.to_string()),
+            Err(e) => {
+                problems.push(format!("{context}: {e}"));
+                return None;
+            }
+        }
+    };
+    let mut steps = Vec::new();
+    for transform in &spec.transforms {
+        match Step::compile(transform) {
+            Ok(step) => steps.push(step),
+            Err(e) => problems.push(format!("{context}: {e}")),
+        }
+    }
+    let pattern = match &spec.pattern {
+        Some(p) => match Regex::new(p) {
+            Ok(re) => Some(re),
+            Err(e) => {
+                problems.push(format!("{context}: bad pattern {p:?}: {e}"));
+                None
+            }
+        },
+        None => None,
+    };
+    Some(CompiledField {
+        label,
+        origin,
+        default: spec.default.clone(),
+        steps,
+        // The API refuses a case without its required fields: never let a mapping send one.
+        required: api_required || spec.required.unwrap_or(false),
+        email: spec.email,
+        max_length: spec.max_length,
+        one_of: spec.one_of.clone(),
+        pattern,
+        kind: spec.kind.clone().map(|k| {
+            (
+                k,
+                spec.attributes
+                    .iter()
+                    .map(|(a, b)| (a.clone(), b.clone()))
+                    .collect(),
+            )
+        }),
+    })
+}
+
+fn render(parts: &[Part], row: &Row) -> String {
+    let mut out = String::new();
+    for part in parts {
+        match part {
+            Part::Text(text) => out.push_str(text),
+            Part::Column(index) => out.push_str(row.cells.get(*index).map_or("", |c| c.trim())),
+        }
+    }
+    out
+}
+
+fn parse_template(
+    template: &str,
+    columns: &Columns,
+    used: &mut BTreeSet<usize>,
+) -> Result<Vec<Part>, String> {
+    let mut parts = Vec::new();
+    let mut text = String::new();
+    let mut chars = template.chars().peekable();
+    while let Some(ch) = chars.next() {
+        match ch {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                text.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                text.push('}');
+            }
+            '{' => {
+                let mut name = String::new();
+                let mut closed = false;
+                for c in chars.by_ref() {
+                    if c == '}' {
+                        closed = true;
+                        break;
+                    }
+                    name.push(c);
+                }
+                if !closed {
+                    return Err(format!(
+                        "template {template:?}: `{{{name}` is not closed (write `{{{{` for a literal brace)"
+                    ));
+                }
+                let index = columns
+                    .resolve(&name)
+                    .map_err(|e| format!("template {template:?}: {e}"))?;
+                used.insert(index);
+                if !text.is_empty() {
+                    parts.push(Part::Text(std::mem::take(&mut text)));
+                }
+                parts.push(Part::Column(index));
+            }
+            other => text.push(other),
+        }
+    }
+    if !text.is_empty() {
+        parts.push(Part::Text(text));
+    }
+    Ok(parts)
+}
+
+/// Header lookup: exact, then forgiving case/accents/spaces when that is unambiguous.
+struct Columns<'a> {
+    headers: &'a [String],
+    folded: Vec<String>,
+}
+
+impl<'a> Columns<'a> {
+    fn new(headers: &'a [String], problems: &mut Vec<String>) -> Self {
+        for (i, header) in headers.iter().enumerate() {
+            if header.is_empty() {
+                continue;
+            }
+            if let Some(j) = headers[..i].iter().position(|h| h == header) {
+                problems.push(format!(
+                    "the header {header:?} appears twice (columns {} and {}): rename one in the \
+                     file so the mapping can tell them apart",
+                    crate::source::column_letter(j),
+                    crate::source::column_letter(i)
+                ));
+            }
+        }
+        Columns {
+            headers,
+            folded: headers.iter().map(|h| fold(h)).collect(),
+        }
+    }
+
+    fn resolve(&self, name: &str) -> Result<usize, String> {
+        if let Some(index) = self.headers.iter().position(|h| h == name) {
+            return Ok(index);
+        }
+        let wanted = fold(name);
+        let matches: Vec<usize> = (0..self.folded.len())
+            .filter(|&i| self.folded[i] == wanted)
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(*one),
+            [] => {
+                let suggestion = self
+                    .folded
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| (strsim::jaro_winkler(&wanted, h), i))
+                    .filter(|(score, _)| *score > 0.75)
+                    .max_by(|a, b| a.0.total_cmp(&b.0))
+                    .map(|(_, i)| format!("; did you mean {:?}?", self.headers[i]))
+                    .unwrap_or_else(|| format!("; the columns are: {}", self.headers.join(", ")));
+                Err(format!("no column {name:?} in the file{suggestion}"))
+            }
+            several => Err(format!(
+                "{name:?} matches several columns ({}) once case and accents are ignored: \
+                 write it exactly as in the file",
+                several
+                    .iter()
+                    .map(|&i| format!("{:?}", self.headers[i]))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+}

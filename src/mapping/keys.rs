@@ -1,0 +1,70 @@
+//! Ticket keys: the default key (a hash of the payload) and duplicate detection in one file.
+
+use std::collections::HashMap;
+
+use sha2::{Digest, Sha256};
+
+/// A stable key from the payload's content, for mappings that name no key columns.
+pub fn payload_hash(fields: &[(&'static str, String)], form: &str) -> String {
+    let mut hasher = Sha256::new();
+    for (name, value) in fields {
+        hasher.update(name.as_bytes());
+        hasher.update([0x1f]);
+        hasher.update(value.as_bytes());
+        hasher.update([0x1e]);
+    }
+    hasher.update(form.as_bytes());
+    let digest = hasher.finalize();
+    let mut hex = String::with_capacity(34);
+    hex.push_str("h:");
+    for byte in &digest[..16] {
+        hex.push_str(&format!("{byte:02x}"));
+    }
+    hex
+}
+
+/// Remembers each key's first row, in 16 bytes a key, so a million rows stay small.
+#[derive(Debug, Default)]
+pub struct DuplicateKeys {
+    seen: HashMap<u128, u64>,
+}
+
+impl DuplicateKeys {
+    /// The row that first carried `key`, if this is not the first time.
+    pub fn first_row(&mut self, key: &str, row: u64) -> Option<u64> {
+        let digest = Sha256::digest(key.as_bytes());
+        let mut short = [0u8; 16];
+        short.copy_from_slice(&digest[..16]);
+        let id = u128::from_le_bytes(short);
+        match self.seen.get(&id) {
+            Some(&first) => Some(first),
+            None => {
+                self.seen.insert(id, row);
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_name_the_first_row() {
+        let mut keys = DuplicateKeys::default();
+        assert_eq!(keys.first_row("T-1", 2), None);
+        assert_eq!(keys.first_row("T-2", 3), None);
+        assert_eq!(keys.first_row("T-1", 9), Some(2));
+    }
+
+    #[test]
+    fn payload_hash_depends_on_every_field() {
+        let a = payload_hash(&[("contact", "a@x.co".into())], "{}");
+        let b = payload_hash(&[("contact", "b@x.co".into())], "{}");
+        let c = payload_hash(&[("contact", "a@x.co".into())], "{\"x\":\"1\"}");
+        assert_ne!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a, payload_hash(&[("contact", "a@x.co".into())], "{}"));
+    }
+}

@@ -1,0 +1,115 @@
+//! The mapping stage: a YAML column map, compiled once against the header row, then
+//! applied to each row to give a `Payload` (or every field error of that row at once).
+//!
+//! `validate`, `preview` and `import` all go through `CompiledMapping::apply`.
+
+mod compile;
+mod fold;
+mod keys;
+pub mod spec;
+mod transform;
+
+use std::path::{Path, PathBuf};
+
+pub use compile::CompiledMapping;
+pub use keys::DuplicateKeys;
+pub use spec::MappingSpec;
+
+/// The API fields of Cases Insert, in the order they are sent, and whether the API requires them.
+pub const API_FIELDS: [(&str, bool); 8] = [
+    ("case-type", true),
+    ("responsible", true),
+    ("owner", true),
+    ("contact", true),
+    ("description", true),
+    ("status", true),
+    ("priority", true),
+    ("solution", false),
+];
+
+/// What one row becomes: the multipart fields of one Cases Insert request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload {
+    /// Identifies the ticket across runs (ledger key).
+    pub key: String,
+    /// `operation` first, then the API fields that have a value.
+    pub fields: Vec<(&'static str, String)>,
+    /// The `form` part: a JSON object serialised to a string (`{}` if none).
+    pub form: String,
+}
+
+impl Payload {
+    /// The payload as one JSON object, for `preview`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut object = serde_json::Map::new();
+        for (name, value) in &self.fields {
+            object.insert(
+                (*name).to_string(),
+                serde_json::Value::String(value.clone()),
+            );
+        }
+        object.insert("form".into(), serde_json::Value::String(self.form.clone()));
+        object.insert("_key".into(), serde_json::Value::String(self.key.clone()));
+        serde_json::Value::Object(object)
+    }
+}
+
+/// One failed check of one value in a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The source column (or the API field when the value is not from one column).
+    pub column: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "column \"{}\": {}", self.column, self.message)
+    }
+}
+
+/// Joins a row's field errors into the one message the results file carries.
+pub fn describe(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A mapping that cannot be used: nothing is read further, nothing is sent (exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum MappingError {
+    #[error("cannot read the mapping {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the mapping {} is not valid: {message}", path.display())]
+    Syntax { path: PathBuf, message: String },
+    #[error("the mapping {} does not fit {}:\n  - {}", path.display(), input.display(), problems.join("\n  - "))]
+    Compile {
+        path: PathBuf,
+        input: PathBuf,
+        problems: Vec<String>,
+    },
+}
+
+/// Read and parse a mapping file; YAML and schema errors name its line and column.
+pub fn load(path: &Path) -> Result<(MappingSpec, String), MappingError> {
+    let text = std::fs::read_to_string(path).map_err(|source| MappingError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let spec = serde_saphyr::from_str::<MappingSpec>(&text).map_err(|e| {
+        let location = e
+            .location()
+            .map(|l| format!("line {}, column {}: ", l.line(), l.column()))
+            .unwrap_or_default();
+        MappingError::Syntax {
+            path: path.to_path_buf(),
+            message: format!("{location}{e}"),
+        }
+    })?;
+    Ok((spec, text))
+}

@@ -1,0 +1,150 @@
+//! The mapping file as written: YAML → these types, nothing checked against the data yet.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, MapAccess, Visitor};
+
+/// A whole mapping file. See `mappings/README.md` for every key with an example.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingSpec {
+    /// The CRM operation (tenant); `--operation` overrides it.
+    pub operation: Option<String>,
+    /// API fields (`case-type`, `responsible`, …) → where their value comes from.
+    pub fields: BTreeMap<String, Field>,
+    /// Custom fields of the CRM form: label → where the value comes from.
+    #[serde(default)]
+    pub form: BTreeMap<String, Field>,
+    /// What identifies a ticket across runs: a list of columns or a template.
+    pub key: Option<KeySpec>,
+    /// What to do with a second row carrying a key already seen in the file.
+    #[serde(default)]
+    pub on_duplicate_key: DuplicatePolicy,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DuplicatePolicy {
+    /// The second row is invalid, naming the first.
+    #[default]
+    Reject,
+    /// Send both (the ledger will skip the second as already created).
+    Send,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum KeySpec {
+    Columns(Vec<String>),
+    Template(String),
+}
+
+/// Where one value comes from, how it is cleaned and what it must satisfy.
+/// Written either as a bare column name (`contact: Correo`) or as a map.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldSpec {
+    pub column: Option<String>,
+    pub value: Option<String>,
+    pub template: Option<String>,
+    /// Used when the value is empty after the transforms.
+    pub default: Option<String>,
+    #[serde(default)]
+    pub transforms: Vec<Transform>,
+    pub required: Option<bool>,
+    #[serde(default)]
+    pub email: bool,
+    pub max_length: Option<usize>,
+    pub one_of: Option<Vec<String>>,
+    pub pattern: Option<String>,
+    /// Typed custom-field values: `{type: telephone, country: CO, code: "+57"}` wraps the
+    /// value as `{"type":"telephone","value":…,"country":"CO","code":"+57"}`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// A cleaning step, applied in order.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transform {
+    Trim,
+    CollapseSpaces,
+    Lower,
+    Upper,
+    Title,
+    /// Value map, matched after folding case, accents and spaces; `"*"` is the default.
+    Map(BTreeMap<String, String>),
+    /// Re-format a date: `{from: ["%d/%m/%Y"], to: "%Y-%m-%d"}`.
+    Date(DateSpec),
+    /// Keep digits and `+`; with `country_code`, add it to numbers that lack one.
+    Phone(PhoneSpec),
+    /// Keep at most this many characters.
+    Truncate(usize),
+    /// Regex replace: `{pattern: "\\s+", with: " "}`.
+    Replace(ReplaceSpec),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DateSpec {
+    pub from: Vec<String>,
+    #[serde(default = "DateSpec::default_to")]
+    pub to: String,
+}
+
+impl DateSpec {
+    fn default_to() -> String {
+        "%Y-%m-%d".into()
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneSpec {
+    pub country_code: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaceSpec {
+    pub pattern: String,
+    #[serde(default)]
+    pub with: String,
+}
+
+/// A field as written: `contact: Correo` is shorthand for `contact: {column: Correo}`.
+#[derive(Debug, Clone)]
+pub struct Field(pub FieldSpec);
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        field_from_str_or_map(deserializer).map(Field)
+    }
+}
+
+fn field_from_str_or_map<'de, D>(deserializer: D) -> Result<FieldSpec, D::Error>
+where
+    D: de::Deserializer<'de>,
+{
+    struct FieldVisitor;
+    impl<'de> Visitor<'de> for FieldVisitor {
+        type Value = FieldSpec;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a column name, or a map with column/value/template")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<FieldSpec, E> {
+            Ok(FieldSpec {
+                column: Some(v.to_string()),
+                ..FieldSpec::default()
+            })
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<FieldSpec, A::Error> {
+            FieldSpec::deserialize(de::value::MapAccessDeserializer::new(map))
+        }
+    }
+    deserializer.deserialize_any(FieldVisitor)
+}

@@ -1,0 +1,314 @@
+//! Cleaning steps and validation rules, compiled once and applied per value.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use regex::Regex;
+
+use super::fold::fold;
+use super::spec::Transform;
+
+#[derive(Debug, Clone)]
+pub enum Step {
+    Trim,
+    CollapseSpaces,
+    Lower,
+    Upper,
+    Title,
+    Map {
+        values: HashMap<String, String>,
+        default: Option<String>,
+        allowed: Vec<String>,
+    },
+    Date {
+        from: Vec<String>,
+        to: String,
+    },
+    Phone {
+        country_code: Option<String>,
+    },
+    Truncate(usize),
+    Replace {
+        pattern: Regex,
+        with: String,
+    },
+}
+
+impl Step {
+    pub fn compile(transform: &Transform) -> Result<Step, String> {
+        Ok(match transform {
+            Transform::Trim => Step::Trim,
+            Transform::CollapseSpaces => Step::CollapseSpaces,
+            Transform::Lower => Step::Lower,
+            Transform::Upper => Step::Upper,
+            Transform::Title => Step::Title,
+            Transform::Map(map) => {
+                let mut values = HashMap::new();
+                let mut default = None;
+                let mut allowed = Vec::new();
+                for (from, to) in map {
+                    if from == "*" {
+                        default = Some(to.clone());
+                        continue;
+                    }
+                    let folded = fold(from);
+                    if let Some(previous) = values.insert(folded, to.clone())
+                        && previous != *to
+                    {
+                        return Err(format!(
+                            "map: {from:?} folds to the same text as another entry \
+                             (case, accents and spaces are ignored) but maps elsewhere"
+                        ));
+                    }
+                    allowed.push(from.clone());
+                }
+                Step::Map {
+                    values,
+                    default,
+                    allowed,
+                }
+            }
+            Transform::Date(spec) => {
+                if spec.from.is_empty() {
+                    return Err(
+                        "date: `from` needs at least one input format, e.g. \"%d/%m/%Y\"".into(),
+                    );
+                }
+                Step::Date {
+                    from: spec.from.clone(),
+                    to: spec.to.clone(),
+                }
+            }
+            Transform::Phone(spec) => Step::Phone {
+                country_code: spec.country_code.clone(),
+            },
+            Transform::Truncate(n) => Step::Truncate(*n),
+            Transform::Replace(spec) => Step::Replace {
+                pattern: Regex::new(&spec.pattern)
+                    .map_err(|e| format!("replace: bad pattern {:?}: {e}", spec.pattern))?,
+                with: spec.with.clone(),
+            },
+        })
+    }
+
+    pub fn apply(&self, value: String) -> Result<String, String> {
+        Ok(match self {
+            Step::Trim => value.trim().to_string(),
+            Step::CollapseSpaces => value.split_whitespace().collect::<Vec<_>>().join(" "),
+            Step::Lower => value.to_lowercase(),
+            Step::Upper => value.to_uppercase(),
+            Step::Title => title_case(&value),
+            Step::Map {
+                values,
+                default,
+                allowed,
+            } => {
+                if value.trim().is_empty() {
+                    return Ok(value);
+                }
+                match values.get(&fold(&value)) {
+                    Some(mapped) => mapped.clone(),
+                    None => match default {
+                        Some(d) => d.clone(),
+                        None => {
+                            return Err(format!(
+                                "{:?} is not in the value map; allowed: {}",
+                                clip(&value),
+                                allowed.join(", ")
+                            ));
+                        }
+                    },
+                }
+            }
+            Step::Date { from, to } => {
+                if value.trim().is_empty() {
+                    return Ok(value);
+                }
+                reformat_date(value.trim(), from, to)?
+            }
+            Step::Phone { country_code } => phone(&value, country_code.as_deref()),
+            Step::Truncate(n) => value.chars().take(*n).collect(),
+            Step::Replace { pattern, with } => {
+                pattern.replace_all(&value, with.as_str()).into_owned()
+            }
+        })
+    }
+}
+
+fn title_case(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut start = true;
+    for ch in value.chars() {
+        if start {
+            out.extend(ch.to_uppercase());
+        } else {
+            out.extend(ch.to_lowercase());
+        }
+        start = !ch.is_alphanumeric();
+    }
+    out
+}
+
+fn reformat_date(value: &str, from: &[String], to: &str) -> Result<String, String> {
+    let mut parsed: Vec<(NaiveDate, &str)> = Vec::new();
+    for format in from {
+        if let Ok(date) = NaiveDate::parse_from_str(value, format) {
+            parsed.push((date, format));
+        } else if let Ok(dt) = chrono::NaiveDateTime::parse_from_str(value, format) {
+            parsed.push((dt.date(), format));
+        }
+    }
+    match parsed.as_slice() {
+        [] => Err(format!(
+            "{:?} is not a date in the format {}",
+            clip(value),
+            from.join(" or ")
+        )),
+        [(first, _), rest @ ..] => {
+            if let Some((other, fmt)) = rest.iter().find(|(d, _)| d != first) {
+                return Err(format!(
+                    "{:?} is ambiguous: {} reads it as {first}, {fmt} as {other}; \
+                     list only the format the file uses",
+                    clip(value),
+                    parsed[0].1
+                ));
+            }
+            Ok(first.format(to).to_string())
+        }
+    }
+}
+
+fn phone(value: &str, country_code: Option<&str>) -> String {
+    let digits: String = value
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '+')
+        .collect();
+    match country_code {
+        Some(code) if !digits.is_empty() && !digits.starts_with('+') => {
+            let bare = code.trim_start_matches('+');
+            if digits.starts_with("00") {
+                format!("+{}", &digits[2..])
+            } else if digits.starts_with(bare) && digits.len() > 10 {
+                format!("+{digits}")
+            } else {
+                format!("+{bare}{digits}")
+            }
+        }
+        _ => digits,
+    }
+}
+
+/// A value for a message: at most 40 characters.
+pub fn clip(value: &str) -> String {
+    if value.chars().count() <= 40 {
+        value.to_string()
+    } else {
+        let cut: String = value.chars().take(39).collect();
+        format!("{cut}…")
+    }
+}
+
+/// A pragmatic e-mail check: one `@`, a non-empty local part, a dotted domain, no spaces.
+pub fn is_email(value: &str) -> bool {
+    let Some((local, domain)) = value.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !value.chars().any(char::is_whitespace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn step(t: Transform) -> Step {
+        Step::compile(&t).unwrap()
+    }
+
+    #[test]
+    fn map_matches_after_folding_and_lists_allowed_values() {
+        let map: BTreeMap<String, String> = [("Petición", "Request"), ("Queja", "Complaints")]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        let s = step(Transform::Map(map));
+        assert_eq!(s.apply("  PETICION ".into()).unwrap(), "Request");
+        let err = s.apply("Felicitación".into()).unwrap_err();
+        assert!(err.contains("Petición") && err.contains("Queja"), "{err}");
+    }
+
+    #[test]
+    fn map_star_is_the_default() {
+        let map: BTreeMap<String, String> = [("Queja", "Complaints"), ("*", "Request")]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(
+            step(Transform::Map(map)).apply("otro".into()).unwrap(),
+            "Request"
+        );
+    }
+
+    #[test]
+    fn dates_are_reformatted_and_ambiguity_refused() {
+        let s = step(Transform::Date(super::super::spec::DateSpec {
+            from: vec!["%d/%m/%Y".into()],
+            to: "%Y-%m-%d".into(),
+        }));
+        assert_eq!(s.apply("26/06/2024".into()).unwrap(), "2024-06-26");
+        assert!(s.apply("2024-06-26".into()).is_err());
+        let both = step(Transform::Date(super::super::spec::DateSpec {
+            from: vec!["%d/%m/%Y".into(), "%m/%d/%Y".into()],
+            to: "%Y-%m-%d".into(),
+        }));
+        assert!(
+            both.apply("03/04/2024".into())
+                .unwrap_err()
+                .contains("ambiguous")
+        );
+        assert_eq!(both.apply("26/06/2024".into()).unwrap(), "2024-06-26");
+    }
+
+    #[test]
+    fn phones_keep_digits_and_gain_a_country_code() {
+        let s = step(Transform::Phone(super::super::spec::PhoneSpec {
+            country_code: Some("+57".into()),
+        }));
+        assert_eq!(s.apply("301 555 0101".into()).unwrap(), "+573015550101");
+        assert_eq!(
+            s.apply("+57 (301) 555-0101".into()).unwrap(),
+            "+573015550101"
+        );
+        assert_eq!(
+            s.apply("0057 301 555 0101".into()).unwrap(),
+            "+573015550101"
+        );
+    }
+
+    #[test]
+    fn email_check() {
+        assert!(is_email("ana.perez@ejemplo.com.co"));
+        assert!(!is_email("ana.perez@"));
+        assert!(!is_email("ana perez@x.co"));
+        assert!(!is_email("ana@@x.co"));
+    }
+
+    #[test]
+    fn title_and_truncate() {
+        assert_eq!(
+            step(Transform::Title)
+                .apply("ANA MARÍA pérez".into())
+                .unwrap(),
+            "Ana María Pérez"
+        );
+        assert_eq!(
+            step(Transform::Truncate(3)).apply("añoso".into()).unwrap(),
+            "año"
+        );
+    }
+}

@@ -1,0 +1,268 @@
+//! The report stage: results file (every row), errors file (rows to fix, original
+//! columns kept), summaries for people and machines, and progress on stderr.
+//!
+//! Files are created before any work (a bad path fails at once) and each line is
+//! flushed as its outcome arrives, so a killed run leaves a truthful partial file.
+
+mod progress;
+mod summary;
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+pub use progress::Progress;
+pub use summary::{Summary, print_human, print_json};
+
+use crate::outcome::{Outcome, Tally};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{} already exists: pass --force to overwrite it, or choose another path", .0.display())]
+    Exists(PathBuf),
+    #[error("cannot write {}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+}
+
+/// Where the two files go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportPaths {
+    pub results: PathBuf,
+    pub errors: PathBuf,
+}
+
+impl ReportPaths {
+    /// Explicit paths win; else `<input stem>.results.csv` and `.errors.csv` beside the
+    /// input, with a timestamp added rather than overwriting an earlier run's files.
+    pub fn resolve(
+        input: &Path,
+        results: Option<&Path>,
+        errors: Option<&Path>,
+        force: bool,
+    ) -> Result<ReportPaths, ReportError> {
+        let stem = input
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "import".into());
+        let dir = input.parent().unwrap_or_else(|| Path::new(""));
+        let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S").to_string();
+        let pick = |explicit: Option<&Path>, kind: &str| -> Result<PathBuf, ReportError> {
+            if let Some(path) = explicit {
+                if path.exists() && !force {
+                    return Err(ReportError::Exists(path.to_path_buf()));
+                }
+                return Ok(path.to_path_buf());
+            }
+            let plain = dir.join(format!("{stem}.{kind}.csv"));
+            if !plain.exists() || force {
+                return Ok(plain);
+            }
+            Ok(dir.join(format!("{stem}.{kind}.{stamp}.csv")))
+        };
+        Ok(ReportPaths {
+            results: pick(results, "results")?,
+            errors: pick(errors, "errors")?,
+        })
+    }
+}
+
+/// Writes both files as outcomes arrive and keeps the tally.
+pub struct Reporter {
+    paths: ReportPaths,
+    results: csv::Writer<BufWriter<File>>,
+    errors: csv::Writer<BufWriter<File>>,
+    tally: Tally,
+}
+
+const RESULTS_HEADER: [&str; 7] = [
+    "row",
+    "key",
+    "status",
+    "case_id",
+    "http_status",
+    "attempts",
+    "message",
+];
+
+impl Reporter {
+    pub fn create(
+        paths: ReportPaths,
+        headers: &[String],
+        delimiter: u8,
+    ) -> Result<Reporter, ReportError> {
+        let open = |path: &Path| -> Result<BufWriter<File>, ReportError> {
+            let file = File::create(path).map_err(|source| ReportError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            Ok(BufWriter::new(file))
+        };
+        let mut results = csv::Writer::from_writer(open(&paths.results)?);
+        let mut errors_out = open(&paths.errors)?;
+        // A BOM so Excel opens accents right.
+        errors_out
+            .write_all("\u{feff}".as_bytes())
+            .map_err(|source| ReportError::Io {
+                path: paths.errors.clone(),
+                source,
+            })?;
+        let mut errors = csv::WriterBuilder::new()
+            .delimiter(delimiter)
+            .from_writer(errors_out);
+        let header_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |e: csv::Error| ReportError::Io {
+                path,
+                source: io::Error::other(e),
+            }
+        };
+        results
+            .write_record(RESULTS_HEADER)
+            .map_err(header_err(&paths.results))?;
+        results.flush().map_err(|source| ReportError::Io {
+            path: paths.results.clone(),
+            source,
+        })?;
+        let mut error_header: Vec<&str> = headers
+            .iter()
+            .filter(|h| h.as_str() != "_row" && h.as_str() != "_error")
+            .map(String::as_str)
+            .collect();
+        error_header.extend(["_row", "_error"]);
+        errors
+            .write_record(&error_header)
+            .map_err(header_err(&paths.errors))?;
+        errors.flush().map_err(|source| ReportError::Io {
+            path: paths.errors.clone(),
+            source,
+        })?;
+        Ok(Reporter {
+            paths,
+            results,
+            errors,
+            tally: Tally::default(),
+        })
+    }
+
+    pub fn paths(&self) -> &ReportPaths {
+        &self.paths
+    }
+
+    pub fn tally(&self) -> &Tally {
+        &self.tally
+    }
+
+    /// Write one row's outcome; `cells` are the row's original cells (for the errors file)
+    /// and `headers` tells which of them are `_row`/`_error` from an earlier errors file.
+    pub fn record(
+        &mut self,
+        outcome: &Outcome,
+        cells: &[String],
+        headers: &[String],
+    ) -> Result<(), ReportError> {
+        self.tally.add(outcome.status);
+        let row = outcome.row.to_string();
+        let http = outcome
+            .http_status
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        let attempts = outcome.attempts.to_string();
+        let case_id = outcome
+            .case_id
+            .as_deref()
+            .map(neutralize)
+            .unwrap_or_default();
+        let message = neutralize(&outcome.message);
+        let io_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |e: csv::Error| ReportError::Io {
+                path,
+                source: io::Error::other(e),
+            }
+        };
+        self.results
+            .write_record([
+                row.as_str(),
+                outcome.key.as_str(),
+                outcome.status.as_str(),
+                case_id.as_str(),
+                http.as_str(),
+                attempts.as_str(),
+                message.as_str(),
+            ])
+            .map_err(io_err(&self.paths.results))?;
+        self.results.flush().map_err(|source| ReportError::Io {
+            path: self.paths.results.clone(),
+            source,
+        })?;
+        if outcome.status.needs_attention() {
+            // Fed back, an errors file keeps pointing at the original rows.
+            let original_row = column(headers, cells, "_row")
+                .filter(|r| !r.is_empty())
+                .map(str::to_string)
+                .unwrap_or(row);
+            let mut record: Vec<&str> = headers
+                .iter()
+                .zip(cells)
+                .filter(|(h, _)| h.as_str() != "_row" && h.as_str() != "_error")
+                .map(|(_, c)| c.as_str())
+                .collect();
+            // A ragged row may have more or fewer cells than the header: keep them all.
+            if cells.len() > headers.len() {
+                record.extend(cells[headers.len()..].iter().map(String::as_str));
+            }
+            record.push(&original_row);
+            record.push(&outcome.message);
+            self.errors
+                .write_record(&record)
+                .map_err(io_err(&self.paths.errors))?;
+            self.errors.flush().map_err(|source| ReportError::Io {
+                path: self.paths.errors.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn column<'a>(headers: &[String], cells: &'a [String], name: &str) -> Option<&'a str> {
+    let index = headers.iter().position(|h| h == name)?;
+    cells.get(index).map(String::as_str)
+}
+
+/// Text that came from the server must not run as a formula when the file is opened
+/// in a spreadsheet: prefix a quote to anything starting like one.
+pub fn neutralize(text: &str) -> String {
+    match text.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}"),
+        _ => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_like_server_text_is_neutralized() {
+        assert_eq!(neutralize("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(neutralize("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(
+            neutralize("HTTP 400: SOME PARAMETERS ARE REQUIRED"),
+            "HTTP 400: SOME PARAMETERS ARE REQUIRED"
+        );
+    }
+
+    #[test]
+    fn default_paths_never_overwrite_an_earlier_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("tickets.csv");
+        let first = ReportPaths::resolve(&input, None, None, false).unwrap();
+        assert_eq!(first.results, dir.path().join("tickets.results.csv"));
+        std::fs::write(&first.results, "x").unwrap();
+        let second = ReportPaths::resolve(&input, None, None, false).unwrap();
+        assert_ne!(second.results, first.results);
+        let explicit = ReportPaths::resolve(&input, Some(&first.results), None, false);
+        assert!(matches!(explicit, Err(ReportError::Exists(_))));
+    }
+}

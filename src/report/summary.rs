@@ -1,0 +1,163 @@
+//! End-of-run summaries: a table for people on stderr, one JSON object on stdout.
+
+use std::io::Write;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::ReportPaths;
+use crate::outcome::{Status, Tally};
+use crate::source::SourceInfo;
+
+/// Everything a summary says.
+#[derive(Debug, Clone)]
+pub struct Summary<'a> {
+    pub command: &'a str,
+    pub input: &'a str,
+    pub tally: &'a Tally,
+    pub elapsed: Duration,
+    pub paths: &'a ReportPaths,
+    pub source: &'a SourceInfo,
+    pub warnings: &'a [String],
+    /// Why the run stopped early, if it did.
+    pub stop_reason: Option<&'a str>,
+    pub exit_code: u8,
+    pub ledger: Option<&'a str>,
+}
+
+impl Summary<'_> {
+    fn statuses(&self) -> Vec<Status> {
+        if self.command == "validate" {
+            vec![Status::Valid, Status::Invalid]
+        } else {
+            vec![
+                Status::Created,
+                Status::Skipped,
+                Status::Invalid,
+                Status::Rejected,
+                Status::Failed,
+                Status::Uncertain,
+                Status::Pending,
+            ]
+        }
+    }
+}
+
+pub fn print_human(summary: &Summary<'_>, out: &mut dyn Write) -> std::io::Result<()> {
+    let t = summary.tally;
+    let secs = summary.elapsed.as_secs_f64();
+    let rate = if secs > 0.0 {
+        t.rows() as f64 / secs
+    } else {
+        0.0
+    };
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{} of {}: {} rows in {:.1} s ({:.0} rows/s)",
+        summary.command,
+        summary.input,
+        t.rows(),
+        secs,
+        rate
+    )?;
+    for status in summary.statuses() {
+        let n = t.get(status);
+        if n > 0 || matches!(status, Status::Created | Status::Valid | Status::Invalid) {
+            writeln!(out, "  {:<10} {n:>8}", status.as_str())?;
+        }
+    }
+    if let Some(reason) = summary.stop_reason {
+        writeln!(out, "  stopped early: {reason}")?;
+    }
+    writeln!(out, "  results:   {}", summary.paths.results.display())?;
+    let attention = t.needing_attention();
+    if attention > 0 {
+        writeln!(
+            out,
+            "  errors:    {} ({attention} rows to look at)",
+            summary.paths.errors.display()
+        )?;
+    }
+    if let Some(ledger) = summary.ledger {
+        writeln!(out, "  ledger:    {ledger}")?;
+    }
+    for warning in summary.warnings {
+        writeln!(out, "  warning:   {warning}")?;
+    }
+    for hint in next_steps(summary) {
+        writeln!(out, "  next: {hint}")?;
+    }
+    Ok(())
+}
+
+fn next_steps(summary: &Summary<'_>) -> Vec<String> {
+    let t = summary.tally;
+    let errors = summary.paths.errors.display();
+    let mut hints = Vec::new();
+    if t.get(Status::Invalid) > 0 {
+        hints.push(format!(
+            "{} invalid rows: fix them in {errors} (each has its row number and error) and run \
+             it with the same mapping",
+            t.get(Status::Invalid)
+        ));
+    }
+    if t.get(Status::Rejected) > 0 {
+        hints.push(format!(
+            "{} rows rejected by the CRM: see the message column in {errors}",
+            t.get(Status::Rejected)
+        ));
+    }
+    if t.get(Status::Failed) > 0 {
+        hints.push(format!(
+            "{} rows failed without being stored: run again with the same ledger to resend them",
+            t.get(Status::Failed)
+        ));
+    }
+    if t.get(Status::Uncertain) > 0 {
+        hints.push(format!(
+            "{} rows uncertain (the CRM may have them): check them in the CRM, then run again \
+             with --resend-uncertain to send those that are missing",
+            t.get(Status::Uncertain)
+        ));
+    }
+    if t.get(Status::Pending) > 0 {
+        hints.push(format!(
+            "{} rows pending: run the same command again; the ledger skips what was created",
+            t.get(Status::Pending)
+        ));
+    }
+    hints
+}
+
+pub fn print_json(summary: &Summary<'_>, out: &mut dyn Write) -> std::io::Result<()> {
+    let t = summary.tally;
+    let mut object = serde_json::Map::new();
+    object.insert("rows".into(), t.rows().into());
+    for status in summary.statuses() {
+        object.insert(status.as_str().into(), t.get(status).into());
+    }
+    object.insert(
+        "elapsed_s".into(),
+        json!((summary.elapsed.as_secs_f64() * 1000.0).round() / 1000.0),
+    );
+    object.insert(
+        "report".into(),
+        summary.paths.results.display().to_string().into(),
+    );
+    object.insert(
+        "errors".into(),
+        summary.paths.errors.display().to_string().into(),
+    );
+    object.insert("exit_code".into(), summary.exit_code.into());
+    object.insert("stopped".into(), json!(summary.stop_reason));
+    object.insert("ledger".into(), json!(summary.ledger));
+    object.insert("encoding".into(), json!(summary.source.encoding));
+    object.insert(
+        "delimiter".into(),
+        json!(summary.source.delimiter.map(|d| (d as char).to_string())),
+    );
+    object.insert("sheet".into(), json!(summary.source.sheet));
+    object.insert("warnings".into(), json!(summary.warnings));
+    writeln!(out, "{}", serde_json::Value::Object(object))
+}

@@ -1,0 +1,211 @@
+//! The HTTP client of the Cases Insert endpoint: one multipart POST per payload.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use reqwest::Url;
+
+use super::classify::Attempt;
+use super::token::Token;
+use crate::mapping::Payload;
+
+pub const INSERT_PATH: &str = "/server/API/v2/cases/insert.php";
+
+/// A `--server` value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("--server {given:?}: {reason}")]
+pub struct ServerError {
+    given: String,
+    reason: String,
+}
+
+/// The insert endpoint for `--server`, a bare host (`crm0001.wolkvox.com`, https assumed)
+/// or a base URL (`http://127.0.0.1:8080`).
+pub fn insert_url(server: &str) -> Result<Url, ServerError> {
+    let given = server.trim();
+    let fail = |reason: String| ServerError {
+        given: given.to_string(),
+        reason,
+    };
+    let lower = given.to_ascii_lowercase();
+    if lower.matches("://").count() > 1 {
+        return Err(fail(
+            "the scheme is written twice (a known cause of failed inserts): give the host alone, \
+             e.g. crm0001.wolkvox.com"
+                .into(),
+        ));
+    }
+    let with_scheme = if lower.contains("://") {
+        given.to_string()
+    } else {
+        format!("https://{given}")
+    };
+    let mut url = Url::parse(&with_scheme).map_err(|e| fail(format!("not a host or URL ({e})")))?;
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    if let Some(number) = host
+        .strip_prefix("sv")
+        .and_then(|rest| rest.strip_suffix(".crmvox.com"))
+    {
+        return Err(fail(format!(
+            "the sv*.crmvox.com hosts were turned off on 2024-11-30; use crm{number}.wolkvox.com"
+        )));
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&host) => {}
+        "http" => {
+            return Err(fail(
+                "plain http would send the token unencrypted; use https (plain http is only \
+                 allowed to 127.0.0.1/localhost, for the simulator)"
+                    .into(),
+            ));
+        }
+        other => return Err(fail(format!("unsupported scheme {other:?}; use https"))),
+    }
+    if !url.path().ends_with(".php") {
+        let base = url.path().trim_end_matches('/').to_string();
+        url.set_path(&format!("{base}{INSERT_PATH}"));
+    }
+    Ok(url)
+}
+
+pub fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+/// One HTTP client, with its keep-alive pool, for the whole run.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    url: Url,
+}
+
+impl Client {
+    pub fn new(url: Url, timeout: Duration) -> Result<Client, reqwest::Error> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("wolkvox-import/", env!("CARGO_PKG_VERSION")))
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            // A redirected POST could be replayed somewhere else: stop and tell the user.
+            .redirect(reqwest::redirect::Policy::none());
+        if url.host_str().is_some_and(is_loopback) {
+            // A proxy from the environment must not carry simulator traffic.
+            builder = builder.no_proxy();
+        }
+        Ok(Client {
+            http: builder.build()?,
+            url,
+        })
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    pub async fn insert(&self, token: &Token, payload: &Payload) -> Attempt {
+        let mut form = reqwest::multipart::Form::new();
+        for (name, value) in &payload.fields {
+            form = form.text(*name, value.clone());
+        }
+        form = form.text("form", payload.form.clone());
+        let mut secret = match reqwest::header::HeaderValue::from_str(token.expose()) {
+            Ok(value) => value,
+            Err(_) => {
+                return Attempt::NotSent("the token holds characters a header cannot carry".into());
+            }
+        };
+        // Marked sensitive, the value is redacted from the HTTP stack's debug output.
+        secret.set_sensitive(true);
+        let response = self
+            .http
+            .post(self.url.clone())
+            .header("Wolkvox-Token", secret)
+            .multipart(form)
+            .send()
+            .await;
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => return transport_failure(&e),
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        match response.text().await {
+            Ok(body) => Attempt::Answer {
+                status,
+                body,
+                retry_after,
+            },
+            Err(e) => Attempt::MaybeSent(format!(
+                "HTTP {status}, then the body was cut: {}",
+                describe(&e)
+            )),
+        }
+    }
+}
+
+fn transport_failure(error: &reqwest::Error) -> Attempt {
+    if error.is_connect() || error.is_builder() {
+        Attempt::NotSent(describe(error))
+    } else {
+        Attempt::MaybeSent(describe(error))
+    }
+}
+
+/// The error and its causes, without the URL's query (there is none) or any header.
+fn describe(error: &reqwest::Error) -> String {
+    // The kind only: the URL is the user's own --server and the cause chain follows.
+    let mut text = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else if error.is_body() || error.is_decode() {
+        "the answer was cut"
+    } else {
+        "the request failed"
+    }
+    .to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_host_becomes_the_https_insert_url() {
+        assert_eq!(
+            insert_url("crm0001.wolkvox.com").unwrap().as_str(),
+            "https://crm0001.wolkvox.com/server/API/v2/cases/insert.php"
+        );
+        assert_eq!(
+            insert_url("http://127.0.0.1:8080/").unwrap().as_str(),
+            "http://127.0.0.1:8080/server/API/v2/cases/insert.php"
+        );
+    }
+
+    #[test]
+    fn doubled_schemes_retired_hosts_and_plain_http_are_refused() {
+        assert!(insert_url("https://https://crm0001.wolkvox.com").is_err());
+        let e = insert_url("sv0001.crmvox.com").unwrap_err().to_string();
+        assert!(e.contains("crm0001.wolkvox.com"), "{e}");
+        assert!(insert_url("http://crm0001.wolkvox.com").is_err());
+        assert!(insert_url("http://localhost:9/").is_ok());
+        assert!(insert_url("http://[::1]:9/").is_ok());
+    }
+}

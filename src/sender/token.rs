@@ -1,0 +1,113 @@
+//! The API token: readable only by the request builder, redacted everywhere else.
+
+use std::fmt;
+use std::path::Path;
+
+/// A Wolkvox token. No `Display`; `Debug` is redacted; only `expose` reads it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    pub fn new(secret: impl Into<String>) -> Option<Token> {
+        let secret = secret.into().trim().to_string();
+        (!secret.is_empty()).then_some(Token(secret))
+    }
+
+    /// For the `Wolkvox-Token` header, and nothing else.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// A short, stable fingerprint for summaries: never the token itself.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(self.0.as_bytes());
+        format!(
+            "{:02x}{:02x}{:02x}{:02x}",
+            digest[0], digest[1], digest[2], digest[3]
+        )
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// Where the token comes from: `--token-file` wins over `WOLKVOX_TOKEN`.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error(
+        "no token: set the WOLKVOX_TOKEN environment variable or pass --token-file FILE \
+         (an internal token from CRM → Configuration → Wolkvox Integration → Tokens); \
+         to try the tool without one, use --simulate"
+    )]
+    Missing,
+    #[error("cannot read the token file {path}: {source}")]
+    Unreadable {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the token file {path} is empty")]
+    EmptyFile { path: String },
+}
+
+pub fn load(token_file: Option<&Path>, env_value: Option<String>) -> Result<Token, TokenError> {
+    if let Some(path) = token_file {
+        let text = std::fs::read_to_string(path).map_err(|source| TokenError::Unreadable {
+            path: path.display().to_string(),
+            source,
+        })?;
+        warn_if_readable_by_others(path);
+        let first = text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with('#'));
+        return first
+            .and_then(Token::new)
+            .ok_or_else(|| TokenError::EmptyFile {
+                path: path.display().to_string(),
+            });
+    }
+    env_value.and_then(Token::new).ok_or(TokenError::Missing)
+}
+
+#[cfg(unix)]
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                file = %path.display(),
+                mode = format!("{mode:o}"),
+                "The token file can be read by other users; run chmod 600 on it."
+            );
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable_by_others(_path: &Path) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let token = Token::new("s3cr3t-value").unwrap();
+        assert_eq!(format!("{token:?}"), "Token(<redacted>)");
+        assert!(!token.fingerprint().contains("s3cr3t"));
+    }
+
+    #[test]
+    fn blank_tokens_are_missing() {
+        assert!(matches!(
+            load(None, Some("  ".into())),
+            Err(TokenError::Missing)
+        ));
+        assert!(matches!(load(None, None), Err(TokenError::Missing)));
+    }
+}

@@ -1,0 +1,440 @@
+//! A Wolkvox-compatible Cases Insert server (wolkvox-api.md §7), for `--simulate`,
+//! `simulate` and the tests. It has its own wire types and imports no pipeline stage,
+//! so it cannot share a bug with the client.
+
+mod scenario;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Multipart, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use rand::Rng;
+use serde::Serialize;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+pub use scenario::{Faults, Scenario, SuccessStyle};
+
+const INSERT: &str = "/server/API/v2/cases/insert.php";
+const TOKEN_INFO: &str = "/server/API/v2/token/tokenInformation.php";
+const REQUIRED: [&str; 8] = [
+    "operation",
+    "case-type",
+    "responsible",
+    "owner",
+    "contact",
+    "description",
+    "status",
+    "priority",
+];
+
+/// A case the simulator stored.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StoredCase {
+    pub id: String,
+    pub fields: BTreeMap<String, String>,
+}
+
+/// One insert request as it arrived, for rate and concurrency checks.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Arrival {
+    /// Milliseconds since the simulator started.
+    pub at_ms: f64,
+    pub status: u16,
+}
+
+/// The simulator's memory, shared by its handlers and readable by tests.
+#[derive(Debug)]
+pub struct SimState {
+    scenario: Scenario,
+    started: Instant,
+    requests: AtomicU64,
+    cases: Mutex<Vec<StoredCase>>,
+    arrivals: Mutex<Vec<Arrival>>,
+    uses: Mutex<HashMap<String, u64>>,
+    in_flight: Mutex<HashMap<String, usize>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A handler that panicked holding the lock left valid data: keep serving.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl SimState {
+    pub fn new(scenario: Scenario) -> Arc<SimState> {
+        Arc::new(SimState {
+            scenario,
+            started: Instant::now(),
+            requests: AtomicU64::new(0),
+            cases: Mutex::new(Vec::new()),
+            arrivals: Mutex::new(Vec::new()),
+            uses: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn cases(&self) -> Vec<StoredCase> {
+        lock(&self.cases).clone()
+    }
+
+    pub fn arrivals(&self) -> Vec<Arrival> {
+        lock(&self.arrivals).clone()
+    }
+
+    /// Forget the day's calls, as the CRM does at its daily reset.
+    pub fn reset_quota(&self) {
+        lock(&self.uses).clear();
+    }
+
+    fn elapsed_ms(&self) -> f64 {
+        self.started.elapsed().as_secs_f64() * 1000.0
+    }
+
+    fn log(&self, at_ms: f64, status: u16) {
+        lock(&self.arrivals).push(Arrival { at_ms, status });
+    }
+
+    /// Count a call against the token; `Err` is the answer when the token may not call.
+    fn admit(&self, headers: &HeaderMap) -> Result<String, Response> {
+        let token = headers
+            .get("wolkvox-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_string();
+        if token.is_empty() {
+            return Err(error(401, "UNAUTHORIZED", "PLEASE ENTER THE WOLKVOX-TOKEN"));
+        }
+        if !self.scenario.tokens.is_empty() && !self.scenario.tokens.contains(&token) {
+            return Err(error(403, "FORBIDDEN", "PLEASE VALIDATE TOKEN"));
+        }
+        let mut uses = lock(&self.uses);
+        let used = uses.entry(token.clone()).or_insert(0);
+        if self.scenario.revoke_after.is_some_and(|n| *used >= n) {
+            return Err(error(403, "FORBIDDEN", "PLEASE VALIDATE TOKEN"));
+        }
+        if self.scenario.daily_limit > 0 && *used >= self.scenario.daily_limit {
+            return Err(error(403, "FORBIDDEN", "TOKEN LIMIT EXCEEDED"));
+        }
+        *used += 1;
+        Ok(token)
+    }
+}
+
+/// Decrements a token's in-flight count when the request ends, however it ends.
+struct InFlight {
+    state: Arc<SimState>,
+    token: String,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(n) = lock(&self.state.in_flight).get_mut(&self.token) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+pub fn app(state: Arc<SimState>) -> Router {
+    Router::new()
+        .route(INSERT, any(insert))
+        .route(TOKEN_INFO, get(token_info))
+        .route("/__cases", get(list_cases))
+        .route("/__arrivals", get(list_arrivals))
+        .route("/__reset_quota", axum::routing::post(reset_quota))
+        .fallback(|| async {
+            error(
+                400,
+                "BAD REQUEST",
+                "THE API YOU WANT TO CONSULT DOES NOT EXIST",
+            )
+        })
+        .with_state(state)
+}
+
+/// Serve until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<SimState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// A simulator running on this process's runtime, for `import --simulate`.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: Arc<SimState>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Running {
+    pub async fn start(scenario: Scenario) -> std::io::Result<Running> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let state = SimState::new(scenario);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = state.clone();
+        tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            if let Err(e) = serve(listener, served, shutdown).await {
+                tracing::error!(%e, "The simulator stopped.");
+            }
+        });
+        Ok(Running {
+            addr,
+            state,
+            stop: Some(stop),
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn error(status: u16, reason: &str, msg: &str) -> Response {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        code,
+        axum::Json(json!({"code": status, "error": reason, "msg": msg})),
+    )
+        .into_response()
+}
+
+/// Headers, then a body that breaks: the client sees the connection drop mid-answer.
+fn dropped() -> Response {
+    let stream = futures_util::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::other("connection dropped"))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+fn chance(p: f64) -> bool {
+    p > 0.0 && rand::rng().random_bool(p.clamp(0.0, 1.0))
+}
+
+fn new_id() -> String {
+    let mut rng = rand::rng();
+    (0..24)
+        .map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0'))
+        .collect()
+}
+
+async fn insert(
+    State(state): State<Arc<SimState>>,
+    method: Method,
+    headers: HeaderMap,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    let at_ms = state.elapsed_ms();
+    let number = state.requests.fetch_add(1, Ordering::SeqCst) + 1;
+    let response = answer_insert(&state, number, method, headers, multipart).await;
+    state.log(at_ms, response.status().as_u16());
+    response
+}
+
+async fn answer_insert(
+    state: &Arc<SimState>,
+    number: u64,
+    method: Method,
+    headers: HeaderMap,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    let s = &state.scenario;
+    if method != Method::POST {
+        return error(405, "METHOD NOT ALLOWED", "METHOD NOT ALLOWED");
+    }
+    let token = match state.admit(&headers) {
+        Ok(token) => token,
+        Err(answer) => return answer,
+    };
+    let _in_flight = {
+        let mut in_flight = lock(&state.in_flight);
+        let n = in_flight.entry(token.clone()).or_insert(0);
+        if *n >= s.max_concurrent {
+            return error(
+                403,
+                "FORBIDDEN",
+                &format!(
+                    "EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN ({})",
+                    s.max_concurrent
+                ),
+            );
+        }
+        *n += 1;
+        InFlight {
+            state: state.clone(),
+            token,
+        }
+    };
+    if s.maintenance
+        .is_some_and(|(from, to)| (from..=to).contains(&number))
+    {
+        return error(
+            403,
+            "FORBIDDEN",
+            "THE SERVICE IS UNDER MAINTENANCE, TRY AGAIN LATER",
+        );
+    }
+    let delay = s.latency
+        + if s.jitter.is_zero() {
+            Duration::ZERO
+        } else {
+            s.jitter.mul_f64(rand::rng().random_range(0.0..1.0))
+        };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let f = &s.faults;
+    if chance(f.too_many_429) {
+        let mut r = error(429, "TOO MANY REQUESTS", "TOO MANY REQUESTS");
+        if let Ok(v) = f.retry_after_secs.to_string().parse() {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return r;
+    }
+    if chance(f.error_503) {
+        return error(503, "SERVICE UNAVAILABLE", "SERVICE UNAVAILABLE");
+    }
+    if chance(f.error_500_before_store) {
+        return error(500, "INTERNAL SERVER ERROR", "INTERNAL SERVER ERROR");
+    }
+    if chance(f.drop_before_store) {
+        return dropped();
+    }
+
+    let Ok(mut multipart) = multipart else {
+        return error(400, "BAD REQUEST", "SOME PARAMETERS ARE REQUIRED");
+    };
+    let mut fields = BTreeMap::new();
+    loop {
+        match multipart.next_field().await {
+            Ok(Some(field)) => {
+                let name = field.name().unwrap_or_default().to_string();
+                match field.text().await {
+                    Ok(text) => {
+                        fields.insert(name, text);
+                    }
+                    Err(_) => return error(400, "BAD REQUEST", "SOME PARAMETERS ARE REQUIRED"),
+                }
+            }
+            Ok(None) => break,
+            Err(_) => return error(400, "BAD REQUEST", "SOME PARAMETERS ARE REQUIRED"),
+        }
+    }
+    if REQUIRED
+        .iter()
+        .any(|name| fields.get(*name).is_none_or(|v| v.trim().is_empty()))
+    {
+        return error(400, "BAD REQUEST", "SOME PARAMETERS ARE REQUIRED");
+    }
+    if let Some(form) = fields.get("form")
+        && !matches!(
+            serde_json::from_str::<serde_json::Value>(form),
+            Ok(serde_json::Value::Object(_))
+        )
+    {
+        return error(400, "BAD REQUEST", "THE FORM FIELD MUST BE A JSON OBJECT");
+    }
+    let case_type = fields
+        .get("case-type")
+        .map(String::as_str)
+        .unwrap_or_default();
+    if !s.case_types.is_empty() && !s.case_types.iter().any(|t| t == case_type) {
+        return error(412, "PRECONDITION FAILED", "THE CASE TYPE DOES NOT EXIST");
+    }
+
+    let id = new_id();
+    lock(&state.cases).push(StoredCase {
+        id: id.clone(),
+        fields,
+    });
+
+    if chance(f.error_500_after_store) {
+        return error(500, "INTERNAL SERVER ERROR", "INTERNAL SERVER ERROR");
+    }
+    if chance(f.drop_after_store) {
+        return dropped();
+    }
+    if chance(f.hang_after_store) {
+        tokio::time::sleep(f.hang_for).await;
+    }
+    let body = match s.success {
+        SuccessStyle::Documented => json!({
+            "code": "200", "error": null, "msg": "THE CASE WAS CREATED SUCCESSFULLY",
+            "data": {"wolkvox_id": id}
+        }),
+        SuccessStyle::IntCodeNullString => json!({
+            "code": 200, "error": "null", "msg": "THE CASE WAS CREATED SUCCESSFULLY",
+            "data": {"wolkvox_id": id}
+        }),
+        SuccessStyle::NoId => json!({
+            "code": "200", "error": null, "msg": "1 records were are created"
+        }),
+    };
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+async fn token_info(
+    State(state): State<Arc<SimState>>,
+    headers: HeaderMap,
+    Query(_query): Query<HashMap<String, String>>,
+) -> Response {
+    let token = match state.admit(&headers) {
+        Ok(token) => token,
+        Err(answer) => return answer,
+    };
+    let used = lock(&state.uses).get(&token).copied().unwrap_or(0);
+    let limit = state.scenario.daily_limit;
+    let data = json!({
+        "token_limit": limit,
+        "token_use_today": used,
+        "available_consumition_options": limit.saturating_sub(used),
+        "hours_to_restart_count": 24,
+    });
+    (
+        StatusCode::OK,
+        axum::Json(json!({"code": "200", "error": "null", "msg": "1 records were are found", "data": data})),
+    )
+        .into_response()
+}
+
+async fn list_cases(State(state): State<Arc<SimState>>) -> Response {
+    axum::Json(state.cases()).into_response()
+}
+
+async fn list_arrivals(State(state): State<Arc<SimState>>) -> Response {
+    axum::Json(state.arrivals()).into_response()
+}
+
+async fn reset_quota(State(state): State<Arc<SimState>>) -> Response {
+    state.reset_quota();
+    StatusCode::NO_CONTENT.into_response()
+}

@@ -1,0 +1,330 @@
+//! CSV reader: encoding detection, delimiter sniffing, streamed records with line numbers.
+
+use std::fs::File;
+use std::io::{self, BufReader, Cursor, Read};
+use std::path::Path;
+
+use super::encoding::{self, Transcoder};
+use super::{Format, Row, RowError, RowResult, Source, SourceError, SourceInfo, SourceOptions};
+
+const SAMPLE_BYTES: usize = 64 * 1024;
+const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
+
+pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError> {
+    let io_err = |source| SourceError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(path).map_err(io_err)?;
+    let mut sample = Vec::with_capacity(SAMPLE_BYTES);
+    (&mut file)
+        .take(SAMPLE_BYTES as u64)
+        .read_to_end(&mut sample)
+        .map_err(io_err)?;
+    let complete = sample.len() < SAMPLE_BYTES;
+
+    let (encoding, bom_len, reason) = match options.encoding {
+        Some(forced) => {
+            let detected = encoding::detect(&sample, complete);
+            let bom_len = if detected.encoding == forced {
+                detected.bom_len
+            } else {
+                0
+            };
+            (forced, bom_len, "chosen with --encoding".to_string())
+        }
+        None => {
+            let d = encoding::detect(&sample, complete);
+            (d.encoding, d.bom_len, d.reason)
+        }
+    };
+
+    let text_sample = if encoding.is_utf8() {
+        String::from_utf8_lossy(&sample[bom_len..]).into_owned()
+    } else {
+        let mut decoded = String::new();
+        // Malformed bytes in the sample show up again, with their offset, when read for real.
+        let _ = Transcoder::new(&sample[..], encoding).read_to_string(&mut decoded);
+        decoded
+    };
+
+    // Excel writes `sep=;` as a first line to name the delimiter.
+    let sep_line = excel_sep_line(&text_sample);
+    let delimiter = options
+        .delimiter
+        .or(sep_line)
+        .unwrap_or_else(|| sniff_delimiter(&text_sample));
+
+    let head = Cursor::new(sample).chain(BufReader::with_capacity(256 * 1024, file));
+    let reader: Box<dyn Read + Send> = if encoding.is_utf8() {
+        let mut head = head;
+        io::copy(&mut (&mut head).take(bom_len as u64), &mut io::sink()).map_err(io_err)?;
+        Box::new(head)
+    } else {
+        Box::new(Transcoder::new(head, encoding))
+    };
+
+    let mut records = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .buffer_capacity(256 * 1024)
+        .from_reader(reader);
+
+    let mut record = ::csv::ByteRecord::new();
+    let skip_until = options
+        .header_row
+        .unwrap_or(if sep_line.is_some() { 2 } else { 1 });
+    let (headers, header_line) = loop {
+        match records.read_byte_record(&mut record) {
+            Ok(false) => {
+                return Err(SourceError::Empty {
+                    path: path.to_path_buf(),
+                });
+            }
+            Ok(true) => {
+                let line = record.position().map_or(0, |p| p.line());
+                if line < skip_until || is_blank(&record) {
+                    continue;
+                }
+                let cells = decode_cells(&record, line).map_err(|e| SourceError::Header {
+                    path: path.to_path_buf(),
+                    message: e.message,
+                })?;
+                break (
+                    cells.into_iter().map(|h| h.trim().to_string()).collect(),
+                    line,
+                );
+            }
+            Err(e) => {
+                return Err(SourceError::Header {
+                    path: path.to_path_buf(),
+                    message: format!("cannot read the header row: {e}"),
+                });
+            }
+        }
+    };
+    let headers: Vec<String> = headers;
+
+    let mut rows = CsvRows {
+        records,
+        record,
+        width: headers.len(),
+        done: false,
+        peeked: None,
+    };
+    // A title line above the header has fewer fields than the rows below it.
+    let first = rows.next();
+    if let Some(Ok(row)) = &first
+        && row.cells.len() > headers.len()
+    {
+        return Err(SourceError::Header {
+            path: path.to_path_buf(),
+            message: header_mismatch_hint(header_line, headers.len(), row.number),
+        });
+    }
+    if let Some(Err(e)) = &first
+        && e.cells.len() > headers.len()
+        && headers.len() <= 2
+    {
+        return Err(SourceError::Header {
+            path: path.to_path_buf(),
+            message: header_mismatch_hint(header_line, headers.len(), e.number),
+        });
+    }
+    rows.peeked = first;
+
+    Ok(Source {
+        path: path.to_path_buf(),
+        headers,
+        info: SourceInfo {
+            format: Format::Csv,
+            encoding: Some(encoding.name().to_string()),
+            encoding_reason: Some(reason),
+            delimiter: Some(delimiter),
+            sheet: None,
+            header_row: header_line,
+            warnings: Vec::new(),
+        },
+        rows: Box::new(rows),
+    })
+}
+
+fn header_mismatch_hint(header_line: u64, width: usize, data_line: u64) -> String {
+    format!(
+        "line {header_line} was taken as the header but has {width} field(s), fewer than line \
+         {data_line} below it: if there are title lines above the header, pass --header-row N \
+         with the header's line number (or --delimiter if the delimiter was guessed wrong)"
+    )
+}
+
+struct CsvRows {
+    records: ::csv::Reader<Box<dyn Read + Send>>,
+    record: ::csv::ByteRecord,
+    width: usize,
+    done: bool,
+    peeked: Option<RowResult>,
+}
+
+impl Iterator for CsvRows {
+    type Item = RowResult;
+
+    fn next(&mut self) -> Option<RowResult> {
+        if let Some(peeked) = self.peeked.take() {
+            return Some(peeked);
+        }
+        while !self.done {
+            match self.records.read_byte_record(&mut self.record) {
+                Ok(false) => self.done = true,
+                Ok(true) => {
+                    if is_blank(&self.record) {
+                        continue;
+                    }
+                    let line = self.record.position().map_or(0, |p| p.line());
+                    return Some(self.shape(line));
+                }
+                Err(e) => {
+                    // The parser cannot go on past an I/O or decoding error: report where it stopped.
+                    self.done = true;
+                    let line = e.position().map_or(0, |p| p.line());
+                    return Some(Err(RowError {
+                        number: line,
+                        cells: Vec::new(),
+                        message: format!("the file cannot be read from here on: {e}"),
+                    }));
+                }
+            }
+        }
+        None
+    }
+}
+
+impl CsvRows {
+    fn shape(&self, line: u64) -> RowResult {
+        let mut cells = decode_cells(&self.record, line)?;
+        if cells.len() > self.width && cells[self.width..].iter().all(|c| c.is_empty()) {
+            // Trailing delimiters (`a;b;;;`) are common in Excel exports and carry nothing.
+            cells.truncate(self.width);
+        }
+        if cells.len() != self.width {
+            let message = format!(
+                "the row has {} fields but the header has {}: check for an unquoted delimiter \
+                 or a missing one",
+                cells.len(),
+                self.width
+            );
+            return Err(RowError {
+                number: line,
+                cells,
+                message,
+            });
+        }
+        Ok(Row {
+            number: line,
+            cells,
+            cell_errors: Vec::new(),
+        })
+    }
+}
+
+fn is_blank(record: &::csv::ByteRecord) -> bool {
+    record
+        .iter()
+        .all(|f| f.iter().all(|b| b.is_ascii_whitespace()))
+}
+
+fn decode_cells(record: &::csv::ByteRecord, line: u64) -> Result<Vec<String>, RowError> {
+    let mut cells = Vec::with_capacity(record.len());
+    for (index, field) in record.iter().enumerate() {
+        match std::str::from_utf8(field) {
+            Ok(text) => cells.push(text.to_string()),
+            Err(e) => {
+                let offset = record.position().map_or(0, |p| p.byte());
+                let lossy: Vec<String> = record
+                    .iter()
+                    .map(|f| String::from_utf8_lossy(f).into_owned())
+                    .collect();
+                return Err(RowError {
+                    number: line,
+                    cells: lossy,
+                    message: format!(
+                        "field {} is not valid UTF-8 (byte 0x{:02X}, record starts at byte offset \
+                         {offset}): the file mixes encodings; pass --encoding windows-1252 if it \
+                         is a Windows export",
+                        index + 1,
+                        field.get(e.valid_up_to()).copied().unwrap_or(0),
+                    ),
+                });
+            }
+        }
+    }
+    Ok(cells)
+}
+
+fn excel_sep_line(text: &str) -> Option<u8> {
+    let first = text.lines().next()?.trim();
+    let rest = first.strip_prefix("sep=")?;
+    match rest.as_bytes() {
+        [b] => Some(*b),
+        _ => None,
+    }
+}
+
+/// Pick the delimiter that splits the first lines into the most consistent number of fields.
+pub fn sniff_delimiter(sample: &str) -> u8 {
+    let mut best = (b',', 0usize, 0usize);
+    for delimiter in DELIMITERS {
+        let mut reader = ::csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(delimiter)
+            .from_reader(sample.as_bytes());
+        let widths: Vec<usize> = reader
+            .byte_records()
+            .take(30)
+            .filter_map(Result::ok)
+            .map(|r| r.len())
+            .collect();
+        // The last record of a cut sample may be partial.
+        let widths = if widths.len() > 2 {
+            &widths[..widths.len() - 1]
+        } else {
+            &widths[..]
+        };
+        let Some(&first) = widths.first() else {
+            continue;
+        };
+        if first < 2 {
+            continue;
+        }
+        let consistent = widths.iter().filter(|&&w| w == first).count();
+        if (consistent, first) > (best.1, best.2) {
+            best = (delimiter, consistent, first);
+        }
+    }
+    best.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_semicolons_even_with_commas_in_text() {
+        let sample = "Ticket;Asunto;Valor\n1;Hola, mundo;3,5\n2;Otro, más;4,0\n";
+        assert_eq!(sniff_delimiter(sample), b';');
+    }
+
+    #[test]
+    fn sniffs_tabs_and_pipes() {
+        assert_eq!(sniff_delimiter("a\tb\tc\n1\t2\t3\n"), b'\t');
+        assert_eq!(sniff_delimiter("a|b|c\n1|2|3\n"), b'|');
+        assert_eq!(sniff_delimiter("a,b,c\n1,2,3\n"), b',');
+    }
+
+    #[test]
+    fn excel_sep_line_names_the_delimiter() {
+        assert_eq!(excel_sep_line("sep=;\na;b\n"), Some(b';'));
+        assert_eq!(excel_sep_line("a;b\n"), None);
+    }
+}

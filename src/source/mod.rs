@@ -1,0 +1,159 @@
+//! The source stage: turns a spreadsheet into a stream of `Row { number, cells }`.
+//!
+//! Row numbers are the ones the user sees: the Excel row number, or for CSV the
+//! physical line where the record starts (header = line 1 unless `--header-row`).
+//! A row that cannot be read is a `RowError` carrying its number: never a panic,
+//! never a silent skip.
+
+mod cell;
+mod csv;
+mod encoding;
+mod excel;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use cell::cell_text;
+pub use encoding::Encoding;
+
+/// One data row of the source, cells in header order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub number: u64,
+    pub cells: Vec<String>,
+    /// Cells that hold a spreadsheet error (`#N/A`, `#REF!`): (column index, message).
+    /// They fail the row only if the mapping uses that column.
+    pub cell_errors: Vec<(usize, String)>,
+}
+
+/// A row that could not be read. Its cells, as far as they were read, go to the
+/// errors file so nothing the user wrote is lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    pub number: u64,
+    pub cells: Vec<String>,
+    pub message: String,
+}
+
+pub type RowResult = Result<Row, RowError>;
+
+/// How to read the input, from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct SourceOptions {
+    /// Sheet name, or 1-based index, for workbooks.
+    pub sheet: Option<String>,
+    /// 1-based row (line, for CSV) holding the headers; default: the first non-empty one.
+    pub header_row: Option<u64>,
+    /// CSV delimiter; default: sniffed.
+    pub delimiter: Option<u8>,
+    /// CSV encoding; default: detected.
+    pub encoding: Option<Encoding>,
+}
+
+/// What the reader decided about the file, for the summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceInfo {
+    pub format: Format,
+    pub encoding: Option<String>,
+    pub encoding_reason: Option<String>,
+    pub delimiter: Option<u8>,
+    pub sheet: Option<String>,
+    pub header_row: u64,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Workbook,
+}
+
+/// An opened source: its headers, what was detected, and the rows still to read.
+pub struct Source {
+    pub path: PathBuf,
+    pub headers: Vec<String>,
+    pub info: SourceInfo,
+    pub rows: Box<dyn Iterator<Item = RowResult> + Send>,
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Source")
+            .field("path", &self.path)
+            .field("headers", &self.headers)
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Errors that stop the run before any row is read (exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is empty: there is no header row", path.display())]
+    Empty { path: PathBuf },
+    #[error("{}: {message}", path.display())]
+    Header { path: PathBuf, message: String },
+    #[error("cannot open the workbook {}: {message}", path.display())]
+    Workbook { path: PathBuf, message: String },
+    #[error("{}: no sheet {wanted:?}; the sheets are: {}", path.display(), available.join(", "))]
+    NoSuchSheet {
+        path: PathBuf,
+        wanted: String,
+        available: Vec<String>,
+    },
+    #[error(
+        "{}: unknown file type {ext:?}; use .csv (or .txt/.tsv), .xlsx, .xlsm, .xls, .xlsb or .ods",
+        path.display()
+    )]
+    UnknownType { path: PathBuf, ext: String },
+}
+
+/// Open a source by its file extension.
+pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match ext.as_str() {
+        "csv" | "txt" | "tsv" | "" => csv::open(path, options),
+        "xlsx" | "xlsm" | "xls" | "xlsb" | "ods" | "xla" | "xlam" => excel::open(path, options),
+        _ => Err(SourceError::UnknownType {
+            path: path.to_path_buf(),
+            ext,
+        }),
+    }
+}
+
+/// Excel-style column letters for a 0-based index: 0 → A, 26 → AA.
+pub fn column_letter(mut index: usize) -> String {
+    let mut letters = Vec::new();
+    loop {
+        letters.push(b'A' + (index % 26) as u8);
+        if index < 26 {
+            break;
+        }
+        index = index / 26 - 1;
+    }
+    letters.reverse();
+    String::from_utf8_lossy(&letters).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_letters_follow_excel() {
+        assert_eq!(column_letter(0), "A");
+        assert_eq!(column_letter(25), "Z");
+        assert_eq!(column_letter(26), "AA");
+        assert_eq!(column_letter(701), "ZZ");
+        assert_eq!(column_letter(702), "AAA");
+    }
+}
