@@ -8,6 +8,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "wolkvox-import",
     version,
+    // A flag given twice takes the last value, so wrappers and scripts can override.
+    args_override_self = true,
     about = "Import support tickets from spreadsheets into the Wolkvox CRM, exactly once.",
     long_about = "Import support tickets from spreadsheets (CSV, XLSX, XLS, XLSB, ODS) into the \
 Wolkvox CRM through its Cases Insert API, one request per row.\n\n\

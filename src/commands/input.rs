@@ -74,17 +74,22 @@ pub fn open(
 
 /// Apply the mapping and the in-file duplicate check to one source row.
 pub fn check(item: RowResult, mapping: &CompiledMapping, keys: &mut DuplicateKeys) -> Checked {
-    let row = match item {
+    let feedback = mapping.headers().iter().position(|h| h == "_row");
+    let mut row = match item {
         Ok(row) => row,
         Err(e) => {
             return Checked::Invalid {
-                row: e.number,
+                row: original_row(feedback, &e.cells).unwrap_or(e.number),
                 cells: e.cells,
                 key: String::new(),
                 message: e.message,
             };
         }
     };
+    // An errors file fed back keeps reporting the rows of the original file.
+    if let Some(original) = original_row(feedback, &row.cells) {
+        row.number = original;
+    }
     match mapping.apply(&row) {
         Ok(payload) => {
             if mapping.on_duplicate_key == DuplicatePolicy::Reject
@@ -112,6 +117,10 @@ pub fn check(item: RowResult, mapping: &CompiledMapping, keys: &mut DuplicateKey
             cells: row.cells,
         },
     }
+}
+
+fn original_row(column: Option<usize>, cells: &[String]) -> Option<u64> {
+    cells.get(column?)?.trim().parse().ok()
 }
 
 /// The delimiter of the errors file: the source's, so it opens like the original.

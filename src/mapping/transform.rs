@@ -186,8 +186,8 @@ fn phone(value: &str, country_code: Option<&str>) -> String {
     match country_code {
         Some(code) if !digits.is_empty() && !digits.starts_with('+') => {
             let bare = code.trim_start_matches('+');
-            if digits.starts_with("00") {
-                format!("+{}", &digits[2..])
+            if let Some(international) = digits.strip_prefix("00") {
+                format!("+{international}")
             } else if digits.starts_with(bare) && digits.len() > 10 {
                 format!("+{digits}")
             } else {

@@ -105,7 +105,7 @@ impl SimState {
     }
 
     /// Count a call against the token; `Err` is the answer when the token may not call.
-    fn admit(&self, headers: &HeaderMap) -> Result<String, Response> {
+    fn admit(&self, headers: &HeaderMap) -> Result<String, Refusal> {
         let token = headers
             .get("wolkvox-token")
             .and_then(|v| v.to_str().ok())
@@ -113,21 +113,35 @@ impl SimState {
             .unwrap_or_default()
             .to_string();
         if token.is_empty() {
-            return Err(error(401, "UNAUTHORIZED", "PLEASE ENTER THE WOLKVOX-TOKEN"));
+            return Err(Refusal(
+                401,
+                "UNAUTHORIZED",
+                "PLEASE ENTER THE WOLKVOX-TOKEN",
+            ));
         }
         if !self.scenario.tokens.is_empty() && !self.scenario.tokens.contains(&token) {
-            return Err(error(403, "FORBIDDEN", "PLEASE VALIDATE TOKEN"));
+            return Err(Refusal(403, "FORBIDDEN", "PLEASE VALIDATE TOKEN"));
         }
         let mut uses = lock(&self.uses);
         let used = uses.entry(token.clone()).or_insert(0);
         if self.scenario.revoke_after.is_some_and(|n| *used >= n) {
-            return Err(error(403, "FORBIDDEN", "PLEASE VALIDATE TOKEN"));
+            return Err(Refusal(403, "FORBIDDEN", "PLEASE VALIDATE TOKEN"));
         }
         if self.scenario.daily_limit > 0 && *used >= self.scenario.daily_limit {
-            return Err(error(403, "FORBIDDEN", "TOKEN LIMIT EXCEEDED"));
+            return Err(Refusal(403, "FORBIDDEN", "TOKEN LIMIT EXCEEDED"));
         }
         *used += 1;
         Ok(token)
+    }
+}
+
+/// The gate's refusal of a call: status, reason phrase, message.
+#[derive(Debug, Clone, Copy)]
+struct Refusal(u16, &'static str, &'static str);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        error(self.0, self.1, self.2)
     }
 }
 
@@ -273,7 +287,7 @@ async fn answer_insert(
     }
     let token = match state.admit(&headers) {
         Ok(token) => token,
-        Err(answer) => return answer,
+        Err(refusal) => return refusal.into_response(),
     };
     let _in_flight = {
         let mut in_flight = lock(&state.in_flight);
@@ -409,7 +423,7 @@ async fn token_info(
 ) -> Response {
     let token = match state.admit(&headers) {
         Ok(token) => token,
-        Err(answer) => return answer,
+        Err(refusal) => return refusal.into_response(),
     };
     let used = lock(&state.uses).get(&token).copied().unwrap_or(0);
     let limit = state.scenario.daily_limit;

@@ -45,7 +45,7 @@ fn datetime_text(dt: &ExcelDateTime) -> String {
     } else {
         (h, mi, s)
     };
-    if value < 1.0 && value >= 0.0 {
+    if (0.0..1.0).contains(&value) {
         format!("{h:02}:{mi:02}:{s:02}")
     } else if h == 0 && mi == 0 && s == 0 {
         format!("{y:04}-{mo:02}-{d:02}")

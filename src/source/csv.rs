@@ -1,8 +1,10 @@
 //! CSV reader: encoding detection, delimiter sniffing, streamed records with line numbers.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufReader, Cursor, Read};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use super::encoding::{self, Transcoder};
 use super::{Format, Row, RowError, RowResult, Source, SourceError, SourceInfo, SourceOptions};
@@ -64,6 +66,13 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
         Box::new(Transcoder::new(head, encoding))
     };
 
+    // The csv crate's line numbers go wrong after CRLF and blank lines; its byte offsets
+    // are right, so lines are counted from the bytes themselves.
+    let lines = Arc::new(Mutex::new(LineTracker::default()));
+    let reader: Box<dyn Read + Send> = Box::new(Tee {
+        inner: reader,
+        lines: lines.clone(),
+    });
     let mut records = ::csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -83,7 +92,7 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
                 });
             }
             Ok(true) => {
-                let line = record.position().map_or(0, |p| p.line());
+                let line = line_of(&lines, &record);
                 if line < skip_until || is_blank(&record) {
                     continue;
                 }
@@ -106,33 +115,23 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
     };
     let headers: Vec<String> = headers;
 
-    let mut rows = CsvRows {
+    // A title line taken as the header has fewer fields than the rows below it.
+    if options.header_row.is_none()
+        && let Some(usual) = usual_width(&text_sample, delimiter, complete)
+        && headers.len() < usual
+    {
+        return Err(SourceError::Header {
+            path: path.to_path_buf(),
+            message: header_mismatch_hint(header_line, headers.len(), usual),
+        });
+    }
+    let rows = CsvRows {
         records,
         record,
+        lines,
         width: headers.len(),
         done: false,
-        peeked: None,
     };
-    // A title line above the header has fewer fields than the rows below it.
-    let first = rows.next();
-    if let Some(Ok(row)) = &first
-        && row.cells.len() > headers.len()
-    {
-        return Err(SourceError::Header {
-            path: path.to_path_buf(),
-            message: header_mismatch_hint(header_line, headers.len(), row.number),
-        });
-    }
-    if let Some(Err(e)) = &first
-        && e.cells.len() > headers.len()
-        && headers.len() <= 2
-    {
-        return Err(SourceError::Header {
-            path: path.to_path_buf(),
-            message: header_mismatch_hint(header_line, headers.len(), e.number),
-        });
-    }
-    rows.peeked = first;
 
     Ok(Source {
         path: path.to_path_buf(),
@@ -150,43 +149,118 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
     })
 }
 
-fn header_mismatch_hint(header_line: u64, width: usize, data_line: u64) -> String {
+fn header_mismatch_hint(header_line: u64, width: usize, usual: usize) -> String {
     format!(
-        "line {header_line} was taken as the header but has {width} field(s), fewer than line \
-         {data_line} below it: if there are title lines above the header, pass --header-row N \
+        "line {header_line} was taken as the header but has {width} field(s), while most rows \
+         below have {usual}: if there are title lines above the header, pass --header-row N \
          with the header's line number (or --delimiter if the delimiter was guessed wrong)"
     )
+}
+
+/// The most common field count of the records after the first one in the sample.
+fn usual_width(sample: &str, delimiter: u8, complete: bool) -> Option<usize> {
+    let widths = record_widths(sample, delimiter, complete);
+    let mut counts = std::collections::BTreeMap::new();
+    for w in widths.iter().skip(1) {
+        *counts.entry(*w).or_insert(0usize) += 1;
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(width, n)| (*n, *width))
+        .filter(|(_, n)| *n >= 2)
+        .map(|(w, _)| w)
+}
+
+/// Counts the lines of everything the CSV parser has read, up to each record's start.
+#[derive(Default)]
+struct LineTracker {
+    pending: VecDeque<u8>,
+    base: u64,
+    line: u64,
+}
+
+impl LineTracker {
+    /// The 1-based line of the record whose first byte is at `offset` (or of the blank
+    /// lines the parser skipped just before it).
+    fn line_at(&mut self, offset: u64) -> u64 {
+        let consume = offset
+            .saturating_sub(self.base)
+            .min(self.pending.len() as u64) as usize;
+        let newlines = self
+            .pending
+            .drain(..consume)
+            .filter(|b| *b == b'\n')
+            .count() as u64;
+        self.base += consume as u64;
+        self.line += newlines;
+        // Skipped blank lines sit between `offset` and the record's first character.
+        let mut leading = 0;
+        while let Some(&b) = self.pending.front() {
+            if b != b'\n' && b != b'\r' {
+                break;
+            }
+            if b == b'\n' {
+                leading += 1;
+            }
+            self.pending.pop_front();
+            self.base += 1;
+        }
+        self.line += leading;
+        self.line + 1
+    }
+}
+
+struct Tee {
+    inner: Box<dyn Read + Send>,
+    lines: Arc<Mutex<LineTracker>>,
+}
+
+impl Read for Tee {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Ok(mut lines) = self.lines.lock() {
+            lines.pending.extend(&buf[..n]);
+        }
+        Ok(n)
+    }
+}
+
+fn line_of(lines: &Mutex<LineTracker>, record: &::csv::ByteRecord) -> u64 {
+    let offset = record.position().map_or(0, |p| p.byte());
+    lines.lock().map(|mut l| l.line_at(offset)).unwrap_or(0)
 }
 
 struct CsvRows {
     records: ::csv::Reader<Box<dyn Read + Send>>,
     record: ::csv::ByteRecord,
+    lines: Arc<Mutex<LineTracker>>,
     width: usize,
     done: bool,
-    peeked: Option<RowResult>,
 }
 
 impl Iterator for CsvRows {
     type Item = RowResult;
 
     fn next(&mut self) -> Option<RowResult> {
-        if let Some(peeked) = self.peeked.take() {
-            return Some(peeked);
-        }
         while !self.done {
             match self.records.read_byte_record(&mut self.record) {
                 Ok(false) => self.done = true,
                 Ok(true) => {
+                    let line = line_of(&self.lines, &self.record);
                     if is_blank(&self.record) {
                         continue;
                     }
-                    let line = self.record.position().map_or(0, |p| p.line());
                     return Some(self.shape(line));
                 }
                 Err(e) => {
                     // The parser cannot go on past an I/O or decoding error: report where it stopped.
                     self.done = true;
-                    let line = e.position().map_or(0, |p| p.line());
+                    let offset = e.position().map_or(0, |p| p.byte());
+                    let line = self
+                        .lines
+                        .lock()
+                        .map(|mut l| l.line_at(offset))
+                        .unwrap_or(0);
                     return Some(Err(RowError {
                         number: line,
                         cells: Vec::new(),
@@ -270,28 +344,33 @@ fn excel_sep_line(text: &str) -> Option<u8> {
     }
 }
 
+/// Field counts of the first records of a sample (the last one dropped if the sample
+/// is cut: it may be partial).
+fn record_widths(sample: &str, delimiter: u8, complete: bool) -> Vec<usize> {
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .from_reader(sample.as_bytes());
+    let mut widths: Vec<usize> = reader
+        .byte_records()
+        .take(30)
+        .filter_map(Result::ok)
+        .filter(|r| !is_blank(r))
+        .map(|r| r.len())
+        .collect();
+    if !complete && widths.len() > 2 {
+        widths.pop();
+    }
+    widths
+}
+
 /// Pick the delimiter that splits the first lines into the most consistent number of fields.
 pub fn sniff_delimiter(sample: &str) -> u8 {
     let mut best = (b',', 0usize, 0usize);
     for delimiter in DELIMITERS {
-        let mut reader = ::csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .delimiter(delimiter)
-            .from_reader(sample.as_bytes());
-        let widths: Vec<usize> = reader
-            .byte_records()
-            .take(30)
-            .filter_map(Result::ok)
-            .map(|r| r.len())
-            .collect();
-        // The last record of a cut sample may be partial.
-        let widths = if widths.len() > 2 {
-            &widths[..widths.len() - 1]
-        } else {
-            &widths[..]
-        };
-        let Some(&first) = widths.first() else {
+        let widths = record_widths(sample, delimiter, false);
+        let Some(&first) = widths.iter().max() else {
             continue;
         };
         if first < 2 {

@@ -1,0 +1,258 @@
+//! The command line as a new user meets it: help, validate, the README command, runs.
+
+use crate::support::*;
+
+#[test]
+fn help_teaches_with_examples_and_exits_0() {
+    for sub in [
+        "validate",
+        "import",
+        "preview",
+        "simulate",
+        "runs",
+        "init-mapping",
+    ] {
+        let out = bin().args([sub, "--help"]).output().unwrap();
+        assert_eq!(code(&out), 0, "{sub}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Example"), "{sub} --help has no example");
+    }
+    let out = bin().arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Exit codes"));
+}
+
+#[test]
+fn bad_arguments_exit_1() {
+    let out = bin().args(["import", "x.csv"]).output().unwrap();
+    assert_eq!(code(&out), 1);
+    let out = bin().args(["frobnicate"]).output().unwrap();
+    assert_eq!(code(&out), 1);
+}
+
+#[test]
+fn validate_reports_every_bad_row_and_sends_nothing() {
+    let work = Work::with_sample();
+    let out = bin()
+        .current_dir(work.dir.path())
+        .args([
+            "validate",
+            "tickets.csv",
+            "--mapping",
+            "tickets.yaml",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["rows"], 240);
+    assert_eq!(summary["valid"], 232);
+    assert_eq!(summary["invalid"], 8);
+    assert_eq!(summary["encoding"], "UTF-8");
+    assert_eq!(summary["delimiter"], ",");
+    // Default report paths sit beside the input.
+    let results = read_results(&work.path("tickets.results.csv"));
+    assert_eq!(count(&results, "valid"), 232);
+    assert!(work.path("tickets.errors.csv").exists());
+    // A second run does not overwrite the first run's files.
+    bin()
+        .current_dir(work.dir.path())
+        .args(["validate", "tickets.csv", "--mapping", "tickets.yaml", "-q"])
+        .output()
+        .unwrap();
+    let files = std::fs::read_dir(work.dir.path()).unwrap().count();
+    assert!(
+        files >= 7,
+        "the second run wrote timestamped files beside the first"
+    );
+}
+
+#[test]
+fn the_errors_file_validates_again_with_the_same_mapping_and_keeps_row_numbers() {
+    let work = Work::with_sample();
+    let run = |input: &str, tag: &str| {
+        bin()
+            .current_dir(work.dir.path())
+            .args([
+                "validate",
+                input,
+                "--mapping",
+                "tickets.yaml",
+                "-q",
+                "--force",
+            ])
+            .args([
+                "--report",
+                &format!("{tag}.results.csv"),
+                "--errors",
+                &format!("{tag}.errors.csv"),
+            ])
+            .output()
+            .unwrap()
+    };
+    assert_eq!(code(&run("tickets.csv", "first")), 2);
+    // The user fixes one row (ticket 60's e-mail) in the errors file and feeds it back.
+    let errors = work.read("first.errors.csv");
+    let fixed = errors.replace(
+        "cliente.sin.dominio@,0057 323",
+        "cliente@ejemplo.com,0057 323",
+    );
+    assert_ne!(fixed, errors);
+    work.write("fixed.csv", &fixed);
+    assert_eq!(code(&run("fixed.csv", "second")), 2);
+    let first = work.results("first");
+    let second = work.results("second");
+    assert_eq!(
+        second.len(),
+        first.iter().filter(|r| r.status == "invalid").count()
+    );
+    // Rows keep their numbers in the original file.
+    let original_rows: Vec<u64> = first
+        .iter()
+        .filter(|r| r.status == "invalid")
+        .map(|r| r.row)
+        .collect();
+    let second_errors = work.read("second.errors.csv");
+    let text = work.read("tickets.csv");
+    let fixed_row = line_of(&text, "PQR-2024-000060,");
+    assert!(original_rows.contains(&fixed_row));
+    // Valid now: the fixed row, and the duplicate whose first row is not in the errors file.
+    let valid: Vec<u64> = second
+        .iter()
+        .filter(|r| r.status == "valid")
+        .map(|r| r.row)
+        .collect();
+    assert!(valid.contains(&fixed_row), "{valid:?}");
+    assert_eq!(valid.len(), 2, "{valid:?}");
+    // The results of the fed-back file use the original row numbers.
+    assert!(second.iter().all(|r| original_rows.contains(&r.row)));
+    assert!(!second_errors.contains("PQR-2024-000060"));
+    for other in original_rows.iter().filter(|r| !valid.contains(r)) {
+        assert!(
+            second_errors.contains(&format!(",{other},")),
+            "row {other} lost its number"
+        );
+    }
+}
+
+#[test]
+fn the_readme_simulate_command_runs_without_network_or_token() {
+    let work = Work::with_sample();
+    let out = bin()
+        .current_dir(work.dir.path())
+        .args([
+            "import",
+            "tickets.csv",
+            "--mapping",
+            "tickets.yaml",
+            "--simulate",
+            "--rate",
+            "0",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["created"], 232);
+    assert_eq!(summary["invalid"], 8);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("created") && stderr.contains("232"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn plain_http_to_a_remote_host_and_retired_hosts_are_refused() {
+    let work = Work::with_sample();
+    for (server, says) in [
+        ("http://crm0001.wolkvox.com", "unencrypted"),
+        ("sv0001.crmvox.com", "crm0001.wolkvox.com"),
+        ("https://https://crm0001.wolkvox.com", "twice"),
+    ] {
+        let out = bin()
+            .current_dir(work.dir.path())
+            .env("WOLKVOX_TOKEN", TOKEN)
+            .args([
+                "import",
+                "tickets.csv",
+                "--mapping",
+                "tickets.yaml",
+                "--server",
+                server,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 1, "{server}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{server}: {stderr}");
+    }
+}
+
+#[test]
+fn runs_lists_the_ledger_history() {
+    let sim = Sim::strict();
+    let work = Work::with_sample();
+    work.import("tickets.csv", &sim, "one").output().unwrap();
+    let out = bin()
+        .current_dir(work.dir.path())
+        .args(["runs", "--ledger", "ledger.sqlite"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\"created\":232"), "{text}");
+    let out = bin()
+        .current_dir(work.dir.path())
+        .args(["runs", "--ledger", "missing.sqlite"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1);
+}
+
+#[test]
+fn the_simulate_command_prints_its_address_and_serves() {
+    use std::io::BufRead;
+    let mut child = bin()
+        .args([
+            "simulate",
+            "--listen",
+            "127.0.0.1:0",
+            "--token",
+            "demo",
+            "-q",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let work = Work::with_sample();
+    let out = bin()
+        .current_dir(work.dir.path())
+        .env("WOLKVOX_TOKEN", "demo")
+        .args([
+            "import",
+            "tickets.csv",
+            "--mapping",
+            "tickets.yaml",
+            "--rate",
+            "0",
+            "-q",
+            "--server",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+    let results = read_results(&work.path("tickets.results.csv"));
+    assert_eq!(count(&results, "created"), 232);
+}

@@ -1,0 +1,324 @@
+//! Exactly once under faults: re-runs, the ledger, kill -9, Ctrl-C, quota, a down server.
+
+use std::collections::BTreeSet;
+use std::process::Stdio;
+use std::time::Duration;
+
+use wolkvox_import::simulator::{Faults, Scenario};
+
+use crate::support::*;
+
+/// A CSV of `n` valid tickets T-000001…, in the sample's columns.
+fn valid_tickets(work: &Work, name: &str, n: usize) {
+    let sample = csv::Reader::from_path(repo("samples/tickets.csv"))
+        .unwrap()
+        .records()
+        .next()
+        .unwrap()
+        .unwrap();
+    let mut writer = csv::Writer::from_path(work.path(name)).unwrap();
+    let headers = csv::Reader::from_path(repo("samples/tickets.csv"))
+        .unwrap()
+        .headers()
+        .unwrap()
+        .clone();
+    writer.write_record(&headers).unwrap();
+    for i in 1..=n {
+        let mut cells: Vec<String> = sample.iter().map(str::to_string).collect();
+        cells[0] = format!("T-{i:06}");
+        writer.write_record(&cells).unwrap();
+    }
+    writer.flush().unwrap();
+}
+
+fn keys_with(results: &[ResultRow], status: &str) -> BTreeSet<String> {
+    results
+        .iter()
+        .filter(|r| r.status == status)
+        .map(|r| r.key.clone())
+        .collect()
+}
+
+#[test]
+fn a_rerun_with_the_same_ledger_skips_what_was_created() {
+    let sim = Sim::strict();
+    let work = Work::with_sample();
+    assert_eq!(
+        code(&work.import("tickets.csv", &sim, "first").output().unwrap()),
+        2
+    );
+    let out = work.import("tickets.csv", &sim, "second").output().unwrap();
+    assert_eq!(code(&out), 2, "the invalid rows are still invalid");
+    let second = work.results("second");
+    assert_eq!(count(&second, "skipped"), 232);
+    assert_eq!(count(&second, "created"), 0);
+    assert_eq!(sim.cases().len(), 232, "the second run sent nothing");
+    // Skipped rows carry the case id the first run got.
+    let first = work.results("first");
+    let id_of =
+        |rows: &[ResultRow], key: &str| rows.iter().find(|r| r.key == key).unwrap().case_id.clone();
+    assert_eq!(
+        id_of(&second, "PQR-2024-000001"),
+        id_of(&first, "PQR-2024-000001")
+    );
+}
+
+#[test]
+fn under_every_fault_nothing_is_lost_and_nothing_duplicated() {
+    let sim = Sim::start(Scenario {
+        tokens: vec![TOKEN.into()],
+        maintenance: Some((100, 110)),
+        faults: Faults {
+            error_500_before_store: 0.02,
+            error_500_after_store: 0.02,
+            error_503: 0.02,
+            too_many_429: 0.02,
+            retry_after_secs: 0,
+            drop_before_store: 0.02,
+            drop_after_store: 0.02,
+            hang_after_store: 0.003,
+            hang_for: Duration::from_millis(2500),
+        },
+        ..Scenario::default()
+    });
+    let work = Work::with_sample();
+    valid_tickets(&work, "many.csv", 2000);
+    let out = work
+        .import("many.csv", &sim, "run")
+        .args(["--timeout", "1", "--max-retries", "8"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+
+    let results = work.results("run");
+    assert_eq!(results.len(), 2000);
+    assert!(
+        results
+            .iter()
+            .all(|r| ["created", "uncertain", "failed"].contains(&r.status.as_str()))
+    );
+    let created = keys_with(&results, "created");
+    let uncertain = keys_with(&results, "uncertain");
+    let stored = sim.stored_per_ticket();
+    assert!(
+        stored.values().all(|&n| n == 1),
+        "a ticket was stored twice"
+    );
+    let stored_keys: BTreeSet<String> = stored.keys().cloned().collect();
+    assert!(
+        created.is_subset(&stored_keys),
+        "a row reported created is not in the CRM"
+    );
+    let unexplained: Vec<_> = stored_keys
+        .difference(&created)
+        .filter(|k| !uncertain.contains(*k))
+        .collect();
+    assert!(
+        unexplained.is_empty(),
+        "stored but neither created nor uncertain: {unexplained:?}"
+    );
+    assert!(
+        !uncertain.is_empty(),
+        "the faults should have made some rows uncertain"
+    );
+
+    // A re-run creates only what was not created, and resends no uncertain row.
+    let before = sim.cases().len();
+    let out = work.import("many.csv", &sim, "again").output().unwrap();
+    let again = work.results("again");
+    assert_eq!(keys_with(&again, "skipped"), created);
+    assert_eq!(keys_with(&again, "uncertain"), uncertain);
+    let failed_before = keys_with(&results, "failed");
+    assert_eq!(
+        sim.cases().len() - before,
+        keys_with(&again, "created").len()
+    );
+    assert!(keys_with(&again, "created").is_subset(&failed_before));
+    assert!(sim.stored_per_ticket().values().all(|&n| n == 1));
+    assert!([0, 2].contains(&code(&out)));
+}
+
+#[test]
+fn kill_9_mid_run_then_rerun_loses_and_duplicates_nothing() {
+    let sim = Sim::strict();
+    let work = Work::with_sample();
+    valid_tickets(&work, "many.csv", 400);
+    let mut child = work
+        .import("many.csv", &sim, "killed")
+        .args(["--rate", "100"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(20), || sim.cases().len() >= 50));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let after_kill = sim.cases().len();
+    assert!(after_kill < 400, "the run finished before it was killed");
+
+    // The killed run's results file is a truthful prefix: everything it says created is stored.
+    let partial = work.results("killed");
+    let stored: BTreeSet<String> = sim.stored_per_ticket().keys().cloned().collect();
+    assert!(keys_with(&partial, "created").is_subset(&stored));
+
+    let out = work.import("many.csv", &sim, "rerun").output().unwrap();
+    let rerun = work.results("rerun");
+    let stored = sim.stored_per_ticket();
+    assert!(
+        stored.values().all(|&n| n == 1),
+        "a ticket was stored twice"
+    );
+    let uncertain = keys_with(&rerun, "uncertain");
+    assert!(
+        uncertain.len() <= 2,
+        "more uncertain rows than requests in flight: {uncertain:?}"
+    );
+    // Every ticket is in the CRM, or flagged uncertain for the user to check.
+    let accounted: BTreeSet<String> = stored
+        .keys()
+        .cloned()
+        .chain(uncertain.iter().cloned())
+        .collect();
+    assert_eq!(accounted.len(), 400);
+    assert_eq!(code(&out), if uncertain.is_empty() { 0 } else { 2 });
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_with_exit_130_and_the_report_matches_the_crm() {
+    let sim = Sim::strict();
+    let work = Work::with_sample();
+    valid_tickets(&work, "many.csv", 400);
+    let child = work
+        .import("many.csv", &sim, "run")
+        .args(["--rate", "100"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(20), || sim.cases().len() >= 30));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 130, "{}", String::from_utf8_lossy(&out.stderr));
+    let results = work.results("run");
+    assert_eq!(results.len(), 400, "every row is in the results file");
+    let created = keys_with(&results, "created");
+    let stored: BTreeSet<String> = sim.stored_per_ticket().keys().cloned().collect();
+    assert_eq!(created, stored, "the report and the CRM agree");
+    assert!(count(&results, "pending") > 0);
+    assert_eq!(created.len() + count(&results, "pending"), 400);
+}
+
+#[test]
+fn a_second_run_on_the_same_ledger_refuses_to_start() {
+    let sim = Sim::strict();
+    let work = Work::with_sample();
+    valid_tickets(&work, "many.csv", 300);
+    let mut first = work
+        .import("many.csv", &sim, "first")
+        .args(["--rate", "50"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(20), || !sim
+        .cases()
+        .is_empty()));
+    let out = work.import("many.csv", &sim, "second").output().unwrap();
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(code(&out), 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("in use by another run"), "{stderr}");
+}
+
+#[test]
+fn the_daily_quota_stops_the_run_with_exit_4_and_the_next_run_continues() {
+    let sim = Sim::start(Scenario {
+        tokens: vec![TOKEN.into()],
+        daily_limit: 150,
+        ..Scenario::default()
+    });
+    let work = Work::with_sample();
+    let out = work.import("tickets.csv", &sim, "night1").output().unwrap();
+    assert_eq!(code(&out), 4, "{}", String::from_utf8_lossy(&out.stderr));
+    let night1 = work.results("night1");
+    assert_eq!(count(&night1, "created"), 150);
+    assert_eq!(sim.cases().len(), 150);
+    assert_eq!(
+        count(&night1, "created") + count(&night1, "pending") + count(&night1, "invalid"),
+        240
+    );
+
+    sim.state().reset_quota();
+    let out = work.import("tickets.csv", &sim, "night2").output().unwrap();
+    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+    let night2 = work.results("night2");
+    assert_eq!(count(&night2, "skipped"), 150);
+    assert_eq!(count(&night2, "created"), 82);
+    assert_eq!(sim.cases().len(), 232);
+    assert!(sim.stored_per_ticket().values().all(|&n| n == 1));
+}
+
+#[test]
+fn a_server_that_keeps_failing_stops_the_run_instead_of_marking_every_row() {
+    let sim = Sim::start(Scenario {
+        tokens: vec![TOKEN.into()],
+        faults: Faults {
+            error_500_before_store: 1.0,
+            ..Faults::default()
+        },
+        ..Scenario::default()
+    });
+    let work = Work::with_sample();
+    let out = work.import("tickets.csv", &sim, "run").output().unwrap();
+    assert_eq!(code(&out), 3);
+    assert!(sim.requests() <= 12, "{} requests", sim.requests());
+    let results = work.results("run");
+    assert!(count(&results, "uncertain") <= 12);
+    assert!(count(&results, "pending") > 200);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("looks down"), "{stderr}");
+}
+
+#[test]
+fn uncertain_rows_are_not_resent_unless_asked() {
+    let sim = Sim::start(Scenario {
+        tokens: vec![TOKEN.into()],
+        faults: Faults {
+            error_500_after_store: 0.2,
+            ..Faults::default()
+        },
+        ..Scenario::default()
+    });
+    let work = Work::with_sample();
+    work.import("tickets.csv", &sim, "first").output().unwrap();
+    let first = work.results("first");
+    let uncertain = keys_with(&first, "uncertain");
+    assert!(!uncertain.is_empty());
+    let stored_before = sim.cases().len();
+    work.import("tickets.csv", &sim, "second").output().unwrap();
+    assert_eq!(
+        sim.cases().len(),
+        stored_before,
+        "nothing resent without --resend-uncertain"
+    );
+    let out = work
+        .import("tickets.csv", &sim, "third")
+        .arg("--resend-uncertain")
+        .output()
+        .unwrap();
+    assert!([0, 2].contains(&code(&out)));
+    let third = work.results("third");
+    // Each uncertain row was sent again (the simulator stored them before failing, so the
+    // user was right to be asked first: they now exist twice).
+    let resent: BTreeSet<String> = third
+        .iter()
+        .filter(|r| uncertain.contains(&r.key) && r.attempts != "0")
+        .map(|r| r.key.clone())
+        .collect();
+    assert_eq!(resent, uncertain);
+}

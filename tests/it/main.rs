@@ -1,0 +1,8 @@
+//! Integration tests: the real binary against the built-in simulator on 127.0.0.1:0.
+
+mod cli;
+mod exactly_once;
+mod import;
+mod simulator;
+mod sources;
+mod support;

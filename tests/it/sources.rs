@@ -1,0 +1,168 @@
+//! Reading what users really have: encodings, dialects, workbooks, row numbers.
+
+use rust_xlsxwriter::{ExcelDateTime, Format, Formula, Workbook};
+
+use crate::support::*;
+
+const MAPPING: &str = r#"
+operation: op
+fields:
+  case-type: { value: Request }
+  responsible: { value: "a@op" }
+  owner: { value: "a@op" }
+  contact: { value: "c@ejemplo.co" }
+  description: Descripción
+  status: { value: Abierto }
+  priority: { value: Alta }
+form:
+  Teléfono: Teléfono
+"#;
+
+/// `preview` output: one JSON value per row.
+fn preview(work: &Work, input: &str, extra: &[&str]) -> (i32, Vec<serde_json::Value>, String) {
+    work.write("m.yaml", MAPPING);
+    let out = bin()
+        .current_dir(work.dir.path())
+        .args(["preview", input, "--mapping", "m.yaml", "--rows", "100"])
+        .args(extra)
+        .output()
+        .unwrap();
+    let rows = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (
+        code(&out),
+        rows,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn windows_1252_with_semicolons_is_detected_and_decoded() {
+    let work = Work::new();
+    let bytes = b"Descripci\xf3n;Tel\xe9fono\r\nPetici\xf3n\x85 del a\xf1o;0057 301 555 0101\r\n";
+    std::fs::write(work.path("t.csv"), bytes).unwrap();
+    let (code, rows, stderr) = preview(&work, "t.csv", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(rows[0]["cells"]["Descripción"], "Petición… del año");
+    assert_eq!(rows[0]["cells"]["Teléfono"], "0057 301 555 0101");
+    assert_eq!(rows[0]["row"], 2);
+}
+
+#[test]
+fn utf16_with_bom_and_tabs_is_decoded() {
+    let work = Work::new();
+    let text = "Descripción\tTeléfono\nQueja por el señor Núñez\t+573015550101\n";
+    let mut bytes = vec![0xFF, 0xFE];
+    bytes.extend(text.encode_utf16().flat_map(|u| u.to_le_bytes()));
+    std::fs::write(work.path("t.csv"), bytes).unwrap();
+    let (code, rows, stderr) = preview(&work, "t.csv", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(rows[0]["cells"]["Descripción"], "Queja por el señor Núñez");
+    assert_eq!(rows[0]["cells"]["Teléfono"], "+573015550101");
+}
+
+#[test]
+fn a_ragged_row_is_a_row_error_and_shifts_nothing() {
+    let work = Work::new();
+    work.write(
+        "t.csv",
+        "Descripción,Teléfono\n\"una\nlínea partida\",1\nsobra,2,3\n\nbien,4\n",
+    );
+    let (code, rows, _) = preview(&work, "t.csv", &[]);
+    assert_eq!(code, 2);
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["row"], 2);
+    assert_eq!(rows[1]["row"], 4);
+    assert!(rows[1]["invalid"].as_str().unwrap().contains("3 fields"));
+    // A blank line is skipped without shifting the next row's number.
+    assert_eq!(rows[2]["row"], 6);
+    assert_eq!(rows[2]["cells"]["Descripción"], "bien");
+}
+
+#[test]
+fn title_lines_above_the_header_are_explained_and_header_row_fixes_it() {
+    let work = Work::new();
+    work.write(
+        "t.csv",
+        "Reporte PQRS\nGenerado 2024-03-01\nDescripción,Teléfono,Ciudad\nx,1,Cali\n",
+    );
+    let (code, _, stderr) = preview(&work, "t.csv", &[]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("--header-row"), "{stderr}");
+    let (code, rows, stderr) = preview(&work, "t.csv", &["--header-row", "3"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(rows[0]["row"], 4);
+    assert_eq!(rows[0]["cells"]["Ciudad"], "Cali");
+}
+
+#[test]
+fn workbook_cells_are_read_faithfully() {
+    let work = Work::new();
+    let mut workbook = Workbook::new();
+    let sheet = workbook.add_worksheet().set_name("Casos").unwrap();
+    let date = Format::new().set_num_format("dd/mm/yyyy");
+    let datetime = Format::new().set_num_format("dd/mm/yyyy hh:mm");
+    let time = Format::new().set_num_format("hh:mm:ss");
+    for (c, h) in [
+        "Descripción",
+        "Teléfono",
+        "Fecha",
+        "Hora",
+        "Momento",
+        "Valor",
+        "Total",
+        "Activo",
+    ]
+    .iter()
+    .enumerate()
+    {
+        sheet.write_string(0, c as u16, *h).unwrap();
+    }
+    sheet.write_string(1, 0, "texto ñ").unwrap();
+    sheet.write_number(1, 1, 3015550101.0).unwrap(); // a phone typed as a number
+    sheet
+        .write_datetime_with_format(1, 2, ExcelDateTime::from_ymd(2024, 3, 7).unwrap(), &date)
+        .unwrap();
+    sheet
+        .write_datetime_with_format(1, 3, ExcelDateTime::from_hms(14, 5, 0).unwrap(), &time)
+        .unwrap();
+    let moment = ExcelDateTime::from_ymd(2024, 3, 7)
+        .unwrap()
+        .and_hms(14, 5, 0)
+        .unwrap();
+    sheet
+        .write_datetime_with_format(1, 4, moment, &datetime)
+        .unwrap();
+    sheet.write_number(1, 5, 0.3).unwrap();
+    sheet
+        .write_formula(1, 6, Formula::new("=2+3").set_result("5"))
+        .unwrap();
+    sheet.write_boolean(1, 7, true).unwrap();
+    sheet.write_string(2, 0, "segunda").unwrap();
+    sheet.write_string(2, 1, "0057 301 555 0101").unwrap(); // text keeps its zeros
+    workbook.add_worksheet().set_name("Otra").unwrap();
+    workbook.save(work.path("t.xlsx")).unwrap();
+
+    let (code, rows, stderr) = preview(&work, "t.xlsx", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let cells = &rows[0]["cells"];
+    assert_eq!(cells["Descripción"], "texto ñ");
+    assert_eq!(cells["Teléfono"], "3015550101");
+    assert_eq!(cells["Fecha"], "2024-03-07");
+    assert_eq!(cells["Hora"], "14:05:00");
+    assert_eq!(cells["Momento"], "2024-03-07T14:05:00");
+    assert_eq!(cells["Valor"], "0.3");
+    assert_eq!(cells["Total"], "5");
+    assert_eq!(cells["Activo"], "true");
+    assert_eq!(rows[1]["cells"]["Teléfono"], "0057 301 555 0101");
+    assert_eq!(rows[1]["row"], 3);
+
+    let (code, _, stderr) = preview(&work, "t.xlsx", &["--sheet", "Nope"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("Casos") && stderr.contains("Otra"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,218 @@
+//! Test helpers: a simulator on port 0, a temp dir per test, the binary, result files.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wolkvox_import::simulator::{Running, Scenario, SimState, StoredCase};
+
+pub const TOKEN: &str = "test-token-4f1c9a";
+
+pub fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wolkvox-import"));
+    cmd.env_remove("WOLKVOX_TOKEN").env_remove("RUST_LOG");
+    cmd
+}
+
+/// A simulator on its own runtime, serving while the test runs the binary.
+pub struct Sim {
+    runtime: tokio::runtime::Runtime,
+    running: Option<Running>,
+}
+
+impl Sim {
+    pub fn start(scenario: Scenario) -> Sim {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let running = runtime.block_on(Running::start(scenario)).unwrap();
+        Sim {
+            runtime,
+            running: Some(running),
+        }
+    }
+
+    /// A well-behaved CRM that accepts only `TOKEN`.
+    pub fn strict() -> Sim {
+        Sim::start(Scenario {
+            tokens: vec![TOKEN.into()],
+            ..Scenario::default()
+        })
+    }
+
+    pub fn url(&self) -> String {
+        self.running.as_ref().unwrap().url()
+    }
+
+    pub fn state(&self) -> Arc<SimState> {
+        self.running.as_ref().unwrap().state.clone()
+    }
+
+    pub fn cases(&self) -> Vec<StoredCase> {
+        self.state().cases()
+    }
+
+    /// Stored cases per ticket number (the `Número de ticket` form field).
+    pub fn stored_per_ticket(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for case in self.cases() {
+            *counts.entry(ticket_of(&case)).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    pub fn requests(&self) -> usize {
+        self.state().arrivals().len()
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let running = self.running.take();
+        self.runtime.block_on(async move { drop(running) });
+    }
+}
+
+pub fn ticket_of(case: &StoredCase) -> String {
+    let form: serde_json::Value = serde_json::from_str(&case.fields["form"]).unwrap();
+    form["Número de ticket"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A temp dir holding copies of the sample and its mapping.
+pub struct Work {
+    pub dir: tempfile::TempDir,
+}
+
+pub fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+impl Work {
+    pub fn new() -> Work {
+        Work {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn with_sample() -> Work {
+        let work = Work::new();
+        work.copy("samples/tickets.csv", "tickets.csv");
+        work.copy("samples/tickets.xlsx", "tickets.xlsx");
+        work.copy("mappings/tickets.yaml", "tickets.yaml");
+        work
+    }
+
+    pub fn copy(&self, from: &str, to: &str) {
+        std::fs::copy(repo(from), self.path(to)).unwrap();
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(name)).unwrap()
+    }
+
+    /// `import <input> --mapping tickets.yaml --server <sim>` with the test token, fresh
+    /// report paths each call.
+    pub fn import(&self, input: &str, sim: &Sim, tag: &str) -> Command {
+        let mut cmd = bin();
+        cmd.current_dir(self.dir.path())
+            .env("WOLKVOX_TOKEN", TOKEN)
+            .args(["import", input, "--mapping", "tickets.yaml", "--server"])
+            .arg(sim.url())
+            .args(["--rate", "0", "--ledger", "ledger.sqlite", "--force", "-q"])
+            .args(["--report", &format!("{tag}.results.csv")])
+            .args(["--errors", &format!("{tag}.errors.csv")]);
+        cmd
+    }
+
+    pub fn results(&self, tag: &str) -> Vec<ResultRow> {
+        read_results(&self.path(&format!("{tag}.results.csv")))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultRow {
+    pub row: u64,
+    pub key: String,
+    pub status: String,
+    pub case_id: String,
+    pub http_status: String,
+    pub attempts: String,
+    pub message: String,
+}
+
+pub fn read_results(path: &Path) -> Vec<ResultRow> {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    assert_eq!(
+        headers.iter().collect::<Vec<_>>(),
+        [
+            "row",
+            "key",
+            "status",
+            "case_id",
+            "http_status",
+            "attempts",
+            "message"
+        ]
+    );
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            ResultRow {
+                row: r[0].parse().unwrap(),
+                key: r[1].to_string(),
+                status: r[2].to_string(),
+                case_id: r[3].to_string(),
+                http_status: r[4].to_string(),
+                attempts: r[5].to_string(),
+                message: r[6].to_string(),
+            }
+        })
+        .collect()
+}
+
+pub fn count(rows: &[ResultRow], status: &str) -> usize {
+    rows.iter().filter(|r| r.status == status).count()
+}
+
+pub fn code(output: &std::process::Output) -> i32 {
+    output.status.code().unwrap_or(-1)
+}
+
+/// Poll `check` every 20 ms for at most `limit`; the loop is bounded in count and time.
+pub fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    check()
+}
+
+/// The line where a CSV record starting with `prefix` begins, counted as a text editor does.
+pub fn line_of(text: &str, prefix: &str) -> u64 {
+    text.lines()
+        .position(|l| l.starts_with(prefix))
+        .map(|i| i as u64 + 1)
+        .unwrap()
+}
