@@ -86,6 +86,13 @@ The first line on stdout is the address it listens on. GET /__cases lists what i
     )]
     Simulate(SimulateArgs),
 
+    /// Show each token's daily quota: limit, used, left, hours to the reset.
+    #[command(
+        after_help = "Example:\n  WOLKVOX_TOKEN=... wolkvox-import token-info --server crm0001.wolkvox.com --operation modulotest01\n\n\
+Each call uses one unit of the token's quota."
+    )]
+    TokenInfo(TokenInfoArgs),
+
     /// Show the history of imports recorded in a ledger.
     #[command(
         after_help = "Example:\n  wolkvox-import runs --ledger samples/tickets.ledger.sqlite --show 3"
@@ -175,7 +182,8 @@ pub struct ImportArgs {
     #[arg(long)]
     pub simulate: bool,
 
-    /// File holding the token (first non-empty line). Else WOLKVOX_TOKEN is used.
+    /// File with the token, or several tokens one per line (or a directory, one token per
+    /// file): requests are spread over them. Else WOLKVOX_TOKEN is used.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
 
@@ -187,7 +195,7 @@ pub struct ImportArgs {
     #[arg(long, default_value_t = 5.0)]
     pub rate: f64,
 
-    /// Requests in flight at once (Wolkvox refuses more than 2 per token).
+    /// Requests in flight at once per token (Wolkvox refuses more than 2 per token).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
 
@@ -216,6 +224,15 @@ pub struct ImportArgs {
     /// Send at most N rows in this run (the rest are pending).
     #[arg(long, value_name = "N")]
     pub limit: Option<u64>,
+
+    /// Calls to leave unused on each token's daily quota, for the team's other
+    /// integrations: the run stops cleanly (exit 4) when only this many are left.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub quota_reserve: u64,
+
+    /// Skip the token-information call made before sending (it costs one call per token).
+    #[arg(long)]
+    pub no_preflight: bool,
 
     #[command(flatten)]
     pub output: OutputArgs,
@@ -317,6 +334,25 @@ pub struct SimulateArgs {
     /// Accepted case types (repeatable); default: Request, Complaints, Claims, Suggestions.
     #[arg(long = "case-type")]
     pub case_types: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenInfoArgs {
+    /// CRM server: a host (crm0001.wolkvox.com) or a base URL.
+    #[arg(long, value_name = "HOST|URL")]
+    pub server: String,
+
+    /// The CRM operation the tokens belong to.
+    #[arg(long)]
+    pub operation: String,
+
+    /// File with one token per line (or a directory); else WOLKVOX_TOKEN.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Print one JSON object per token on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

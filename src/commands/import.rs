@@ -4,6 +4,7 @@
 //! in one place and in order: `sending` is committed before a request leaves, and
 //! the answer after it comes back.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +26,14 @@ use crate::sender::{
 use crate::simulator::{Running, Scenario};
 
 use super::input::{self, Checked};
+use super::tokens::{SlotState, TokenPool};
+
+/// A row on its way to the CRM.
+struct Outgoing {
+    row: u64,
+    cells: Vec<String>,
+    payload: Payload,
+}
 
 /// Consecutive maybe-processed answers that mean the server is down, not unlucky.
 const DOWN_AFTER: u32 = 10;
@@ -43,25 +52,25 @@ pub async fn run(args: &ImportArgs, quiet: bool) -> anyhow::Result<Verdict> {
     );
 
     // The simulator lives as long as this function: it is dropped (stopped) at the end.
-    let (simulator, url, token) = if args.simulate {
+    let (simulator, url, tokens) = if args.simulate {
         let sim = Running::start(Scenario::default())
             .await
             .context("could not start the built-in simulator")?;
         let url = sender::client::insert_url(&sim.url())?;
         let token = Token::new("simulated-token").context("simulator token")?;
         tracing::info!(url = %sim.url(), "Sending to the built-in simulator (no network, no account).");
-        (Some(sim), url, token)
+        (Some(sim), url, vec![token])
     } else {
         let server = args
             .server
             .as_deref()
             .context("--server or --simulate is required")?;
         let url = sender::client::insert_url(server)?;
-        let token = sender::token::load(
+        let tokens = sender::token::load(
             args.token_file.as_deref(),
             std::env::var("WOLKVOX_TOKEN").ok(),
         )?;
-        (None, url, token)
+        (None, url, tokens)
     };
 
     let target = format!(
@@ -90,9 +99,34 @@ pub async fn run(args: &ImportArgs, quiet: bool) -> anyhow::Result<Verdict> {
     let mut reporter = Reporter::create(paths, &headers, input::errors_delimiter(&opened.source))?;
     let client = Client::new(url, Duration::from_secs_f64(args.timeout))
         .context("could not build the HTTP client")?;
+    let mut pool = TokenPool::new(tokens, usize::from(args.concurrency));
+    let mut early_stop = None;
+    if !args.no_preflight && !args.simulate {
+        let plan = pool
+            .preflight(&client, &opened.mapping.operation, args.quota_reserve)
+            .await;
+        if plan.known {
+            let rows = super::input::count_rows(&args.input, &args.input.input).unwrap_or(0);
+            let today = plan.calls_left_today.min(rows);
+            let days = if plan.calls_per_day > 0 {
+                rows.div_ceil(plan.calls_per_day)
+            } else {
+                0
+            };
+            tracing::info!(
+                rows,
+                calls_left_today = plan.calls_left_today,
+                calls_per_day = plan.calls_per_day,
+                "Quota plan: up to {rows} rows to send; {today} can go today; at this quota the \
+                 whole file needs about {days} day(s) (rows created earlier are skipped)."
+            );
+        }
+        if !pool.usable() {
+            early_stop = Some(pool.last_refusal.clone().unwrap_or_default());
+        }
+    }
     let sender = Sender::new(
         client,
-        token,
         SenderConfig {
             rate: (args.rate > 0.0).then_some(args.rate),
             max_retries: args.max_retries,
@@ -132,33 +166,49 @@ pub async fn run(args: &ImportArgs, quiet: bool) -> anyhow::Result<Verdict> {
         sent: 0,
         consecutive_maybe: 0,
         progress: Progress::new(quiet),
+        pool: &mut pool,
+        requeued: VecDeque::new(),
     };
-    let mut in_flight: JoinSet<(u64, Vec<String>, Payload, Delivery)> = JoinSet::new();
-    let concurrency = usize::from(args.concurrency);
+    if let Some(answer) = early_stop {
+        run.out_of_tokens(&answer);
+    }
+    let mut in_flight: JoinSet<(usize, Outgoing, Delivery)> = JoinSet::new();
     let mut reader_done = false;
     loop {
-        if reader_done && in_flight.is_empty() {
+        // Rows given back by a dropped token go first, to another token.
+        while let Some(slot) = run.next_slot() {
+            let Some(outgoing) = run.requeued.pop_front() else {
+                break;
+            };
+            spawn(&mut in_flight, &sender, &stop_rx, &mut run, slot, outgoing);
+        }
+        if run.stop.is_some() {
+            run.flush_requeued()?;
+        }
+        if reader_done && in_flight.is_empty() && run.requeued.is_empty() {
             break;
         }
+        if run.stop.is_none() && !run.pool.usable() {
+            run.out_of_tokens("");
+            continue;
+        }
+        let can_take = run.stop.is_some() || run.next_slot().is_some();
         tokio::select! {
             biased;
             Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
                 match joined {
-                    Ok((row, cells, payload, delivery)) => run.delivered(row, &cells, &payload, delivery)?,
+                    Ok((slot, outgoing, delivery)) => run.delivered(slot, outgoing, delivery)?,
                     Err(e) => anyhow::bail!("a send task failed: {e}"),
                 }
             }
-            item = rows_rx.recv(), if !reader_done && in_flight.len() < concurrency => {
+            item = rows_rx.recv(), if !reader_done && can_take && run.requeued.is_empty() => {
                 match item {
                     None => reader_done = true,
                     Some(checked) => {
-                        if let Some((row, cells, payload)) = run.admit(checked)? {
-                            let sender = sender.clone();
-                            let mut stop = stop_rx.clone();
-                            in_flight.spawn(async move {
-                                let delivery = sender.deliver(&payload, &mut stop).await;
-                                (row, cells, payload, delivery)
-                            });
+                        if let Some(outgoing) = run.admit(checked)?
+                            && let Some(slot) = run.next_slot()
+                        {
+                            spawn(&mut in_flight, &sender, &stop_rx, &mut run, slot, outgoing);
                         }
                     }
                 }
@@ -168,6 +218,7 @@ pub async fn run(args: &ImportArgs, quiet: bool) -> anyhow::Result<Verdict> {
             run.stop = Some((Verdict::Interrupted, "interrupted (Ctrl-C)".into()));
         }
     }
+    let token_uses = run.pool.uses();
     run.progress.finish();
     signals.abort();
     // The reader ends once the channel is drained; a panic there is a bug worth reporting.
@@ -204,6 +255,7 @@ pub async fn run(args: &ImportArgs, quiet: bool) -> anyhow::Result<Verdict> {
         stop_reason: stop.as_ref().map(|(_, reason)| reason.as_str()),
         exit_code: verdict.code(),
         ledger: ledger_name.as_deref(),
+        tokens: if args.simulate { &[] } else { &token_uses },
     };
     if args.output.json {
         report::print_json(&summary, &mut std::io::stdout().lock())?;
@@ -214,8 +266,29 @@ pub async fn run(args: &ImportArgs, quiet: bool) -> anyhow::Result<Verdict> {
     Ok(verdict)
 }
 
+fn spawn(
+    in_flight: &mut JoinSet<(usize, Outgoing, Delivery)>,
+    sender: &Sender,
+    stop_rx: &watch::Receiver<bool>,
+    run: &mut Coordinator<'_>,
+    slot: usize,
+    outgoing: Outgoing,
+) {
+    run.pool.start(slot);
+    let token = run.pool.token(slot);
+    let sender = sender.clone();
+    let mut stop = stop_rx.clone();
+    in_flight.spawn(async move {
+        let delivery = sender.deliver(&outgoing.payload, &token, &mut stop).await;
+        (slot, outgoing, delivery)
+    });
+}
+
 struct Coordinator<'a> {
     args: &'a ImportArgs,
+    pool: &'a mut TokenPool,
+    /// Rows whose token was dropped mid-run: nothing was stored, another token sends them.
+    requeued: VecDeque<Outgoing>,
     ledger: &'a Ledger,
     reporter: &'a mut Reporter,
     headers: &'a [String],
@@ -233,16 +306,81 @@ impl Coordinator<'_> {
         Ok(())
     }
 
+    /// Send nothing more. An abort also cuts short the retries of rows in flight; a
+    /// quota stop lets them finish, since their calls were already counted.
     fn halt(&mut self, verdict: Verdict, reason: String) {
         if self.stop.is_none() {
-            tracing::error!(%reason, "Stopping the run.");
+            if verdict == Verdict::QuotaStop {
+                tracing::warn!(%reason, "Stopping the run.");
+            } else {
+                tracing::error!(%reason, "Stopping the run.");
+            }
             self.stop = Some((verdict, reason));
         }
-        let _ = self.stop_tx.send(true);
+        if verdict != Verdict::QuotaStop {
+            let _ = self.stop_tx.send(true);
+        }
+    }
+
+    fn next_slot(&self) -> Option<usize> {
+        if self.stop.is_some() {
+            return None;
+        }
+        self.pool.pick()
+    }
+
+    /// Every token is rejected or at its quota: stop, resumably if quota was the reason.
+    fn out_of_tokens(&mut self, last_answer: &str) {
+        let answer = if last_answer.is_empty() {
+            String::new()
+        } else {
+            format!(" (last answer: {last_answer})")
+        };
+        if self.pool.exhausted_by_quota() {
+            self.halt(
+                Verdict::QuotaStop,
+                format!(
+                    "the daily quota is spent{answer}, less the reserve of {} calls: run again \
+                     after the reset; the ledger continues where this run stopped",
+                    self.args.quota_reserve
+                ),
+            );
+        } else {
+            self.halt(
+                Verdict::Aborted,
+                format!(
+                    "the CRM rejected the token{answer}: check WOLKVOX_TOKEN / --token-file (an \
+                     internal token of this CRM)"
+                ),
+            );
+        }
+    }
+
+    /// Once stopped, rows waiting for another token are pending.
+    fn flush_requeued(&mut self) -> anyhow::Result<()> {
+        let reason = self
+            .stop
+            .as_ref()
+            .map(|(_, r)| r.clone())
+            .unwrap_or_default();
+        while let Some(outgoing) = self.requeued.pop_front() {
+            self.ledger.record(
+                &outgoing.payload.key,
+                Status::Pending,
+                None,
+                None,
+                0,
+                "not sent",
+            )?;
+            let outcome = Outcome::new(outgoing.row, outgoing.payload.key, Status::Pending)
+                .with_message(format!("not sent: {reason}"));
+            self.record(outcome, &outgoing.cells)?;
+        }
+        Ok(())
     }
 
     /// Decide what to do with a checked row: record it now, or hand it to the sender.
-    fn admit(&mut self, checked: Checked) -> anyhow::Result<Option<(u64, Vec<String>, Payload)>> {
+    fn admit(&mut self, checked: Checked) -> anyhow::Result<Option<Outgoing>> {
         let (row, cells, payload) = match checked {
             Checked::Invalid {
                 row,
@@ -297,16 +435,50 @@ impl Coordinator<'_> {
         self.ledger.mark_sending(&payload.key, row)?;
         self.sent += 1;
         self.progress.update(self.reporter.tally(), 1);
-        Ok(Some((row, cells, payload)))
+        Ok(Some(Outgoing {
+            row,
+            cells,
+            payload,
+        }))
     }
 
     fn delivered(
         &mut self,
-        row: u64,
-        cells: &[String],
-        payload: &Payload,
+        slot: usize,
+        outgoing: Outgoing,
         delivery: Delivery,
     ) -> anyhow::Result<()> {
+        self.pool.finish(slot, delivery.attempts);
+        // A token refused by the CRM stored nothing: drop the token, and if another one is
+        // left, the row goes out again with it.
+        if let Final::Stop(kind @ (StopKind::TokenRejected | StopKind::Quota)) = &delivery.end {
+            let fingerprint = self.pool.token(slot).fingerprint();
+            let state = if *kind == StopKind::Quota {
+                SlotState::Exhausted
+            } else {
+                SlotState::Rejected
+            };
+            self.pool.mark(slot, state);
+            if self.pool.len() > 1 {
+                tracing::warn!(
+                    token = %fingerprint,
+                    answer = %delivery.message,
+                    live = self.pool.live_count(),
+                    "Dropping this token for the rest of the run."
+                );
+            }
+            if self.pool.usable() && self.stop.is_none() {
+                self.requeued.push_back(outgoing);
+                return Ok(());
+            }
+        }
+        let Outgoing {
+            row,
+            cells,
+            payload,
+        } = outgoing;
+        let cells = &cells[..];
+        let payload = &payload;
         let (status, case_id) = match &delivery.end {
             Final::Created(id) => (Status::Created, id.clone()),
             Final::Rejected => (Status::Rejected, None),
@@ -323,25 +495,14 @@ impl Coordinator<'_> {
             &delivery.message,
         )?;
         match &delivery.end {
-            Final::Stop(StopKind::TokenRejected) => self.halt(
-                Verdict::Aborted,
-                format!(
-                    "the CRM rejected the token ({}): check WOLKVOX_TOKEN / --token-file (an \
-                     internal token of this CRM)",
-                    delivery.message
-                ),
-            ),
+            Final::Stop(StopKind::TokenRejected | StopKind::Quota) => {
+                if self.stop.is_none() && !self.pool.usable() {
+                    self.out_of_tokens(&delivery.message);
+                }
+            }
             Final::Stop(StopKind::WrongEndpoint) => {
                 self.halt(Verdict::Aborted, delivery.message.clone())
             }
-            Final::Stop(StopKind::Quota) => self.halt(
-                Verdict::QuotaStop,
-                format!(
-                    "the token's daily quota is spent ({}): run again after it resets; the \
-                     ledger continues where this run stopped",
-                    delivery.message
-                ),
-            ),
             Final::Uncertain => {
                 self.consecutive_maybe += 1;
                 if self.consecutive_maybe >= DOWN_AFTER {

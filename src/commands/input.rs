@@ -119,6 +119,18 @@ pub fn check(item: RowResult, mapping: &CompiledMapping, keys: &mut DuplicateKey
     }
 }
 
+/// How many data rows the input has (a second, quick pass), for the quota plan.
+pub fn count_rows(args: &InputArgs, _input: &Path) -> anyhow::Result<u64> {
+    let encoding = args.encoding.as_deref().and_then(Encoding::for_label);
+    let options = SourceOptions {
+        sheet: args.sheet.clone(),
+        header_row: args.header_row,
+        delimiter: args.delimiter,
+        encoding,
+    };
+    Ok(source::open(&args.input, &options)?.rows.count() as u64)
+}
+
 fn original_row(column: Option<usize>, cells: &[String]) -> Option<u64> {
     cells.get(column?)?.trim().parse().ok()
 }

@@ -6,6 +6,8 @@ mod input;
 mod preview;
 mod runs;
 mod simulate;
+mod token_info;
+mod tokens;
 mod validate;
 
 use crate::cli::{Cli, Command};
@@ -21,6 +23,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Verdict> {
         Command::InitMapping(args) => init_mapping::run(&args),
         Command::Simulate(args) => runtime()?.block_on(simulate::run(&args)),
         Command::Runs(args) => runs::run(&args),
+        Command::TokenInfo(args) => runtime()?.block_on(token_info::run(&args)),
     }
 }
 

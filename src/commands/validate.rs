@@ -62,6 +62,7 @@ pub fn run(args: &ValidateArgs, quiet: bool) -> anyhow::Result<Verdict> {
         stop_reason: None,
         exit_code: verdict.code(),
         ledger: None,
+        tokens: &[],
     };
     if args.output.json {
         report::print_json(&summary, &mut std::io::stdout().lock())?;

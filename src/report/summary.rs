@@ -23,6 +23,17 @@ pub struct Summary<'a> {
     pub stop_reason: Option<&'a str>,
     pub exit_code: u8,
     pub ledger: Option<&'a str>,
+    /// Calls per token, by fingerprint (never the token).
+    pub tokens: &'a [TokenUse],
+}
+
+/// How a run used one token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenUse {
+    pub fingerprint: String,
+    pub calls: u64,
+    /// `ok`, `rejected` or `quota`.
+    pub state: &'static str,
 }
 
 impl Summary<'_> {
@@ -81,6 +92,19 @@ pub fn print_human(summary: &Summary<'_>, out: &mut dyn Write) -> std::io::Resul
     }
     if let Some(ledger) = summary.ledger {
         writeln!(out, "  ledger:    {ledger}")?;
+    }
+    for token in summary.tokens {
+        writeln!(
+            out,
+            "  token {}: {} calls{}",
+            token.fingerprint,
+            token.calls,
+            match token.state {
+                "ok" => "",
+                "rejected" => " (rejected by the CRM, dropped)",
+                _ => " (daily quota reached)",
+            }
+        )?;
     }
     for warning in summary.warnings {
         writeln!(out, "  warning:   {warning}")?;
@@ -159,5 +183,14 @@ pub fn print_json(summary: &Summary<'_>, out: &mut dyn Write) -> std::io::Result
     );
     object.insert("sheet".into(), json!(summary.source.sheet));
     object.insert("warnings".into(), json!(summary.warnings));
+    object.insert(
+        "tokens".into(),
+        summary
+            .tokens
+            .iter()
+            .map(|t| json!({"token": t.fingerprint, "calls": t.calls, "state": t.state}))
+            .collect::<Vec<_>>()
+            .into(),
+    );
     writeln!(out, "{}", serde_json::Value::Object(object))
 }

@@ -57,13 +57,12 @@ pub struct SenderConfig {
 #[derive(Clone)]
 pub struct Sender {
     client: Client,
-    token: Token,
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
     config: SenderConfig,
 }
 
 impl Sender {
-    pub fn new(client: Client, token: Token, config: SenderConfig) -> Sender {
+    pub fn new(client: Client, config: SenderConfig) -> Sender {
         let limiter = config.rate.filter(|r| *r > 0.0).map(|rate| {
             // Burst of one: requests are spaced 1/rate apart, so no one-second window
             // ever holds more than `rate` of them.
@@ -75,14 +74,23 @@ impl Sender {
         });
         Sender {
             client,
-            token,
             limiter,
             config,
         }
     }
 
-    /// Deliver one payload; gives up early (without sending again) once `stop` turns true.
-    pub async fn deliver(&self, payload: &Payload, stop: &mut watch::Receiver<bool>) -> Delivery {
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Deliver one payload with `token`; gives up early (without sending again) once
+    /// `stop` turns true.
+    pub async fn deliver(
+        &self,
+        payload: &Payload,
+        token: &Token,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Delivery {
         let max_attempts = self.config.max_retries.saturating_add(1);
         let mut last_status = None;
         let mut last_message = String::new();
@@ -97,7 +105,7 @@ impl Sender {
             } else if *stop.borrow() {
                 return not_sent(attempt - 1, last_status, last_message, maybe_stored);
             }
-            let answer = self.client.insert(&self.token, payload).await;
+            let answer = self.client.insert(token, payload).await;
             if let Attempt::Answer { status, .. } = &answer {
                 last_status = Some(*status);
             }

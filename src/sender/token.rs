@@ -49,28 +49,73 @@ pub enum TokenError {
         path: String,
         source: std::io::Error,
     },
-    #[error("the token file {path} is empty")]
+    #[error("the token file {path} holds no token")]
     EmptyFile { path: String },
+    #[error("token {fingerprint} has spaces or characters an HTTP header cannot carry")]
+    Malformed { fingerprint: String },
 }
 
-pub fn load(token_file: Option<&Path>, env_value: Option<String>) -> Result<Token, TokenError> {
-    if let Some(path) = token_file {
-        let text = std::fs::read_to_string(path).map_err(|source| TokenError::Unreadable {
-            path: path.display().to_string(),
+/// The tokens of a run: `--token-file` (one token per line, `#` comments; or a directory
+/// with one token per file) wins over `WOLKVOX_TOKEN`.
+pub fn load(
+    token_file: Option<&Path>,
+    env_value: Option<String>,
+) -> Result<Vec<Token>, TokenError> {
+    let Some(path) = token_file else {
+        let token = env_value.and_then(Token::new).ok_or(TokenError::Missing)?;
+        return checked(vec![token]);
+    };
+    let unreadable = |source| TokenError::Unreadable {
+        path: path.display().to_string(),
+        source,
+    };
+    let files: Vec<std::path::PathBuf> = if path.is_dir() {
+        let mut files: Vec<_> = std::fs::read_dir(path)
+            .map_err(unreadable)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        files
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let mut tokens: Vec<Token> = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).map_err(|source| TokenError::Unreadable {
+            path: file.display().to_string(),
             source,
         })?;
-        warn_if_readable_by_others(path);
-        let first = text
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty() && !l.starts_with('#'));
-        return first
-            .and_then(Token::new)
-            .ok_or_else(|| TokenError::EmptyFile {
-                path: path.display().to_string(),
-            });
+        warn_if_readable_by_others(&file);
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if let Some(token) = Token::new(line)
+                && !tokens.contains(&token)
+            {
+                tokens.push(token);
+            }
+        }
     }
-    env_value.and_then(Token::new).ok_or(TokenError::Missing)
+    if tokens.is_empty() {
+        return Err(TokenError::EmptyFile {
+            path: path.display().to_string(),
+        });
+    }
+    checked(tokens)
+}
+
+fn checked(tokens: Vec<Token>) -> Result<Vec<Token>, TokenError> {
+    if let Some(bad) = tokens
+        .iter()
+        .find(|t| !t.0.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return Err(TokenError::Malformed {
+            fingerprint: bad.fingerprint(),
+        });
+    }
+    Ok(tokens)
 }
 
 #[cfg(unix)]

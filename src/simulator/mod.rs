@@ -6,7 +6,7 @@ mod scenario;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -61,6 +61,7 @@ pub struct SimState {
     arrivals: Mutex<Vec<Arrival>>,
     uses: Mutex<HashMap<String, u64>>,
     in_flight: Mutex<HashMap<String, usize>>,
+    peak_in_flight: AtomicUsize,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -80,7 +81,18 @@ impl SimState {
             arrivals: Mutex::new(Vec::new()),
             uses: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
+            peak_in_flight: AtomicUsize::new(0),
         })
+    }
+
+    /// The most insert requests that were being answered at once, over all tokens.
+    pub fn peak_in_flight(&self) -> usize {
+        self.peak_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Calls each token made today (inserts and token information), by token.
+    pub fn calls_per_token(&self) -> HashMap<String, u64> {
+        lock(&self.uses).clone()
     }
 
     pub fn cases(&self) -> Vec<StoredCase> {
@@ -303,6 +315,8 @@ async fn answer_insert(
             );
         }
         *n += 1;
+        let total: usize = in_flight.values().sum();
+        state.peak_in_flight.fetch_max(total, Ordering::SeqCst);
         InFlight {
             state: state.clone(),
             token,

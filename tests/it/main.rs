@@ -3,6 +3,7 @@
 mod cli;
 mod exactly_once;
 mod import;
+mod quota;
 mod simulator;
 mod sources;
 mod support;
