@@ -297,6 +297,9 @@ async fn answer_insert(
     if method != Method::POST {
         return error(405, "METHOD NOT ALLOWED", "METHOD NOT ALLOWED");
     }
+    // Like PHP behind a web server, read the whole body before answering anything: an
+    // early answer would cut the client's upload and look like a network fault.
+    let fields = read_fields(multipart).await;
     let token = match state.admit(&headers) {
         Ok(token) => token,
         Err(refusal) => return refusal.into_response(),
@@ -358,25 +361,9 @@ async fn answer_insert(
         return dropped();
     }
 
-    let Ok(mut multipart) = multipart else {
+    let Some(fields) = fields else {
         return error(400, "BAD REQUEST", "SOME PARAMETERS ARE REQUIRED");
     };
-    let mut fields = BTreeMap::new();
-    loop {
-        match multipart.next_field().await {
-            Ok(Some(field)) => {
-                let name = field.name().unwrap_or_default().to_string();
-                match field.text().await {
-                    Ok(text) => {
-                        fields.insert(name, text);
-                    }
-                    Err(_) => return error(400, "BAD REQUEST", "SOME PARAMETERS ARE REQUIRED"),
-                }
-            }
-            Ok(None) => break,
-            Err(_) => return error(400, "BAD REQUEST", "SOME PARAMETERS ARE REQUIRED"),
-        }
-    }
     if REQUIRED
         .iter()
         .any(|name| fields.get(*name).is_none_or(|v| v.trim().is_empty()))
@@ -428,6 +415,20 @@ async fn answer_insert(
         }),
     };
     (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// Every text part of a multipart body; `None` if the body is not multipart.
+async fn read_fields(
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Option<BTreeMap<String, String>> {
+    let mut multipart = multipart.ok()?;
+    let mut fields = BTreeMap::new();
+    while let Ok(Some(field)) = multipart.next_field().await {
+        let name = field.name().unwrap_or_default().to_string();
+        let text = field.text().await.ok()?;
+        fields.insert(name, text);
+    }
+    Some(fields)
 }
 
 async fn token_info(

@@ -181,32 +181,38 @@ struct LineTracker {
 
 impl LineTracker {
     /// The 1-based line of the record whose first byte is at `offset` (or of the blank
-    /// lines the parser skipped just before it).
+    /// lines the parser skipped just before it). A line ends at LF, CRLF, or a lone CR,
+    /// as text editors show them.
     fn line_at(&mut self, offset: u64) -> u64 {
         let consume = offset
             .saturating_sub(self.base)
             .min(self.pending.len() as u64) as usize;
-        let newlines = self
-            .pending
-            .drain(..consume)
-            .filter(|b| *b == b'\n')
-            .count() as u64;
-        self.base += consume as u64;
-        self.line += newlines;
+        self.take(consume);
         // Skipped blank lines sit between `offset` and the record's first character.
-        let mut leading = 0;
-        while let Some(&b) = self.pending.front() {
-            if b != b'\n' && b != b'\r' {
-                break;
-            }
-            if b == b'\n' {
-                leading += 1;
-            }
-            self.pending.pop_front();
-            self.base += 1;
-        }
-        self.line += leading;
+        let blank = self
+            .pending
+            .iter()
+            .take_while(|b| **b == b'\n' || **b == b'\r')
+            .count();
+        self.take(blank);
         self.line + 1
+    }
+
+    fn take(&mut self, n: usize) {
+        for _ in 0..n {
+            let Some(byte) = self.pending.pop_front() else {
+                break;
+            };
+            self.base += 1;
+            let ends_line = match byte {
+                b'\n' => true,
+                b'\r' => self.pending.front() != Some(&b'\n'),
+                _ => false,
+            };
+            if ends_line {
+                self.line += 1;
+            }
+        }
     }
 }
 
@@ -399,6 +405,56 @@ mod tests {
         assert_eq!(sniff_delimiter("a\tb\tc\n1\t2\t3\n"), b'\t');
         assert_eq!(sniff_delimiter("a|b|c\n1|2|3\n"), b'|');
         assert_eq!(sniff_delimiter("a,b,c\n1,2,3\n"), b',');
+    }
+
+    fn read_all(bytes: &[u8]) -> Option<Vec<RowResult>> {
+        let dir = tempfile::tempdir().ok()?;
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, bytes).ok()?;
+        let source = open(&path, &SourceOptions::default()).ok()?;
+        Some(source.rows.collect())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// Malformed input never panics; every record is a row or a row error, numbered
+        /// in order and within the file's lines.
+        #[test]
+        fn malformed_csv_never_panics_and_rows_stay_in_order(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::Just(b'"'), proptest::prelude::Just(b','),
+                    proptest::prelude::Just(b';'), proptest::prelude::Just(b'\n'),
+                    proptest::prelude::Just(b'\r'), proptest::prelude::Just(b'a'),
+                    proptest::prelude::Just(0xF1u8), proptest::prelude::Just(0xC3u8),
+                    proptest::prelude::Just(b' '),
+                ],
+                0..400,
+            )
+        ) {
+            let mut file = b"a,b,c\n".to_vec();
+            file.extend(&bytes);
+            let lone_cr = file.windows(2).filter(|w| w[0] == b'\r' && w[1] != b'\n').count()
+                + usize::from(file.last() == Some(&b'\r'));
+            let lines = (file.iter().filter(|b| **b == b'\n').count() + lone_cr) as u64 + 1;
+            if let Some(rows) = read_all(&file) {
+                let mut last = 1;
+                for row in rows {
+                    let number = match &row { Ok(r) => r.number, Err(e) => e.number };
+                    proptest::prop_assert!(number > last || (number == last && row.is_err()));
+                    proptest::prop_assert!(number <= lines, "row {number} of {lines} lines");
+                    last = number;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn line_numbers_survive_crlf_blank_lines_and_quoted_newlines() {
+        let rows = read_all(b"a,b\r\n1,2\r\n\r\n\"x\r\ny\",3\r\n4,5\r\n").unwrap();
+        let numbers: Vec<u64> = rows.iter().map(|r| r.as_ref().unwrap().number).collect();
+        assert_eq!(numbers, [2, 4, 6]);
     }
 
     #[test]

@@ -166,3 +166,135 @@ fn workbook_cells_are_read_faithfully() {
         "{stderr}"
     );
 }
+
+/// The valid payloads of a file (invalid rows as "invalid": their messages name row
+/// numbers, which are lines in CSV and rows in workbooks).
+fn payloads(work: &Work, input: &str) -> Vec<serde_json::Value> {
+    let out = bin()
+        .current_dir(work.dir.path())
+        .args([
+            "preview",
+            input,
+            "--mapping",
+            "tickets.yaml",
+            "--rows",
+            "1000",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        [0, 2].contains(&code(&out)),
+        "{input}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.get("payload")
+                .cloned()
+                .unwrap_or_else(|| "invalid".into())
+        })
+        .collect()
+}
+
+#[test]
+fn the_same_tickets_from_csv_cp1252_xlsx_xls_and_ods_give_identical_payloads() {
+    let work = Work::with_sample();
+    work.copy("tests/fixtures/tickets-cp1252.csv", "cp1252.csv");
+    work.copy("tests/fixtures/tickets.xls", "tickets.xls");
+    work.copy("tests/fixtures/tickets.ods", "tickets.ods");
+    let reference = payloads(&work, "tickets.csv");
+    assert_eq!(reference.len(), 240);
+    for input in ["cp1252.csv", "tickets.xlsx", "tickets.xls", "tickets.ods"] {
+        let other = payloads(&work, input);
+        assert_eq!(other.len(), reference.len(), "{input}");
+        for (i, (a, b)) in reference.iter().zip(&other).enumerate() {
+            assert_eq!(a, b, "{input}, data row {}", i + 1);
+        }
+    }
+}
+
+#[test]
+fn cp1252_semicolon_crlf_rows_keep_their_line_numbers() {
+    let work = Work::with_sample();
+    work.copy("tests/fixtures/tickets-cp1252.csv", "cp1252.csv");
+    let out = bin()
+        .current_dir(work.dir.path())
+        .args([
+            "validate",
+            "cp1252.csv",
+            "--mapping",
+            "tickets.yaml",
+            "--json",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["encoding"], "windows-1252");
+    assert_eq!(summary["delimiter"], ";");
+    let utf8 = read_results(&{
+        bin()
+            .current_dir(work.dir.path())
+            .args(["validate", "tickets.csv", "--mapping", "tickets.yaml", "-q"])
+            .output()
+            .unwrap();
+        work.path("tickets.results.csv")
+    });
+    let cp1252 = read_results(&work.path("cp1252.results.csv"));
+    let rows = |r: &[ResultRow]| {
+        r.iter()
+            .map(|x| (x.row, x.status.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(rows(&utf8), rows(&cp1252));
+}
+
+#[test]
+fn error_cells_fail_the_row_naming_the_cell_only_when_mapped() {
+    let work = Work::new();
+    work.copy("tests/fixtures/formula-errors.xlsx", "e.xlsx");
+    // MAPPING uses Descripción and Teléfono, not Valor: the errors in Valor do not matter.
+    let (code_unused, rows, _) = preview(&work, "e.xlsx", &[]);
+    assert_eq!(code_unused, 0);
+    assert_eq!(
+        rows[0]["cells"]["Total"], "5",
+        "a formula gives its cached value"
+    );
+    let mapping = MAPPING.replace("Teléfono: Teléfono", "Valor: Valor");
+    work.write("m2.yaml", &mapping);
+    let out = bin()
+        .current_dir(work.dir.path())
+        .args(["preview", "e.xlsx", "--mapping", "m2.yaml"])
+        .output()
+        .unwrap();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines[0]["invalid"],
+        "column \"Valor\": cell C2 holds the error #DIV/0!"
+    );
+    assert_eq!(
+        lines[1]["invalid"],
+        "column \"Valor\": cell C3 holds the error #N/A"
+    );
+}
+
+#[test]
+fn the_1904_date_system_reads_the_same_dates() {
+    let work = Work::new();
+    work.copy("tests/fixtures/date1904.xlsx", "d.xlsx");
+    let mapping = MAPPING.replace("Teléfono: Teléfono", "Fecha: Fecha");
+    work.write("m.yaml", &mapping);
+    let out = bin()
+        .current_dir(work.dir.path())
+        .args(["preview", "d.xlsx", "--mapping", "m.yaml"])
+        .output()
+        .unwrap();
+    let row: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(row["cells"]["Fecha"], "2024-03-07");
+}
