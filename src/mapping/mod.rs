@@ -12,8 +12,10 @@ mod transform;
 use std::path::{Path, PathBuf};
 
 pub use compile::CompiledMapping;
+pub use fold::fold;
 pub use keys::DuplicateKeys;
 pub use spec::MappingSpec;
+pub use transform::is_email;
 
 /// The API fields of Cases Insert, in the order they are sent, and whether the API requires them.
 pub const API_FIELDS: [(&str, bool); 8] = [
@@ -101,15 +103,29 @@ pub fn load(path: &Path) -> Result<(MappingSpec, String), MappingError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let spec = serde_saphyr::from_str::<MappingSpec>(&text).map_err(|e| {
-        let location = e
-            .location()
-            .map(|l| format!("line {}, column {}: ", l.line(), l.column()))
-            .unwrap_or_default();
-        MappingError::Syntax {
-            path: path.to_path_buf(),
-            message: format!("{location}{e}"),
-        }
+    // serde-saphyr's message already names the line and column and quotes the lines.
+    let spec = serde_saphyr::from_str::<MappingSpec>(&text).map_err(|e| MappingError::Syntax {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_start_matches("error: ").to_string(),
     })?;
     Ok((spec, text))
+}
+
+#[cfg(test)]
+mod schema_tests {
+    /// `mappings/schema.json` is what editors check mappings against: it must match the
+    /// types. Regenerate with `WOLKVOX_WRITE_SCHEMA=1 cargo test schema`.
+    #[test]
+    fn the_shipped_schema_matches_the_mapping_types() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/schema.json");
+        let generated = super::spec::json_schema();
+        if std::env::var_os("WOLKVOX_WRITE_SCHEMA").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let shipped = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(
+            shipped, generated,
+            "run WOLKVOX_WRITE_SCHEMA=1 cargo test schema"
+        );
+    }
 }

@@ -3,11 +3,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
 
 /// A whole mapping file. See `mappings/README.md` for every key with an example.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MappingSpec {
     /// The CRM operation (tenant); `--operation` overrides it.
@@ -24,7 +25,7 @@ pub struct MappingSpec {
     pub on_duplicate_key: DuplicatePolicy,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DuplicatePolicy {
     /// The second row is invalid, naming the first.
@@ -34,7 +35,7 @@ pub enum DuplicatePolicy {
     Send,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum KeySpec {
     Columns(Vec<String>),
@@ -43,7 +44,7 @@ pub enum KeySpec {
 
 /// Where one value comes from, how it is cleaned and what it must satisfy.
 /// Written either as a bare column name (`contact: Correo`) or as a map.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FieldSpec {
     pub column: Option<String>,
@@ -68,7 +69,7 @@ pub struct FieldSpec {
 }
 
 /// A cleaning step, applied in order.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Transform {
     Trim,
@@ -88,7 +89,7 @@ pub enum Transform {
     Replace(ReplaceSpec),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DateSpec {
     pub from: Vec<String>,
@@ -102,13 +103,13 @@ impl DateSpec {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PhoneSpec {
     pub country_code: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplaceSpec {
     pub pattern: String,
@@ -119,6 +120,26 @@ pub struct ReplaceSpec {
 /// A field as written: `contact: Correo` is shorthand for `contact: {column: Correo}`.
 #[derive(Debug, Clone)]
 pub struct Field(pub FieldSpec);
+
+impl JsonSchema for Field {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Field".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let spec = generator.subschema_for::<FieldSpec>();
+        schemars::json_schema!({
+            "description": "A column name, or a map with column/value/template, transforms and checks.",
+            "anyOf": [{"type": "string", "description": "The column of the file (shorthand for {column: …})."}, spec]
+        })
+    }
+}
+
+/// The JSON Schema of a mapping file, as shipped in `mappings/schema.json`.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(MappingSpec);
+    serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
+}
 
 impl<'de> Deserialize<'de> for Field {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

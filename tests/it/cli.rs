@@ -256,3 +256,80 @@ fn the_simulate_command_prints_its_address_and_serves() {
     let results = read_results(&work.path("tickets.results.csv"));
     assert_eq!(count(&results, "created"), 232);
 }
+
+#[test]
+fn init_mapping_then_validate_says_what_is_left_and_then_works() {
+    let work = Work::with_sample();
+    let out = bin()
+        .current_dir(work.dir.path())
+        .args(["init-mapping", "tickets.csv"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0);
+    let starter = String::from_utf8(out.stdout).unwrap();
+    assert!(starter.contains("key: [Ticket]"), "{starter}");
+    assert!(starter.contains("Petición: Request") && starter.contains("Reclamo: Claims"));
+    assert!(
+        starter.contains("%d/%m/%Y"),
+        "the day-first date column is recognised"
+    );
+    work.write("starter.yaml", &starter);
+
+    let validate = |mapping: &str| {
+        bin()
+            .current_dir(work.dir.path())
+            .args([
+                "validate",
+                "tickets.csv",
+                "--mapping",
+                mapping,
+                "--force",
+                "--json",
+            ])
+            .args(["--report", "r.csv", "--errors", "e.csv"])
+            .output()
+            .unwrap()
+    };
+    let out = validate("starter.yaml");
+    assert_eq!(code(&out), 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no operation") && stderr.contains("fields.owner: missing"),
+        "{stderr}"
+    );
+
+    // The two things left to fill, filled as a user would.
+    let filled = starter
+        .replace("operation: \"\"", "operation: modulotest01")
+        .replace(
+            "fields:\n",
+            "fields:\n  owner: { value: \"ADMIN_@modulotest01\" }\n",
+        );
+    work.write("filled.yaml", &filled);
+    let out = validate("filled.yaml");
+    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["valid"], 232);
+}
+
+#[test]
+fn mapping_errors_name_the_line_and_column_of_the_yaml() {
+    let work = Work::with_sample();
+    let broken = work
+        .read("tickets.yaml")
+        .replace("transforms: [trim, lower]", "transforms: [trim, lowr]");
+    work.write("tickets.yaml", &broken);
+    let out = bin()
+        .current_dir(work.dir.path())
+        .args(["validate", "tickets.csv", "--mapping", "tickets.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = broken.lines().position(|l| l.contains("lowr")).unwrap() + 1;
+    assert!(stderr.contains(&format!("line {line}")), "{stderr}");
+    assert!(
+        stderr.contains("unknown variant `lowr`") && stderr.contains("lower"),
+        "{stderr}"
+    );
+}

@@ -5,5 +5,6 @@ mod exactly_once;
 mod import;
 mod quota;
 mod simulator;
+mod snapshots;
 mod sources;
 mod support;
