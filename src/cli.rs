@@ -93,6 +93,15 @@ Each call uses one unit of the token's quota."
     )]
     TokenInfo(TokenInfoArgs),
 
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Example:\n  wolkvox-import completions bash > /etc/bash_completion.d/wolkvox-import"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
     /// Show the history of imports recorded in a ledger.
     #[command(
         after_help = "Example:\n  wolkvox-import runs --ledger samples/tickets.ledger.sqlite --show 3"

@@ -19,7 +19,7 @@ use crate::exit::Verdict;
 use crate::ledger::{Ledger, Prior};
 use crate::mapping::{DuplicateKeys, Payload};
 use crate::outcome::{Outcome, Status};
-use crate::report::{self, Progress, ReportPaths, Reporter, Summary};
+use crate::report::{self, Progress, ReportPaths, Reporter, Summary, Ui};
 use crate::sender::{
     self, Backoff, Client, Delivery, Final, Sender, SenderConfig, StopKind, Token,
 };
@@ -38,7 +38,7 @@ struct Outgoing {
 /// Consecutive maybe-processed answers that mean the server is down, not unlucky.
 const DOWN_AFTER: u32 = 10;
 
-pub async fn run(args: &ImportArgs, quiet: bool) -> anyhow::Result<Verdict> {
+pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
     let started = Instant::now();
     let opened = input::open(&args.input, &args.mapping, args.operation.as_deref())?;
     anyhow::ensure!(
@@ -165,7 +165,7 @@ pub async fn run(args: &ImportArgs, quiet: bool) -> anyhow::Result<Verdict> {
         stop: None,
         sent: 0,
         consecutive_maybe: 0,
-        progress: Progress::new(quiet),
+        progress: Progress::new(ui.quiet),
         pool: &mut pool,
         requeued: VecDeque::new(),
     };
@@ -257,12 +257,7 @@ pub async fn run(args: &ImportArgs, quiet: bool) -> anyhow::Result<Verdict> {
         ledger: ledger_name.as_deref(),
         tokens: if args.simulate { &[] } else { &token_uses },
     };
-    if args.output.json {
-        report::print_json(&summary, &mut std::io::stdout().lock())?;
-    }
-    if !quiet {
-        report::print_human(&summary, &mut std::io::stderr().lock())?;
-    }
+    report::finish(&summary, args.output.json, ui)?;
     Ok(verdict)
 }
 

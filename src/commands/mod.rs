@@ -15,15 +15,29 @@ use crate::exit::Verdict;
 
 /// Run the parsed command line; `Err` means nothing was done (exit 1).
 pub fn run(cli: Cli) -> anyhow::Result<Verdict> {
-    let quiet = cli.quiet;
+    let ui = crate::report::Ui {
+        quiet: cli.quiet,
+        json_logs: cli.log_format == crate::cli::LogFormat::Json,
+    };
     match cli.command {
-        Command::Validate(args) => validate::run(&args, quiet),
-        Command::Import(args) => runtime()?.block_on(import::run(&args, quiet)),
+        Command::Validate(args) => validate::run(&args, ui),
+        Command::Import(args) => runtime()?.block_on(import::run(&args, ui)),
         Command::Preview(args) => preview::run(&args),
         Command::InitMapping(args) => init_mapping::run(&args),
         Command::Simulate(args) => runtime()?.block_on(simulate::run(&args)),
         Command::Runs(args) => runs::run(&args),
         Command::TokenInfo(args) => runtime()?.block_on(token_info::run(&args)),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut command = Cli::command();
+            clap_complete::generate(
+                shell,
+                &mut command,
+                "wolkvox-import",
+                &mut std::io::stdout(),
+            );
+            Ok(Verdict::Clean)
+        }
     }
 }
 

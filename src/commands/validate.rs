@@ -6,11 +6,11 @@ use crate::cli::ValidateArgs;
 use crate::exit::Verdict;
 use crate::mapping::DuplicateKeys;
 use crate::outcome::{Outcome, Status};
-use crate::report::{self, Progress, ReportPaths, Reporter, Summary};
+use crate::report::{self, Progress, ReportPaths, Reporter, Summary, Ui};
 
 use super::input::{self, Checked};
 
-pub fn run(args: &ValidateArgs, quiet: bool) -> anyhow::Result<Verdict> {
+pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
     let started = Instant::now();
     let opened = input::open(&args.input, &args.mapping, args.operation.as_deref())?;
     let paths = ReportPaths::resolve(
@@ -21,7 +21,7 @@ pub fn run(args: &ValidateArgs, quiet: bool) -> anyhow::Result<Verdict> {
     )?;
     let headers = opened.source.headers.clone();
     let mut reporter = Reporter::create(paths, &headers, input::errors_delimiter(&opened.source))?;
-    let mut progress = Progress::new(quiet);
+    let mut progress = Progress::new(ui.quiet);
     let mut keys = DuplicateKeys::default();
     let info = opened.source.info.clone();
     for item in opened.source.rows {
@@ -64,11 +64,6 @@ pub fn run(args: &ValidateArgs, quiet: bool) -> anyhow::Result<Verdict> {
         ledger: None,
         tokens: &[],
     };
-    if args.output.json {
-        report::print_json(&summary, &mut std::io::stdout().lock())?;
-    }
-    if !quiet {
-        report::print_human(&summary, &mut std::io::stderr().lock())?;
-    }
+    report::finish(&summary, args.output.json, ui)?;
     Ok(verdict)
 }

@@ -6,6 +6,7 @@
 
 mod progress;
 mod summary;
+pub mod workbook;
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -24,11 +25,46 @@ pub enum ReportError {
     Io { path: PathBuf, source: io::Error },
 }
 
-/// Where the two files go.
+/// How the run talks to people.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ui {
+    /// `-q`: no progress, no summary table.
+    pub quiet: bool,
+    /// `--log-format json`: stderr carries only JSON lines, the summary included.
+    pub json_logs: bool,
+}
+
+/// The end of a run: the workbook if asked, the `--json` object on stdout, and the
+/// summary on stderr (a table, or one JSON log line under `--log-format json`).
+pub fn finish(summary: &Summary<'_>, json_stdout: bool, ui: Ui) -> Result<(), ReportError> {
+    if let Some(workbook) = &summary.paths.workbook {
+        workbook::write(workbook, &summary.paths.results, &summary.pairs())?;
+    }
+    let stdio = |source| ReportError::Io {
+        path: PathBuf::from("<stdout/stderr>"),
+        source,
+    };
+    if json_stdout {
+        print_json(summary, &mut std::io::stdout().lock()).map_err(stdio)?;
+    }
+    if ui.json_logs {
+        let mut line = Vec::new();
+        print_json(summary, &mut line).map_err(stdio)?;
+        let line = String::from_utf8_lossy(&line);
+        tracing::info!(summary = %line.trim(), "Run finished.");
+    } else if !ui.quiet {
+        print_human(summary, &mut std::io::stderr().lock()).map_err(stdio)?;
+    }
+    Ok(())
+}
+
+/// Where the files go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportPaths {
     pub results: PathBuf,
     pub errors: PathBuf,
+    /// `--report X.xlsx`: a workbook built from the results at the end of the run.
+    pub workbook: Option<PathBuf>,
 }
 
 impl ReportPaths {
@@ -40,6 +76,21 @@ impl ReportPaths {
         errors: Option<&Path>,
         force: bool,
     ) -> Result<ReportPaths, ReportError> {
+        // An .xlsx report is a workbook made at the end; the CSV beside the input stays the
+        // record that is written as the run goes.
+        let (results, workbook) = match results {
+            Some(path)
+                if path
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("xlsx")) =>
+            {
+                if path.exists() && !force {
+                    return Err(ReportError::Exists(path.to_path_buf()));
+                }
+                (None, Some(path.to_path_buf()))
+            }
+            other => (other, None),
+        };
         let stem = input
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -62,6 +113,7 @@ impl ReportPaths {
         Ok(ReportPaths {
             results: pick(results, "results")?,
             errors: pick(errors, "errors")?,
+            workbook,
         })
     }
 }

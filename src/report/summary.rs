@@ -82,6 +82,9 @@ pub fn print_human(summary: &Summary<'_>, out: &mut dyn Write) -> std::io::Resul
         writeln!(out, "  stopped early: {reason}")?;
     }
     writeln!(out, "  results:   {}", summary.paths.results.display())?;
+    if let Some(workbook) = &summary.paths.workbook {
+        writeln!(out, "  workbook:  {}", workbook.display())?;
+    }
     let attention = t.needing_attention();
     if attention > 0 {
         writeln!(
@@ -152,6 +155,46 @@ fn next_steps(summary: &Summary<'_>) -> Vec<String> {
         ));
     }
     hints
+}
+
+impl Summary<'_> {
+    /// Name/value lines for the workbook's Summary sheet.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        let mut pairs = vec![
+            ("command".to_string(), self.command.to_string()),
+            ("input".to_string(), self.input.to_string()),
+            ("rows".to_string(), self.tally.rows().to_string()),
+        ];
+        for status in self.statuses() {
+            pairs.push((
+                status.as_str().to_string(),
+                self.tally.get(status).to_string(),
+            ));
+        }
+        pairs.push((
+            "elapsed".into(),
+            format!("{:.1} s", self.elapsed.as_secs_f64()),
+        ));
+        pairs.push(("exit code".into(), self.exit_code.to_string()));
+        if let Some(reason) = self.stop_reason {
+            pairs.push(("stopped early".into(), reason.to_string()));
+        }
+        pairs.push((
+            "results file".into(),
+            self.paths.results.display().to_string(),
+        ));
+        pairs.push((
+            "errors file".into(),
+            self.paths.errors.display().to_string(),
+        ));
+        if let Some(ledger) = self.ledger {
+            pairs.push(("ledger".into(), ledger.to_string()));
+        }
+        for hint in next_steps(self) {
+            pairs.push(("next".into(), hint));
+        }
+        pairs
+    }
 }
 
 pub fn print_json(summary: &Summary<'_>, out: &mut dyn Write) -> std::io::Result<()> {

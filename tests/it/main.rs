@@ -4,6 +4,7 @@ mod cli;
 mod exactly_once;
 mod import;
 mod quota;
+mod reports;
 mod simulator;
 mod snapshots;
 mod sources;
