@@ -8,6 +8,9 @@ use tracing_subscriber::EnvFilter;
 use wolkvox_import::cli::{Cli, LogFormat};
 use wolkvox_import::exit;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

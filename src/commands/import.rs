@@ -11,13 +11,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::cli::ImportArgs;
 use crate::exit::Verdict;
 use crate::ledger::{Ledger, Prior};
-use crate::mapping::{DuplicateKeys, Payload};
+use crate::mapping::Payload;
 use crate::outcome::{Outcome, Status};
 use crate::report::{self, Progress, ReportPaths, Reporter, Summary, Ui};
 use crate::sender::{
@@ -96,7 +96,12 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
         args.output.force,
     )?;
     let headers = opened.source.headers.clone();
-    let mut reporter = Reporter::create(paths, &headers, input::errors_delimiter(&opened.source))?;
+    let mut reporter = Reporter::create(
+        paths,
+        &headers,
+        input::errors_delimiter(&opened.source),
+        true,
+    )?;
     let client = Client::new(url, Duration::from_secs_f64(args.timeout))
         .context("could not build the HTTP client")?;
     let mut pool = TokenPool::new(tokens, usize::from(args.concurrency));
@@ -135,22 +140,8 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
         },
     );
 
-    // The reader runs on its own thread; the bounded channel keeps memory flat.
-    let (rows_tx, mut rows_rx) = mpsc::channel::<Checked>(1024);
     let source_info = opened.source.info.clone();
-    let mapping = opened.mapping.clone();
-    let rows = opened.source.rows;
-    let reader = std::thread::spawn(move || {
-        let mut keys = DuplicateKeys::default();
-        for item in rows {
-            if rows_tx
-                .blocking_send(input::check(item, &mapping, &mut keys))
-                .is_err()
-            {
-                break;
-            }
-        }
-    });
+    let mut rows = input::CheckedRows::spawn(opened.source.rows, opened.mapping.clone());
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -201,7 +192,7 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
                     Err(e) => anyhow::bail!("a send task failed: {e}"),
                 }
             }
-            item = rows_rx.recv(), if !reader_done && can_take && run.requeued.is_empty() => {
+            item = rows.next(), if !reader_done && can_take && run.requeued.is_empty() => {
                 match item {
                     None => reader_done = true,
                     Some(checked) => {
@@ -221,10 +212,7 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
     let token_uses = run.pool.uses();
     run.progress.finish();
     signals.abort();
-    // The reader ends once the channel is drained; a panic there is a bug worth reporting.
-    if reader.join().is_err() {
-        anyhow::bail!("the reader thread panicked; the results file lists the rows read so far");
-    }
+    rows.join()?;
 
     let stop = run.stop.clone();
     let tally = reporter.tally().clone();

@@ -135,6 +135,90 @@ fn original_row(column: Option<usize>, cells: &[String]) -> Option<u64> {
     cells.get(column?)?.trim().parse().ok()
 }
 
+/// Rows per batch between the pipeline's threads: large enough that the channels cost
+/// nothing per row, small enough that memory stays flat.
+const BATCH: usize = 256;
+
+/// Checked rows arriving in file order from two threads: one parses the file, the
+/// other applies the mapping. Bounded channels keep memory flat whatever the file size.
+pub struct CheckedRows {
+    rx: tokio::sync::mpsc::Receiver<Vec<Checked>>,
+    buffer: std::collections::VecDeque<Checked>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl CheckedRows {
+    pub fn spawn(
+        rows: Box<dyn Iterator<Item = RowResult> + Send>,
+        mapping: CompiledMapping,
+    ) -> CheckedRows {
+        let (raw_tx, raw_rx) = std::sync::mpsc::sync_channel::<Vec<RowResult>>(4);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Checked>>(4);
+        let parse = std::thread::spawn(move || {
+            let mut batch = Vec::with_capacity(BATCH);
+            for row in rows {
+                batch.push(row);
+                if batch.len() == BATCH
+                    && raw_tx
+                        .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
+                        .is_err()
+                {
+                    return;
+                }
+            }
+            if !batch.is_empty() {
+                let _ = raw_tx.send(batch);
+            }
+        });
+        let check_rows = std::thread::spawn(move || {
+            let mut keys = DuplicateKeys::default();
+            for batch in raw_rx {
+                let checked: Vec<Checked> = batch
+                    .into_iter()
+                    .map(|r| check(r, &mapping, &mut keys))
+                    .collect();
+                if tx.blocking_send(checked).is_err() {
+                    return;
+                }
+            }
+        });
+        CheckedRows {
+            rx,
+            buffer: std::collections::VecDeque::new(),
+            threads: vec![parse, check_rows],
+        }
+    }
+
+    /// The next row, from async code (cancel-safe: nothing is awaited after a receive).
+    pub async fn next(&mut self) -> Option<Checked> {
+        if self.buffer.is_empty() {
+            self.buffer.extend(self.rx.recv().await?);
+        }
+        self.buffer.pop_front()
+    }
+
+    /// The next row, from a plain thread.
+    pub fn next_blocking(&mut self) -> Option<Checked> {
+        if self.buffer.is_empty() {
+            self.buffer.extend(self.rx.blocking_recv()?);
+        }
+        self.buffer.pop_front()
+    }
+
+    /// Wait for the threads; a panic in them is a bug worth reporting.
+    pub fn join(mut self) -> anyhow::Result<()> {
+        self.rx.close();
+        for thread in self.threads {
+            if thread.join().is_err() {
+                anyhow::bail!(
+                    "a reader thread panicked; the results file lists the rows read so far"
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The delimiter of the errors file: the source's, so it opens like the original.
 pub fn errors_delimiter(source: &Source) -> u8 {
     source.info.delimiter.unwrap_or(b',')

@@ -4,7 +4,6 @@ use std::time::Instant;
 
 use crate::cli::ValidateArgs;
 use crate::exit::Verdict;
-use crate::mapping::DuplicateKeys;
 use crate::outcome::{Outcome, Status};
 use crate::report::{self, Progress, ReportPaths, Reporter, Summary, Ui};
 
@@ -20,12 +19,17 @@ pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
         args.output.force,
     )?;
     let headers = opened.source.headers.clone();
-    let mut reporter = Reporter::create(paths, &headers, input::errors_delimiter(&opened.source))?;
+    let mut reporter = Reporter::create(
+        paths,
+        &headers,
+        input::errors_delimiter(&opened.source),
+        false,
+    )?;
     let mut progress = Progress::new(ui.quiet);
-    let mut keys = DuplicateKeys::default();
     let info = opened.source.info.clone();
-    for item in opened.source.rows {
-        let (outcome, cells) = match input::check(item, &opened.mapping, &mut keys) {
+    let mut rows = input::CheckedRows::spawn(opened.source.rows, opened.mapping.clone());
+    while let Some(checked) = rows.next_blocking() {
+        let (outcome, cells) = match checked {
             Checked::Ready {
                 row,
                 cells,
@@ -45,6 +49,8 @@ pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
         progress.update(reporter.tally(), 0);
     }
     progress.finish();
+    rows.join()?;
+    reporter.flush()?;
     let verdict = if reporter.tally().get(Status::Invalid) > 0 {
         Verdict::RowsNeedAttention
     } else {

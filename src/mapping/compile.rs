@@ -13,6 +13,24 @@ use super::{API_FIELDS, FieldError, MappingError, Payload};
 use crate::source::Row;
 
 /// Where a value comes from.
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn json_strings_round_trip_through_serde_json() {
+        for text in [
+            "plain",
+            "comillas \"dobles\" y \\ barra",
+            "línea\nnueva\ttab\r",
+            "\u{1}\u{1f}ñ—…",
+            "",
+        ] {
+            let mut out = String::new();
+            super::json_string(text, &mut out);
+            assert_eq!(serde_json::from_str::<String>(&out).unwrap(), text);
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Origin {
     Column(usize),
@@ -134,7 +152,11 @@ impl CompiledMapping {
                 &mut used,
                 &mut problems,
             ) {
-                form.push((label.clone(), compiled));
+                // Kept as its JSON text: the form object is written per row without a map.
+                form.push((
+                    serde_json::Value::from(label.as_str()).to_string(),
+                    compiled,
+                ));
             }
         }
 
@@ -208,15 +230,22 @@ impl CompiledMapping {
                 fields.push((*api, value));
             }
         }
-        let mut form = serde_json::Map::new();
+        // Written straight to text: labels were escaped once at compile time.
+        let mut form = String::with_capacity(256);
+        form.push('{');
         for (label, field) in &self.form {
             if let Some(value) = field.evaluate(row, &mut errors)
                 && !value.is_empty()
             {
-                form.insert(label.clone(), field.form_value(value));
+                if form.len() > 1 {
+                    form.push(',');
+                }
+                form.push_str(label);
+                form.push(':');
+                field.write_form_value(&value, &mut form);
             }
         }
-        let form = serde_json::Value::Object(form).to_string();
+        form.push('}');
 
         let key = match &self.key {
             CompiledKey::PayloadHash => Some(payload_hash(&fields, &form)),
@@ -350,20 +379,51 @@ impl CompiledField {
         }
     }
 
-    fn form_value(&self, value: String) -> serde_json::Value {
+    /// Append this field's JSON value: a string, or a typed object wrapping it.
+    fn write_form_value(&self, value: &str, out: &mut String) {
         match &self.kind {
-            None => serde_json::Value::String(value),
+            None => json_string(value, out),
             Some((kind, attributes)) => {
-                let mut object = serde_json::Map::new();
-                object.insert("type".into(), kind.clone().into());
-                object.insert("value".into(), value.into());
+                out.push_str("{\"type\":");
+                json_string(kind, out);
+                out.push_str(",\"value\":");
+                json_string(value, out);
                 for (name, attr) in attributes {
-                    object.insert(name.clone(), attr.clone().into());
+                    out.push(',');
+                    json_string(name, out);
+                    out.push(':');
+                    json_string(attr, out);
                 }
-                serde_json::Value::Object(object)
+                out.push('}');
             }
         }
     }
+}
+
+/// Append `text` as a JSON string literal (RFC 8259 escaping).
+fn json_string(text: &str, out: &mut String) {
+    out.push('"');
+    let mut start = 0;
+    for (i, byte) in text.bytes().enumerate() {
+        let escape = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&text[start..i]);
+        if escape.is_empty() {
+            out.push_str(&format!("\\u{byte:04x}"));
+        } else {
+            out.push_str(escape);
+        }
+        start = i + 1;
+    }
+    out.push_str(&text[start..]);
+    out.push('"');
 }
 
 fn compile_field(

@@ -16,13 +16,15 @@ pub enum Step {
     Upper,
     Title,
     Map {
+        /// The entries as written, for the common exact match (no folding needed).
+        exact: HashMap<String, String>,
         values: HashMap<String, String>,
         default: Option<String>,
         allowed: Vec<String>,
     },
     Date {
         from: Vec<String>,
-        to: String,
+        to: Vec<chrono::format::Item<'static>>,
     },
     Phone {
         country_code: Option<String>,
@@ -44,6 +46,7 @@ impl Step {
             Transform::Title => Step::Title,
             Transform::Map(map) => {
                 let mut values = HashMap::new();
+                let mut exact = HashMap::new();
                 let mut default = None;
                 let mut allowed = Vec::new();
                 for (from, to) in map {
@@ -51,6 +54,7 @@ impl Step {
                         default = Some(to.clone());
                         continue;
                     }
+                    exact.insert(from.clone(), to.clone());
                     let folded = fold(from);
                     if let Some(previous) = values.insert(folded, to.clone())
                         && previous != *to
@@ -63,6 +67,7 @@ impl Step {
                     allowed.push(from.clone());
                 }
                 Step::Map {
+                    exact,
                     values,
                     default,
                     allowed,
@@ -74,9 +79,13 @@ impl Step {
                         "date: `from` needs at least one input format, e.g. \"%d/%m/%Y\"".into(),
                     );
                 }
+                // Parsed once here, not per row; a bad format is a mapping error.
+                let to = chrono::format::StrftimeItems::new(&spec.to)
+                    .parse_to_owned()
+                    .map_err(|_| format!("date: {:?} is not a valid output format", spec.to))?;
                 Step::Date {
                     from: spec.from.clone(),
-                    to: spec.to.clone(),
+                    to,
                 }
             }
             Transform::Phone(spec) => Step::Phone {
@@ -93,18 +102,26 @@ impl Step {
 
     pub fn apply(&self, value: String) -> Result<String, String> {
         Ok(match self {
+            // Most cells need no change: only allocate when one is made.
+            Step::Trim if value.trim().len() == value.len() => value,
             Step::Trim => value.trim().to_string(),
             Step::CollapseSpaces => value.split_whitespace().collect::<Vec<_>>().join(" "),
+            Step::Lower if !value.chars().any(char::is_uppercase) => value,
             Step::Lower => value.to_lowercase(),
+            Step::Upper if !value.chars().any(char::is_lowercase) => value,
             Step::Upper => value.to_uppercase(),
             Step::Title => title_case(&value),
             Step::Map {
+                exact,
                 values,
                 default,
                 allowed,
             } => {
                 if value.trim().is_empty() {
                     return Ok(value);
+                }
+                if let Some(mapped) = exact.get(&value) {
+                    return Ok(mapped.clone());
                 }
                 match values.get(&fold(&value)) {
                     Some(mapped) => mapped.clone(),
@@ -149,7 +166,11 @@ fn title_case(value: &str) -> String {
     out
 }
 
-fn reformat_date(value: &str, from: &[String], to: &str) -> Result<String, String> {
+fn reformat_date(
+    value: &str,
+    from: &[String],
+    to: &[chrono::format::Item<'static>],
+) -> Result<String, String> {
     let mut parsed: Vec<(NaiveDate, &str)> = Vec::new();
     for format in from {
         if let Ok(date) = NaiveDate::parse_from_str(value, format) {
@@ -173,7 +194,7 @@ fn reformat_date(value: &str, from: &[String], to: &str) -> Result<String, Strin
                     parsed[0].1
                 ));
             }
-            Ok(first.format(to).to_string())
+            Ok(first.format_with_items(to.iter()).to_string())
         }
     }
 }

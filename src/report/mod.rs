@@ -120,6 +120,9 @@ impl ReportPaths {
 
 /// Writes both files as outcomes arrive and keeps the tally.
 pub struct Reporter {
+    /// Flush after every line (import: the file must agree with the ledger if the run is
+    /// killed) or only when the buffer fills and at the end (validate: nothing to agree with).
+    flush_each: bool,
     paths: ReportPaths,
     results: csv::Writer<BufWriter<File>>,
     errors: csv::Writer<BufWriter<File>>,
@@ -141,6 +144,7 @@ impl Reporter {
         paths: ReportPaths,
         headers: &[String],
         delimiter: u8,
+        flush_each: bool,
     ) -> Result<Reporter, ReportError> {
         let open = |path: &Path| -> Result<BufWriter<File>, ReportError> {
             let file = File::create(path).map_err(|source| ReportError::Io {
@@ -189,6 +193,7 @@ impl Reporter {
             source,
         })?;
         Ok(Reporter {
+            flush_each,
             paths,
             results,
             errors,
@@ -243,10 +248,12 @@ impl Reporter {
                 message.as_str(),
             ])
             .map_err(io_err(&self.paths.results))?;
-        self.results.flush().map_err(|source| ReportError::Io {
-            path: self.paths.results.clone(),
-            source,
-        })?;
+        if self.flush_each {
+            self.results.flush().map_err(|source| ReportError::Io {
+                path: self.paths.results.clone(),
+                source,
+            })?;
+        }
         if outcome.status.needs_attention() {
             // Fed back, an errors file keeps pointing at the original rows.
             let original_row = column(headers, cells, "_row")
@@ -268,12 +275,26 @@ impl Reporter {
             self.errors
                 .write_record(&record)
                 .map_err(io_err(&self.paths.errors))?;
-            self.errors.flush().map_err(|source| ReportError::Io {
-                path: self.paths.errors.clone(),
-                source,
-            })?;
+            if self.flush_each {
+                self.errors.flush().map_err(|source| ReportError::Io {
+                    path: self.paths.errors.clone(),
+                    source,
+                })?;
+            }
         }
         Ok(())
+    }
+
+    /// Write out everything buffered.
+    pub fn flush(&mut self) -> Result<(), ReportError> {
+        self.results.flush().map_err(|source| ReportError::Io {
+            path: self.paths.results.clone(),
+            source,
+        })?;
+        self.errors.flush().map_err(|source| ReportError::Io {
+            path: self.paths.errors.clone(),
+            source,
+        })
     }
 }
 

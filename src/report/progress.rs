@@ -11,6 +11,7 @@ pub struct Progress {
     bar: Option<ProgressBar>,
     started: Instant,
     last_line: Instant,
+    last_draw: Instant,
     every: Duration,
     quiet: bool,
 }
@@ -31,17 +32,22 @@ impl Progress {
             bar,
             started: now,
             last_line: now,
+            last_draw: now,
             every: Duration::from_secs(10),
             quiet,
         }
     }
 
+    /// Cheap to call per row: the line is only formatted when it will be shown.
     pub fn update(&mut self, tally: &Tally, in_flight: usize) {
-        let line = describe(tally, in_flight, self.started.elapsed());
         if let Some(bar) = &self.bar {
-            bar.set_message(line);
+            if self.last_draw.elapsed() >= Duration::from_millis(100) {
+                self.last_draw = Instant::now();
+                bar.set_message(describe(tally, in_flight, self.started.elapsed()));
+            }
         } else if !self.quiet && self.last_line.elapsed() >= self.every {
             self.last_line = Instant::now();
+            let line = describe(tally, in_flight, self.started.elapsed());
             tracing::info!(progress = %line, "Progress.");
         }
     }

@@ -199,20 +199,37 @@ impl LineTracker {
     }
 
     fn take(&mut self, n: usize) {
-        for _ in 0..n {
-            let Some(byte) = self.pending.pop_front() else {
-                break;
+        let n = n.min(self.pending.len());
+        let (front, back) = self.pending.as_slices();
+        let (front, back) = if n <= front.len() {
+            (&front[..n], &back[..0])
+        } else {
+            (front, &back[..n - front.len()])
+        };
+        let count = |byte: u8| {
+            front.iter().filter(|b| **b == byte).count()
+                + back.iter().filter(|b| **b == byte).count()
+        };
+        let mut ends = count(b'\n') as u64;
+        // CRLF counts once (at its LF); a lone CR ends a line of its own. CRs are rare
+        // outside CRLF files, so the pairwise look is only made when there are some.
+        if count(b'\r') > 0 {
+            let at = |i: usize| {
+                if i < front.len() {
+                    Some(front[i])
+                } else if i < n {
+                    back.get(i - front.len()).copied()
+                } else {
+                    self.pending.get(n).copied()
+                }
             };
-            self.base += 1;
-            let ends_line = match byte {
-                b'\n' => true,
-                b'\r' => self.pending.front() != Some(&b'\n'),
-                _ => false,
-            };
-            if ends_line {
-                self.line += 1;
-            }
+            ends += (0..n)
+                .filter(|&i| at(i) == Some(b'\r') && at(i + 1) != Some(b'\n'))
+                .count() as u64;
         }
+        self.pending.drain(..n);
+        self.base += n as u64;
+        self.line += ends;
     }
 }
 
