@@ -1,6 +1,9 @@
 //! Realistic PQRS ticket exports for samples, tests and benchmarks: seeded, deterministic.
 //!
-//! cargo run --release --example generate -- --rows 250 --seed 7 --out samples/tickets [--xlsx] [--bad-every 30]
+//! cargo run --release --example generate -- --rows 250 --seed 7 --out samples/tickets [--xlsx] [--bad-every 30] [--wide]
+//!
+//! `--wide` makes descriptions about three times longer (rows of ~500 bytes, as in real
+//! helpdesk exports), for the benchmarks.
 //!
 //! Writes `<out>.csv` (UTF-8, `,`) and with `--xlsx` also `<out>.xlsx` of the same data:
 //! accents and ñ, commas, quotes and newlines inside descriptions, phones with leading
@@ -92,7 +95,7 @@ struct Ticket {
     date: (u16, u8, u8),
 }
 
-fn ticket(rng: &mut StdRng, n: usize, bad: Option<usize>) -> Ticket {
+fn ticket(rng: &mut StdRng, n: usize, bad: Option<usize>, wide: bool) -> Ticket {
     let pick = |rng: &mut StdRng, list: &[&str]| list[rng.random_range(0..list.len())].to_string();
     let name = pick(rng, &NAMES);
     let email = format!(
@@ -127,7 +130,16 @@ fn ticket(rng: &mut StdRng, n: usize, bad: Option<usize>) -> Ticket {
         format!("{:02}/{:02}/{}", date.2, date.1, date.0),
         pick(rng, &TYPES),
         pick(rng, &SUBJECTS),
-        pick(rng, &DETAILS),
+        if wide {
+            format!(
+                "{} {} {}",
+                pick(rng, &DETAILS),
+                pick(rng, &DETAILS),
+                pick(rng, &DETAILS)
+            )
+        } else {
+            pick(rng, &DETAILS)
+        },
         name,
         email,
         phone,
@@ -155,6 +167,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut out = String::from("tickets");
     let mut xlsx = false;
     let mut bad_every = 30usize;
+    let mut wide = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -162,6 +175,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--seed" => seed = args.next().ok_or("--seed N")?.parse()?,
             "--out" => out = args.next().ok_or("--out PREFIX")?,
             "--xlsx" => xlsx = true,
+            "--wide" => wide = true,
             "--bad-every" => bad_every = args.next().ok_or("--bad-every N")?.parse()?,
             other => return Err(format!("unknown argument {other}").into()),
         }
@@ -170,7 +184,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut csv = csv::Writer::from_path(format!("{out}.csv"))?;
     csv.write_record(HEADERS)?;
     let mut workbook = Workbook::new();
-    let sheet = workbook.add_worksheet().set_name("Tickets")?;
+    // Constant memory: a 100k-row workbook is written without holding it all.
+    let sheet = workbook
+        .add_worksheet_with_constant_memory()?
+        .set_name("Tickets")?;
     let date_format = Format::new().set_num_format("dd/mm/yyyy");
     if xlsx {
         for (c, h) in HEADERS.iter().enumerate() {
@@ -183,7 +200,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             bad_kind += 1;
             (bad_kind - 1) % 5
         });
-        let t = ticket(&mut rng, n, bad);
+        let t = ticket(&mut rng, n, bad, wide);
         csv.write_record(&t.cells)?;
         if xlsx {
             let r = n as u32;

@@ -53,9 +53,12 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
 
     // The simulator lives as long as this function: it is dropped (stopped) at the end.
     let (simulator, url, tokens) = if args.simulate {
-        let sim = Running::start(Scenario::default())
-            .await
-            .context("could not start the built-in simulator")?;
+        let sim = Running::start(Scenario {
+            keep_cases: false,
+            ..Scenario::default()
+        })
+        .await
+        .context("could not start the built-in simulator")?;
         let url = sender::client::insert_url(&sim.url())?;
         let token = Token::new("simulated-token").context("simulator token")?;
         tracing::info!(url = %sim.url(), "Sending to the built-in simulator (no network, no account).");

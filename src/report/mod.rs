@@ -162,7 +162,9 @@ impl Reporter {
                 path: paths.errors.clone(),
                 source,
             })?;
+        // Flexible: a ragged source row keeps all its cells, however many.
         let mut errors = csv::WriterBuilder::new()
+            .flexible(true)
             .delimiter(delimiter)
             .from_writer(errors_out);
         let header_err = |path: &Path| {

@@ -57,6 +57,7 @@ pub struct SimState {
     scenario: Scenario,
     started: Instant,
     requests: AtomicU64,
+    stored: AtomicU64,
     cases: Mutex<Vec<StoredCase>>,
     arrivals: Mutex<Vec<Arrival>>,
     uses: Mutex<HashMap<String, u64>>,
@@ -77,6 +78,7 @@ impl SimState {
             scenario,
             started: Instant::now(),
             requests: AtomicU64::new(0),
+            stored: AtomicU64::new(0),
             cases: Mutex::new(Vec::new()),
             arrivals: Mutex::new(Vec::new()),
             uses: Mutex::new(HashMap::new()),
@@ -93,6 +95,11 @@ impl SimState {
     /// Calls each token made today (inserts and token information), by token.
     pub fn calls_per_token(&self) -> HashMap<String, u64> {
         lock(&self.uses).clone()
+    }
+
+    /// How many cases were stored (also when `keep_cases` is off).
+    pub fn stored(&self) -> u64 {
+        self.stored.load(Ordering::SeqCst)
     }
 
     pub fn cases(&self) -> Vec<StoredCase> {
@@ -113,7 +120,9 @@ impl SimState {
     }
 
     fn log(&self, at_ms: f64, status: u16) {
-        lock(&self.arrivals).push(Arrival { at_ms, status });
+        if self.scenario.keep_cases {
+            lock(&self.arrivals).push(Arrival { at_ms, status });
+        }
     }
 
     /// Count a call against the token; `Err` is the answer when the token may not call.
@@ -387,10 +396,13 @@ async fn answer_insert(
     }
 
     let id = new_id();
-    lock(&state.cases).push(StoredCase {
-        id: id.clone(),
-        fields,
-    });
+    state.stored.fetch_add(1, Ordering::SeqCst);
+    if s.keep_cases {
+        lock(&state.cases).push(StoredCase {
+            id: id.clone(),
+            fields,
+        });
+    }
 
     if chance(f.error_500_after_store) {
         return error(500, "INTERNAL SERVER ERROR", "INTERNAL SERVER ERROR");

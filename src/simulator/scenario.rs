@@ -23,6 +23,9 @@ pub struct Scenario {
     pub maintenance: Option<(u64, u64)>,
     /// How success bodies look.
     pub success: SuccessStyle,
+    /// Keep every stored case's fields (for tests and `GET /__cases`); off, only count them,
+    /// so a long in-process `--simulate` run stays small.
+    pub keep_cases: bool,
 }
 
 /// Probabilities (0.0–1.0) of each fault, per insert request.
@@ -66,6 +69,7 @@ impl Default for Scenario {
             faults: Faults::default(),
             maintenance: None,
             success: SuccessStyle::default(),
+            keep_cases: true,
         }
     }
 }

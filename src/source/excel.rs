@@ -10,6 +10,14 @@ use super::{
 };
 
 pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if ext == "xlsx" || ext == "xlsm" {
+        return super::xlsx_stream::open(path, options);
+    }
     let workbook_err = |e: calamine::Error| SourceError::Workbook {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -102,7 +110,7 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
     })
 }
 
-fn pick_sheet(names: &[String], wanted: &str) -> Option<String> {
+pub(super) fn pick_sheet(names: &[String], wanted: &str) -> Option<String> {
     if let Some(name) = names.iter().find(|n| n.as_str() == wanted) {
         return Some(name.clone());
     }

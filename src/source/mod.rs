@@ -9,6 +9,7 @@ mod cell;
 mod csv;
 mod encoding;
 mod excel;
+mod xlsx_stream;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -298,3 +298,21 @@ fn the_1904_date_system_reads_the_same_dates() {
     let row: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(row["cells"]["Fecha"], "2024-03-07");
 }
+
+#[test]
+fn a_ragged_row_keeps_all_its_cells_in_the_errors_file() {
+    let work = Work::new();
+    work.write("m.yaml", MAPPING);
+    work.write("t.csv", "Descripción,Teléfono\nuno,1\nsobra,2,3\ndos,4\n");
+    let out = bin()
+        .current_dir(work.dir.path())
+        .args(["validate", "t.csv", "--mapping", "m.yaml", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+    let errors = work.read("t.errors.csv");
+    let lines: Vec<&str> = errors.trim_start_matches('\u{feff}').lines().collect();
+    assert_eq!(lines[0], "Descripción,Teléfono,_row,_error");
+    assert!(lines[1].starts_with("sobra,2,3,3,"), "{errors}");
+    assert_eq!(lines.len(), 2);
+}
