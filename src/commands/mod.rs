@@ -21,7 +21,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Verdict> {
     };
     match cli.command {
         Command::Validate(args) => validate::run(&args, ui),
-        Command::Import(args) => runtime()?.block_on(import::run(&args, ui)),
+        // One thread for the sends: they wait on the network, and one thread spares the
+        // wake-ups between threads that cost more CPU than the requests themselves.
+        Command::Import(args) => single_thread_runtime()?.block_on(import::run(&args, ui)),
         Command::Preview(args) => preview::run(&args),
         Command::InitMapping(args) => init_mapping::run(&args),
         Command::Simulate(args) => runtime()?.block_on(simulate::run(&args)),
@@ -39,6 +41,12 @@ pub fn run(cli: Cli) -> anyhow::Result<Verdict> {
             Ok(Verdict::Clean)
         }
     }
+}
+
+fn single_thread_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
