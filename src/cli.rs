@@ -260,7 +260,7 @@ pub struct PreviewArgs {
     #[arg(long)]
     pub operation: Option<String>,
 
-    /// How many rows to show.
+    /// How many rows to show; 0 shows every row.
     #[arg(long, default_value_t = 5)]
     pub rows: usize,
 }

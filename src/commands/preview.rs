@@ -16,7 +16,12 @@ pub fn run(args: &PreviewArgs) -> anyhow::Result<Verdict> {
     let mut out = std::io::stdout().lock();
     let mut any_invalid = false;
     let headers = opened.source.headers.clone();
-    for item in opened.source.rows.take(args.rows) {
+    let limit = if args.rows == 0 {
+        usize::MAX
+    } else {
+        args.rows
+    };
+    for item in opened.source.rows.take(limit) {
         let line = match input::check(item, &opened.mapping, &mut keys) {
             Checked::Ready {
                 row,

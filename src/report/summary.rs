@@ -81,6 +81,31 @@ pub fn print_human(summary: &Summary<'_>, out: &mut dyn Write) -> std::io::Resul
     if let Some(reason) = summary.stop_reason {
         writeln!(out, "  stopped early: {reason}")?;
     }
+    if let Some(encoding) = &summary.source.encoding {
+        let delimiter = summary
+            .source
+            .delimiter
+            .map(|d| {
+                if d == b'\t' {
+                    "tab".to_string()
+                } else {
+                    format!("\"{}\"", d as char)
+                }
+            })
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "  read as:   {encoding} ({}), delimiter {delimiter}, header on line {}",
+            summary.source.encoding_reason.as_deref().unwrap_or(""),
+            summary.source.header_row
+        )?;
+    } else if let Some(sheet) = &summary.source.sheet {
+        writeln!(
+            out,
+            "  read as:   sheet {sheet:?}, header in row {}",
+            summary.source.header_row
+        )?;
+    }
     writeln!(out, "  results:   {}", summary.paths.results.display())?;
     if let Some(workbook) = &summary.paths.workbook {
         writeln!(out, "  workbook:  {}", workbook.display())?;
@@ -220,6 +245,11 @@ pub fn print_json(summary: &Summary<'_>, out: &mut dyn Write) -> std::io::Result
     object.insert("stopped".into(), json!(summary.stop_reason));
     object.insert("ledger".into(), json!(summary.ledger));
     object.insert("encoding".into(), json!(summary.source.encoding));
+    object.insert(
+        "encoding_reason".into(),
+        json!(summary.source.encoding_reason),
+    );
+    object.insert("header_row".into(), json!(summary.source.header_row));
     object.insert(
         "delimiter".into(),
         json!(summary.source.delimiter.map(|d| (d as char).to_string())),

@@ -64,10 +64,10 @@ pub struct Sender {
 impl Sender {
     pub fn new(client: Client, config: SenderConfig) -> Sender {
         let limiter = config.rate.filter(|r| *r > 0.0).map(|rate| {
-            // Burst of one: requests are spaced evenly. The spacing is 1.5 % wider than
+            // Burst of one: requests are spaced evenly. The spacing is 1 % wider than
             // 1/rate so that network jitter on the way cannot put rate + 1 requests into
-            // one second at the CRM's end; the run still achieves 98.5 % of --rate.
-            let period = Duration::from_secs_f64(1.015 / rate);
+            // one second at the CRM's end; the run still achieves about 99 % of --rate.
+            let period = Duration::from_secs_f64(1.01 / rate);
             let quota = Quota::with_period(period)
                 .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
                 .allow_burst(NonZeroU32::MIN);

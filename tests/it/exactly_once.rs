@@ -156,10 +156,24 @@ fn kill_9_mid_run_then_rerun_loses_and_duplicates_nothing() {
     let after_kill = sim.cases().len();
     assert!(after_kill < 400, "the run finished before it was killed");
 
-    // The killed run's results file is a truthful prefix: everything it says created is stored.
+    // The killed run's results file is a truthful prefix: everything it says created is
+    // stored in the CRM and recorded created in the ledger.
     let partial = work.results("killed");
     let stored: BTreeSet<String> = sim.stored_per_ticket().keys().cloned().collect();
     assert!(keys_with(&partial, "created").is_subset(&stored));
+    let ledger = rusqlite::Connection::open(work.path("ledger.sqlite")).unwrap();
+    let in_ledger: BTreeSet<String> = ledger
+        .prepare("SELECT key FROM cases WHERE status = 'created'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(keys_with(&partial, "created").is_subset(&in_ledger));
+    assert!(
+        in_ledger.is_subset(&stored),
+        "the ledger says created only what the CRM has"
+    );
 
     let out = work.import("many.csv", &sim, "rerun").output().unwrap();
     let rerun = work.results("rerun");
