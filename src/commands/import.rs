@@ -144,7 +144,8 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
     );
 
     let source_info = opened.source.info.clone();
-    let mut rows = input::CheckedRows::spawn(opened.source.rows, opened.mapping.clone());
+    let mut rows = input::CheckedRows::spawn(opened.source.rows, opened.mapping.clone())
+        .context("could not start the reader threads")?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let interrupted = Arc::new(AtomicBool::new(false));

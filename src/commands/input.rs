@@ -74,6 +74,11 @@ pub fn open(
 
 /// Apply the mapping and the in-file duplicate check to one source row.
 pub fn check(item: RowResult, mapping: &CompiledMapping, keys: &mut DuplicateKeys) -> Checked {
+    dedupe(map_row(item, mapping), mapping.on_duplicate_key, keys)
+}
+
+/// The mapping alone: safe to run for many rows at once, on several threads.
+fn map_row(item: RowResult, mapping: &CompiledMapping) -> Checked {
     let feedback = mapping.headers().iter().position(|h| h == "_row");
     let mut row = match item {
         Ok(row) => row,
@@ -91,31 +96,43 @@ pub fn check(item: RowResult, mapping: &CompiledMapping, keys: &mut DuplicateKey
         row.number = original;
     }
     match mapping.apply(&row) {
-        Ok(payload) => {
-            if mapping.on_duplicate_key == DuplicatePolicy::Reject
-                && let Some(first) = keys.first_row(&payload.key, row.number)
-            {
-                return Checked::Invalid {
-                    row: row.number,
-                    key: payload.key,
-                    cells: row.cells,
-                    message: format!(
-                        "duplicate of row {first}: same key (set on_duplicate_key: send to send both)"
-                    ),
-                };
-            }
-            Checked::Ready {
-                row: row.number,
-                cells: row.cells,
-                payload,
-            }
-        }
+        Ok(payload) => Checked::Ready {
+            row: row.number,
+            cells: row.cells,
+            payload,
+        },
         Err(errors) => Checked::Invalid {
             row: row.number,
             key: mapping.key_hint(&row),
             message: mapping::describe(&errors),
             cells: row.cells,
         },
+    }
+}
+
+/// The in-file duplicate check: needs the rows in file order.
+fn dedupe(checked: Checked, policy: DuplicatePolicy, keys: &mut DuplicateKeys) -> Checked {
+    match checked {
+        Checked::Ready {
+            row,
+            cells,
+            payload,
+        } if policy == DuplicatePolicy::Reject => match keys.first_row(&payload.key, row) {
+            Some(first) => Checked::Invalid {
+                row,
+                key: payload.key,
+                cells,
+                message: format!(
+                    "duplicate of row {first}: same key (set on_duplicate_key: send to send both)"
+                ),
+            },
+            None => Checked::Ready {
+                row,
+                cells,
+                payload,
+            },
+        },
+        other => other,
     }
 }
 
@@ -139,68 +156,108 @@ fn original_row(column: Option<usize>, cells: &[String]) -> Option<u64> {
 /// nothing per row, small enough that memory stays flat.
 const BATCH: usize = 256;
 
-/// Checked rows arriving in file order from two threads: one parses the file, the
-/// other applies the mapping. Bounded channels keep memory flat whatever the file size.
+/// Checked rows arriving in file order from a pipeline of threads: one parses the file,
+/// two apply the mapping to alternate batches, and the receiving side puts the batches
+/// back in order and checks duplicate keys. Bounded channels keep memory flat whatever
+/// the file size.
 pub struct CheckedRows {
-    rx: tokio::sync::mpsc::Receiver<Vec<Checked>>,
+    rx: tokio::sync::mpsc::Receiver<(u64, Vec<Checked>)>,
+    /// Batches that arrived before their turn.
+    early: std::collections::BTreeMap<u64, Vec<Checked>>,
+    next_batch: u64,
     buffer: std::collections::VecDeque<Checked>,
+    keys: DuplicateKeys,
+    policy: DuplicatePolicy,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
+
+const MAP_WORKERS: usize = 2;
 
 impl CheckedRows {
     pub fn spawn(
         rows: Box<dyn Iterator<Item = RowResult> + Send>,
         mapping: CompiledMapping,
-    ) -> CheckedRows {
-        let (raw_tx, raw_rx) = std::sync::mpsc::sync_channel::<Vec<RowResult>>(4);
-        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Checked>>(4);
-        let parse = std::thread::spawn(move || {
+    ) -> std::io::Result<CheckedRows> {
+        let (raw_tx, raw_rx) = std::sync::mpsc::sync_channel::<(u64, Vec<RowResult>)>(4);
+        let raw_rx = std::sync::Arc::new(std::sync::Mutex::new(raw_rx));
+        let (tx, rx) = tokio::sync::mpsc::channel::<(u64, Vec<Checked>)>(4);
+        let policy = mapping.on_duplicate_key;
+        let mut threads = vec![spawn_named("parse", move || {
             let mut batch = Vec::with_capacity(BATCH);
+            let mut number = 0u64;
             for row in rows {
                 batch.push(row);
-                if batch.len() == BATCH
-                    && raw_tx
-                        .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
-                        .is_err()
-                {
-                    return;
+                if batch.len() == BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    if raw_tx.send((number, full)).is_err() {
+                        return;
+                    }
+                    number += 1;
                 }
             }
             if !batch.is_empty() {
-                let _ = raw_tx.send(batch);
+                let _ = raw_tx.send((number, batch));
             }
-        });
-        let check_rows = std::thread::spawn(move || {
-            let mut keys = DuplicateKeys::default();
-            for batch in raw_rx {
-                let checked: Vec<Checked> = batch
-                    .into_iter()
-                    .map(|r| check(r, &mapping, &mut keys))
-                    .collect();
-                if tx.blocking_send(checked).is_err() {
-                    return;
+        })?];
+        let mapping = std::sync::Arc::new(mapping);
+        for _ in 0..MAP_WORKERS {
+            let (raw_rx, tx, mapping) = (raw_rx.clone(), tx.clone(), mapping.clone());
+            threads.push(spawn_named("map", move || {
+                loop {
+                    let next = match raw_rx.lock() {
+                        Ok(receiver) => receiver.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((number, batch)) = next else {
+                        return;
+                    };
+                    let checked = batch.into_iter().map(|r| map_row(r, &mapping)).collect();
+                    if tx.blocking_send((number, checked)).is_err() {
+                        return;
+                    }
                 }
-            }
-        });
-        CheckedRows {
+            })?);
+        }
+        Ok(CheckedRows {
             rx,
+            early: std::collections::BTreeMap::new(),
+            next_batch: 0,
             buffer: std::collections::VecDeque::new(),
-            threads: vec![parse, check_rows],
+            keys: DuplicateKeys::default(),
+            policy,
+            threads,
+        })
+    }
+
+    /// Take the next batch in file order out of what has arrived; `false` if not there yet.
+    fn take_in_order(&mut self) -> bool {
+        match self.early.remove(&self.next_batch) {
+            Some(batch) => {
+                self.next_batch += 1;
+                for checked in batch {
+                    let checked = dedupe(checked, self.policy, &mut self.keys);
+                    self.buffer.push_back(checked);
+                }
+                true
+            }
+            None => false,
         }
     }
 
     /// The next row, from async code (cancel-safe: nothing is awaited after a receive).
     pub async fn next(&mut self) -> Option<Checked> {
-        if self.buffer.is_empty() {
-            self.buffer.extend(self.rx.recv().await?);
+        while self.buffer.is_empty() && !self.take_in_order() {
+            let (number, batch) = self.rx.recv().await?;
+            self.early.insert(number, batch);
         }
         self.buffer.pop_front()
     }
 
     /// The next row, from a plain thread.
     pub fn next_blocking(&mut self) -> Option<Checked> {
-        if self.buffer.is_empty() {
-            self.buffer.extend(self.rx.blocking_recv()?);
+        while self.buffer.is_empty() && !self.take_in_order() {
+            let (number, batch) = self.rx.blocking_recv()?;
+            self.early.insert(number, batch);
         }
         self.buffer.pop_front()
     }
@@ -208,6 +265,7 @@ impl CheckedRows {
     /// Wait for the threads; a panic in them is a bug worth reporting.
     pub fn join(mut self) -> anyhow::Result<()> {
         self.rx.close();
+        while self.rx.try_recv().is_ok() {}
         for thread in self.threads {
             if thread.join().is_err() {
                 anyhow::bail!(
@@ -217,6 +275,13 @@ impl CheckedRows {
         }
         Ok(())
     }
+}
+
+fn spawn_named(
+    name: &str,
+    work: impl FnOnce() + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name(name.into()).spawn(work)
 }
 
 /// The delimiter of the errors file: the source's, so it opens like the original.

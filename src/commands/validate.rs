@@ -2,6 +2,8 @@
 
 use std::time::Instant;
 
+use anyhow::Context;
+
 use crate::cli::ValidateArgs;
 use crate::exit::Verdict;
 use crate::outcome::{Outcome, Status};
@@ -27,7 +29,8 @@ pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
     )?;
     let mut progress = Progress::new(ui.quiet);
     let info = opened.source.info.clone();
-    let mut rows = input::CheckedRows::spawn(opened.source.rows, opened.mapping.clone());
+    let mut rows = input::CheckedRows::spawn(opened.source.rows, opened.mapping.clone())
+        .context("could not start the reader threads")?;
     while let Some(checked) = rows.next_blocking() {
         let (outcome, cells) = match checked {
             Checked::Ready {

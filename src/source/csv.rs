@@ -206,14 +206,11 @@ impl LineTracker {
         } else {
             (front, &back[..n - front.len()])
         };
-        let count = |byte: u8| {
-            front.iter().filter(|b| **b == byte).count()
-                + back.iter().filter(|b| **b == byte).count()
-        };
-        let mut ends = count(b'\n') as u64;
+        let mut ends = (memchr::memchr_iter(b'\n', front).count()
+            + memchr::memchr_iter(b'\n', back).count()) as u64;
         // CRLF counts once (at its LF); a lone CR ends a line of its own. CRs are rare
         // outside CRLF files, so the pairwise look is only made when there are some.
-        if count(b'\r') > 0 {
+        if memchr::memchr(b'\r', front).is_some() || memchr::memchr(b'\r', back).is_some() {
             let at = |i: usize| {
                 if i < front.len() {
                     Some(front[i])
