@@ -201,8 +201,9 @@ pub struct ImportArgs {
     pub operation: Option<String>,
 
     /// Requests per second, retries included; never burst over. 0 = no limit.
-    #[arg(long, default_value_t = 5.0)]
-    pub rate: f64,
+    /// Default: 5, or 50 with --simulate (the simulator has no rate to respect).
+    #[arg(long)]
+    pub rate: Option<f64>,
 
     /// Requests in flight at once per token (Wolkvox refuses more than 2 per token).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]

@@ -41,10 +41,10 @@ const DOWN_AFTER: u32 = 10;
 pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
     let started = Instant::now();
     let opened = input::open(&args.input, &args.mapping, args.operation.as_deref())?;
+    let rate = args.rate.unwrap_or(if args.simulate { 50.0 } else { 5.0 });
     anyhow::ensure!(
-        args.rate >= 0.0 && args.rate.is_finite(),
-        "--rate {} must be a number of requests per second (0 = no limit)",
-        args.rate
+        rate >= 0.0 && rate.is_finite(),
+        "--rate {rate} must be a number of requests per second (0 = no limit)"
     );
     anyhow::ensure!(
         args.timeout > 0.0 && args.timeout.is_finite(),
@@ -112,7 +112,13 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
     if !args.no_preflight && !args.simulate {
         let plan = pool
             .preflight(&client, &opened.mapping.operation, args.quota_reserve)
-            .await;
+            .await
+            .map_err(|why| {
+                anyhow::anyhow!(
+                    "cannot reach {} ({why}): check --server and the network; nothing was sent",
+                    client.url().host_str().unwrap_or_default()
+                )
+            })?;
         if plan.known {
             let rows = super::input::count_rows(&args.input, &args.input.input).unwrap_or(0);
             let today = plan.calls_left_today.min(rows);
@@ -136,7 +142,7 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
     let sender = Sender::new(
         client,
         SenderConfig {
-            rate: (args.rate > 0.0).then_some(args.rate),
+            rate: (rate > 0.0).then_some(rate),
             max_retries: args.max_retries,
             retry_ambiguous: args.retry_ambiguous,
             backoff: Backoff::default(),
@@ -490,14 +496,16 @@ impl Coordinator<'_> {
             Final::Stop(StopKind::WrongEndpoint) => {
                 self.halt(Verdict::Aborted, delivery.message.clone())
             }
-            Final::Uncertain => {
+            // Rows that failed after every retry count too: a server that cannot be
+            // reached fails each row the same way.
+            Final::Uncertain | Final::Failed => {
                 self.consecutive_maybe += 1;
                 if self.consecutive_maybe >= DOWN_AFTER {
                     self.halt(
                         Verdict::Aborted,
                         format!(
-                            "{DOWN_AFTER} requests in a row failed in a way that may have \
-                             stored the case: the server looks down (last: {})",
+                            "{DOWN_AFTER} rows in a row failed or got no usable answer: the \
+                             server looks down (last: {})",
                             delivery.message
                         ),
                     );

@@ -47,7 +47,7 @@ pub async fn run(args: &TokenInfoArgs) -> anyhow::Result<Verdict> {
                     "token {fingerprint}: no calls left today (TOKEN LIMIT EXCEEDED)"
                 )?;
             }
-            Err(TokenInfoError::Unavailable(why)) => {
+            Err(TokenInfoError::Unreachable(why) | TokenInfoError::Unavailable(why)) => {
                 anyhow::bail!("the token information API did not answer usefully: {why}");
             }
         }

@@ -57,8 +57,14 @@ impl TokenPool {
         }
     }
 
-    /// Ask the token information API about every token (one call each).
-    pub async fn preflight(&mut self, client: &Client, operation: &str, reserve: u64) -> QuotaPlan {
+    /// Ask the token information API about every token (one call each). `Err` when the
+    /// server cannot be reached at all: nothing would get through, so nothing is tried.
+    pub async fn preflight(
+        &mut self,
+        client: &Client,
+        operation: &str,
+        reserve: u64,
+    ) -> Result<QuotaPlan, String> {
         let mut plan = QuotaPlan::default();
         for slot in &mut self.slots {
             let fingerprint = slot.token.fingerprint();
@@ -97,12 +103,13 @@ impl TokenPool {
                     self.last_refusal = Some(why.clone());
                     tracing::warn!(token = %fingerprint, %why, "The CRM rejected this token; it is left out of the run.");
                 }
+                Err(TokenInfoError::Unreachable(why)) => return Err(why),
                 Err(TokenInfoError::Unavailable(why)) => {
                     tracing::warn!(token = %fingerprint, %why, "No token information; sending without a quota plan.");
                 }
             }
         }
-        plan
+        Ok(plan)
     }
 
     /// The live token with a free slot and budget, least busy first.

@@ -170,6 +170,8 @@ pub enum TokenInfoError {
     Rejected(String),
     /// 403 TOKEN LIMIT EXCEEDED: no calls left today.
     QuotaSpent,
+    /// No connection could be made: wrong host, DNS, network down.
+    Unreachable(String),
     /// Anything else: no answer, another status, a body we cannot read.
     Unavailable(String),
 }
@@ -205,7 +207,13 @@ impl Client {
             .header("Wolkvox-Token", secret)
             .send()
             .await
-            .map_err(|e| TokenInfoError::Unavailable(describe(&e)))?;
+            .map_err(|e| {
+                if e.is_connect() {
+                    TokenInfoError::Unreachable(describe(&e))
+                } else {
+                    TokenInfoError::Unavailable(describe(&e))
+                }
+            })?;
         let status = response.status().as_u16();
         let body = response
             .text()

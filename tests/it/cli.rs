@@ -333,3 +333,28 @@ fn mapping_errors_name_the_line_and_column_of_the_yaml() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_unreachable_server_is_named_before_anything_is_sent() {
+    // Port 1 on loopback: nothing listens there, the connection is refused at once.
+    let work = Work::with_sample();
+    let out = bin()
+        .current_dir(work.dir.path())
+        .env("WOLKVOX_TOKEN", TOKEN)
+        .args([
+            "import",
+            "tickets.csv",
+            "--mapping",
+            "tickets.yaml",
+            "--server",
+            "http://127.0.0.1:1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot reach 127.0.0.1") && stderr.contains("nothing was sent"),
+        "{stderr}"
+    );
+}
