@@ -343,3 +343,28 @@ fn uncertain_rows_are_not_resent_unless_asked() {
         .collect();
     assert_eq!(resent, uncertain);
 }
+
+#[test]
+fn retry_ambiguous_trades_uncertain_rows_for_possible_duplicates() {
+    let sim = Sim::start(Scenario {
+        tokens: vec![TOKEN.into()],
+        faults: Faults {
+            error_500_after_store: 0.3,
+            ..Faults::default()
+        },
+        ..Scenario::default()
+    });
+    let work = Work::with_sample();
+    let out = work
+        .import("tickets.csv", &sim, "run")
+        .args(["--retry-ambiguous", "--max-retries", "20"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "only the invalid rows are left");
+    let results = work.results("run");
+    assert_eq!(count(&results, "uncertain"), 0);
+    assert_eq!(count(&results, "created"), 232);
+    // The price the flag names: a 500 after storing, retried, stores the ticket again.
+    assert!(sim.cases().len() > 232);
+    assert_eq!(sim.stored_per_ticket().len(), 232);
+}

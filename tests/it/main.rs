@@ -5,6 +5,7 @@ mod exactly_once;
 mod import;
 mod quota;
 mod reports;
+mod scripted;
 mod simulator;
 mod snapshots;
 mod sources;
