@@ -130,6 +130,11 @@ pub struct InputArgs {
     /// CSV encoding, e.g. utf-8, windows-1252, utf-16le (default: detected).
     #[arg(long)]
     pub encoding: Option<String>,
+
+    /// The file has no header row: the mapping names columns by letter (A, B, …) or
+    /// 1-based number ("3"), and the first row is data.
+    #[arg(long)]
+    pub no_header: bool,
 }
 
 #[derive(Debug, Args)]

@@ -85,10 +85,12 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
     let (ledger_path, _ledger_dir) = ledger_path(args, &args.input.input)?;
     let mut ledger = Ledger::open(&ledger_path, &target)
         .with_context(|| format!("could not open the ledger {}", ledger_path.display()))?;
+    // The input's hash lets `runs` show which file each run read (a changed export shows).
+    let input_hash = file_sha256(&args.input.input).ok();
     ledger.begin_run(
         "import",
         &args.input.input.display().to_string(),
-        None,
+        input_hash.as_deref(),
         Some(&sha256_hex(opened.mapping_text.as_bytes())),
     )?;
 
@@ -583,6 +585,17 @@ fn ledger_path(
         .unwrap_or_else(|| "import".into());
     let dir = input.parent().unwrap_or_else(|| Path::new(""));
     Ok((dir.join(format!("{stem}.ledger.sqlite")), None))
+}
+
+fn file_sha256(path: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

@@ -105,6 +105,7 @@ pub fn run(args: &InitMappingArgs) -> anyhow::Result<Verdict> {
         header_row: input.header_row,
         delimiter: input.delimiter,
         encoding: input.encoding.as_deref().and_then(Encoding::for_label),
+        no_header: input.no_header,
     };
     let source = source::open(&input.input, &options)?;
     let headers = source.headers.clone();

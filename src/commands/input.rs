@@ -50,6 +50,7 @@ pub fn open(
         header_row: args.header_row,
         delimiter: args.delimiter,
         encoding,
+        no_header: args.no_header,
     };
     let (spec, mapping_text) = mapping::load(mapping_path)?;
     let source = source::open(&args.input, &options)?;
@@ -144,6 +145,7 @@ pub fn count_rows(args: &InputArgs, _input: &Path) -> anyhow::Result<u64> {
         header_row: args.header_row,
         delimiter: args.delimiter,
         encoding,
+        no_header: args.no_header,
     };
     Ok(source::open(&args.input, &options)?.rows.count() as u64)
 }

@@ -48,6 +48,9 @@ pub fn run(args: &RunsArgs) -> anyhow::Result<Verdict> {
                 .find(|r| r.id == id)
                 .with_context(|| format!("no run {id} in {}", args.ledger.display()))?;
             writeln!(out, "run {}: {} {}", run.id, run.command, run.input)?;
+            if let Some(hash) = &run.input_sha256 {
+                writeln!(out, "input   sha256 {hash}")?;
+            }
             writeln!(out, "started {}", run.started_at)?;
             writeln!(
                 out,

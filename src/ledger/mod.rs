@@ -93,6 +93,7 @@ pub struct RunRecord {
     pub ended_at: Option<String>,
     pub command: String,
     pub input: String,
+    pub input_sha256: Option<String>,
     pub exit_code: Option<i64>,
     pub counts: Option<String>,
 }
@@ -333,7 +334,7 @@ impl Ledger {
         let mut statement = self
             .conn
             .prepare(
-                "SELECT id, started_at, ended_at, command, input, exit_code, counts
+                "SELECT id, started_at, ended_at, command, input, exit_code, counts, input_sha256
                  FROM runs ORDER BY id",
             )
             .map_err(|e| self.sql(e))?;
@@ -347,6 +348,7 @@ impl Ledger {
                     input: r.get(4)?,
                     exit_code: r.get(5)?,
                     counts: r.get(6)?,
+                    input_sha256: r.get(7)?,
                 })
             })
             .map_err(|e| self.sql(e))?;

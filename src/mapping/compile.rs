@@ -572,6 +572,22 @@ fn parse_template(
     Ok(parts)
 }
 
+/// A column by its letter (`C`, `AB`) or 1-based number (`3`), for files without headers
+/// (or a header that names no column).
+fn by_position(name: &str, width: usize) -> Option<usize> {
+    let name = name.trim();
+    let index = if let Ok(number) = name.parse::<usize>() {
+        number.checked_sub(1)?
+    } else if !name.is_empty() && name.len() <= 3 && name.bytes().all(|b| b.is_ascii_uppercase()) {
+        name.bytes()
+            .fold(0usize, |acc, b| acc * 26 + usize::from(b - b'A') + 1)
+            .checked_sub(1)?
+    } else {
+        return None;
+    };
+    (index < width).then_some(index)
+}
+
 /// Header lookup: exact, then forgiving case/accents/spaces when that is unambiguous.
 struct Columns<'a> {
     headers: &'a [String],
@@ -609,6 +625,9 @@ impl<'a> Columns<'a> {
             .collect();
         match matches.as_slice() {
             [one] => Ok(*one),
+            [] if by_position(name, self.headers.len()).is_some() => {
+                by_position(name, self.headers.len()).ok_or_else(String::new)
+            }
             [] => {
                 let suggestion = self
                     .folded

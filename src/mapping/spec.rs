@@ -87,6 +87,16 @@ pub enum Transform {
     Truncate(usize),
     /// Regex replace: `{pattern: "\\s+", with: " "}`.
     Replace(ReplaceSpec),
+    /// One part of a value: `{separator: " - ", index: 0}` (0-based; a missing part is empty).
+    /// With it, one column can feed several fields.
+    Split(SplitSpec),
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SplitSpec {
+    pub separator: String,
+    pub index: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -34,6 +34,10 @@ pub enum Step {
         pattern: Regex,
         with: String,
     },
+    Split {
+        separator: String,
+        index: usize,
+    },
 }
 
 impl Step {
@@ -92,6 +96,15 @@ impl Step {
                 country_code: spec.country_code.clone(),
             },
             Transform::Truncate(n) => Step::Truncate(*n),
+            Transform::Split(spec) => {
+                if spec.separator.is_empty() {
+                    return Err("split: the separator cannot be empty".into());
+                }
+                Step::Split {
+                    separator: spec.separator.clone(),
+                    index: spec.index,
+                }
+            }
             Transform::Replace(spec) => Step::Replace {
                 pattern: Regex::new(&spec.pattern)
                     .map_err(|e| format!("replace: bad pattern {:?}: {e}", spec.pattern))?,
@@ -148,6 +161,11 @@ impl Step {
             Step::Replace { pattern, with } => {
                 pattern.replace_all(&value, with.as_str()).into_owned()
             }
+            Step::Split { separator, index } => value
+                .split(separator.as_str())
+                .nth(*index)
+                .map(|part| part.trim().to_string())
+                .unwrap_or_default(),
         })
     }
 }
@@ -309,6 +327,61 @@ mod tests {
             s.apply("0057 301 555 0101".into()).unwrap(),
             "+573015550101"
         );
+    }
+
+    #[test]
+    fn split_takes_one_part() {
+        let s = step(Transform::Split(super::super::spec::SplitSpec {
+            separator: " - ".into(),
+            index: 1,
+        }));
+        assert_eq!(
+            s.apply("Bogotá - Cundinamarca".into()).unwrap(),
+            "Cundinamarca"
+        );
+        assert_eq!(s.apply("Bogotá".into()).unwrap(), "");
+    }
+
+    proptest::proptest! {
+        /// Any change of case, accents or surrounding spaces still finds the map entry.
+        #[test]
+        fn map_matches_any_case_accent_and_space_variant(
+            word in proptest::sample::select(vec!["Petición", "Queja", "Reclamo", "Sugerencia", "Atención al cliente"]),
+            upper in proptest::collection::vec(proptest::bool::ANY, 24),
+            strip_accents in proptest::bool::ANY,
+            pad in 0usize..3,
+        ) {
+            let map: BTreeMap<String, String> = [(word.to_string(), "X".to_string())].into_iter().collect();
+            let s = step(Transform::Map(map));
+            let mut variant: String = word
+                .chars()
+                .zip(upper.iter().cycle())
+                .map(|(c, up)| if *up { c.to_uppercase().next().unwrap_or(c) } else { c })
+                .collect();
+            if strip_accents {
+                variant = variant.replace(['ó', 'Ó'], "o").replace(['é', 'É'], "e");
+            }
+            let variant = format!("{}{variant}{}", " ".repeat(pad), " ".repeat(pad));
+            proptest::prop_assert_eq!(s.apply(variant).unwrap(), "X");
+        }
+
+        /// A date written day-first comes back as the same ISO date; listing both orders
+        /// refuses exactly the values that read differently.
+        #[test]
+        fn dates_round_trip_and_ambiguity_is_exact(day in 1u32..=28, month in 1u32..=12, year in 1990i32..2040) {
+            let text = format!("{day:02}/{month:02}/{year}");
+            let one = step(Transform::Date(super::super::spec::DateSpec {
+                from: vec!["%d/%m/%Y".into()],
+                to: "%Y-%m-%d".into(),
+            }));
+            proptest::prop_assert_eq!(one.apply(text.clone()).unwrap(), format!("{year}-{month:02}-{day:02}"));
+            let both = step(Transform::Date(super::super::spec::DateSpec {
+                from: vec!["%d/%m/%Y".into(), "%m/%d/%Y".into()],
+                to: "%Y-%m-%d".into(),
+            }));
+            let ambiguous = day <= 12 && day != month;
+            proptest::prop_assert_eq!(both.apply(text).is_err(), ambiguous);
+        }
     }
 
     #[test]

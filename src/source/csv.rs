@@ -117,6 +117,7 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
 
     // A title line taken as the header has fewer fields than the rows below it.
     if options.header_row.is_none()
+        && !options.no_header
         && let Some(usual) = usual_width(&text_sample, delimiter, complete)
         && headers.len() < usual
     {

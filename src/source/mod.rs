@@ -49,6 +49,8 @@ pub struct SourceOptions {
     pub delimiter: Option<u8>,
     /// CSV encoding; default: detected.
     pub encoding: Option<Encoding>,
+    /// The file has no header row: columns are named A, B, C… and the first row is data.
+    pub no_header: bool,
 }
 
 /// What the reader decided about the file, for the summary.
@@ -121,14 +123,26 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
-    match ext.as_str() {
+    let mut source = match ext.as_str() {
         "csv" | "txt" | "tsv" | "" => csv::open(path, options),
         "xlsx" | "xlsm" | "xls" | "xlsb" | "ods" | "xla" | "xlam" => excel::open(path, options),
         _ => Err(SourceError::UnknownType {
             path: path.to_path_buf(),
             ext,
         }),
+    }?;
+    if options.no_header {
+        // What was read as the header is the first data row; columns go by letter.
+        let first = Row {
+            number: source.info.header_row,
+            cells: std::mem::take(&mut source.headers),
+            cell_errors: Vec::new(),
+        };
+        source.headers = (0..first.cells.len()).map(column_letter).collect();
+        let rest = std::mem::replace(&mut source.rows, Box::new(std::iter::empty()));
+        source.rows = Box::new(std::iter::once(Ok(first)).chain(rest));
     }
+    Ok(source)
 }
 
 /// Excel-style column letters for a 0-based index: 0 → A, 26 → AA.

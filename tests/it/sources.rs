@@ -316,3 +316,52 @@ fn a_ragged_row_keeps_all_its_cells_in_the_errors_file() {
     assert!(lines[1].starts_with("sobra,2,3,3,"), "{errors}");
     assert_eq!(lines.len(), 2);
 }
+
+#[test]
+fn a_file_without_headers_maps_columns_by_letter_or_number() {
+    let work = Work::new();
+    work.write(
+        "m.yaml",
+        r#"
+operation: op
+fields:
+  case-type: { value: Request }
+  responsible: { value: "a@op" }
+  owner: { value: "a@op" }
+  contact: { column: C, email: true }
+  description: "1"
+  status: { value: Abierto }
+  priority: { value: Alta }
+form:
+  Ciudad: { column: B, transforms: [{ split: { separator: " - ", index: 0 } }] }
+  Departamento: { column: B, transforms: [{ split: { separator: " - ", index: 1 } }] }
+"#,
+    );
+    work.write(
+        "t.csv",
+        "Cobro doble,Cali - Valle,ana@ejemplo.co\nDemora,Bogotá - Cundinamarca,no-es-correo\n",
+    );
+    let out = bin()
+        .current_dir(work.dir.path())
+        .args(["preview", "t.csv", "--mapping", "m.yaml", "--no-header"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows[0]["row"], 1, "the first line is data");
+    assert_eq!(rows[0]["payload"]["description"], "Cobro doble");
+    let form: serde_json::Value =
+        serde_json::from_str(rows[0]["payload"]["form"].as_str().unwrap()).unwrap();
+    assert_eq!(form["Ciudad"], "Cali");
+    assert_eq!(form["Departamento"], "Valle");
+    assert_eq!(rows[1]["row"], 2);
+    assert!(
+        rows[1]["invalid"]
+            .as_str()
+            .unwrap()
+            .contains("column \"C\"")
+    );
+}
