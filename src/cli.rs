@@ -28,15 +28,16 @@ pub struct Cli {
     pub command: Command,
 
     /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    // Explicit display orders keep the global flags in one place in every --help.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, display_order = 900)]
     pub log_format: LogFormat,
 
     /// More logs (-v: debug, -vv: trace). RUST_LOG, if set, wins.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, display_order = 901)]
     pub verbose: u8,
 
     /// Only errors on stderr; no progress.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, display_order = 902)]
     pub quiet: bool,
 }
 
