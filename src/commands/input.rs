@@ -54,9 +54,21 @@ pub fn open(
     };
     let (spec, mapping_text) = mapping::load(mapping_path)?;
     let source = source::open(&args.input, &options)?;
-    let mapping =
+    let mut mapping =
         CompiledMapping::compile(&spec, &source.headers, operation, mapping_path, &args.input)?;
     let mut warnings = source.info.warnings.clone();
+    if mapping.wants_column_scan() {
+        // A date that could be day-first or month-first is settled by its whole column
+        // (one 26/06 decides), so the file is read once before the real pass.
+        let mut evidence = Vec::new();
+        for row in source::open(&args.input, &options)?.rows.flatten() {
+            mapping.observe(&row, &mut evidence);
+        }
+        for note in mapping.settle_dates(&evidence) {
+            tracing::info!("{note}");
+            warnings.push(note);
+        }
+    }
     if !mapping.unused_columns.is_empty() {
         let warning = format!(
             "columns not used by the mapping (renamed? add them to `form:` if they matter): {}",

@@ -289,6 +289,75 @@ impl CompiledMapping {
         }
     }
 
+    /// Whether some `date` step lists formats that the whole column should decide between
+    /// (a first pass over the file is then worth its cost).
+    pub fn wants_column_scan(&self) -> bool {
+        self.all_fields().any(|f| {
+            matches!(f.origin, Origin::Column(_)) && f.steps.iter().any(Step::decides_by_column)
+        })
+    }
+
+    /// The first pass: feed every row, then `settle_dates`.
+    pub fn observe(&self, row: &Row, evidence: &mut Vec<super::transform::DateEvidence>) {
+        let mut slot = 0;
+        for field in self.all_fields() {
+            let Origin::Column(index) = field.origin else {
+                continue;
+            };
+            let mut value = row.cells.get(index).cloned().unwrap_or_default();
+            for step in &field.steps {
+                if step.decides_by_column() {
+                    if evidence.len() <= slot {
+                        evidence.push(Default::default());
+                    }
+                    step.observe(&value, &mut evidence[slot]);
+                    slot += 1;
+                }
+                match step.apply(value) {
+                    Ok(next) => value = next,
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+
+    /// Narrow each column-decided `date` step to the formats its column allows.
+    pub fn settle_dates(&mut self, evidence: &[super::transform::DateEvidence]) -> Vec<String> {
+        let mut notes = Vec::new();
+        let mut slot = 0;
+        let fields = self
+            .fields
+            .iter_mut()
+            .map(|(_, f)| f)
+            .chain(self.form.iter_mut().map(|(_, f)| f));
+        for field in fields {
+            if !matches!(field.origin, Origin::Column(_)) {
+                continue;
+            }
+            for step in &mut field.steps {
+                if step.decides_by_column() {
+                    if let Some(seen) = evidence.get(slot) {
+                        for dropped in step.settle(seen) {
+                            notes.push(format!(
+                                "column \"{}\": its values rule out the date format {dropped}",
+                                field.label
+                            ));
+                        }
+                    }
+                    slot += 1;
+                }
+            }
+        }
+        notes
+    }
+
+    fn all_fields(&self) -> impl Iterator<Item = &CompiledField> {
+        self.fields
+            .iter()
+            .map(|(_, f)| f)
+            .chain(self.form.iter().map(|(_, f)| f))
+    }
+
     /// The key of a row when it can be computed, even if the row is invalid (for reports).
     pub fn key_hint(&self, row: &Row) -> String {
         match &self.key {

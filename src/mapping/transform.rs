@@ -184,19 +184,109 @@ fn title_case(value: &str) -> String {
     out
 }
 
+fn parse_date(value: &str, format: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(value, format).ok().or_else(|| {
+        chrono::NaiveDateTime::parse_from_str(value, format)
+            .ok()
+            .map(|dt| dt.date())
+    })
+}
+
+/// What a whole column says about a `date` step's formats: for two formats that read some
+/// value as different dates (`03/04/2024`), a value only one of them can read (`26/06/2024`)
+/// settles the column for that one.
+#[derive(Debug, Clone, Default)]
+pub struct DateEvidence {
+    /// (a, b) → (a value read differently by both, values only a reads, values only b reads)
+    pairs: HashMap<(usize, usize), (bool, u64, u64)>,
+}
+
+impl Step {
+    /// Whether this step has formats a column could decide between.
+    pub fn decides_by_column(&self) -> bool {
+        match self {
+            Step::Date { from, .. } => {
+                // Only formats of the same shape once day and month are alike
+                // (`%d/%m/%Y`, `%m/%d/%Y`) can read one value two ways.
+                let shapes: Vec<String> = from
+                    .iter()
+                    .map(|f| {
+                        f.replace("%d", "%N")
+                            .replace("%m", "%N")
+                            .replace("%e", "%N")
+                    })
+                    .collect();
+                shapes
+                    .iter()
+                    .enumerate()
+                    .any(|(i, a)| shapes[i + 1..].contains(a))
+            }
+            _ => false,
+        }
+    }
+
+    /// Take one value of the column into account.
+    pub fn observe(&self, value: &str, evidence: &mut DateEvidence) {
+        let Step::Date { from, .. } = self else {
+            return;
+        };
+        let value = value.trim();
+        if value.is_empty() {
+            return;
+        }
+        let dates: Vec<Option<NaiveDate>> = from.iter().map(|f| parse_date(value, f)).collect();
+        for a in 0..dates.len() {
+            for b in a + 1..dates.len() {
+                let entry = evidence.pairs.entry((a, b)).or_default();
+                match (dates[a], dates[b]) {
+                    (Some(x), Some(y)) if x != y => entry.0 = true,
+                    (Some(_), None) => entry.1 += 1,
+                    (None, Some(_)) => entry.2 += 1,
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Drop the formats the column ruled out; returns what was decided, for the log.
+    pub fn settle(&mut self, evidence: &DateEvidence) -> Vec<String> {
+        let Step::Date { from, .. } = self else {
+            return Vec::new();
+        };
+        let mut dropped = std::collections::BTreeSet::new();
+        for (&(a, b), &(conflict, only_a, only_b)) in &evidence.pairs {
+            if !conflict {
+                continue;
+            }
+            if only_a > 0 && only_b == 0 {
+                dropped.insert(b);
+            } else if only_b > 0 && only_a == 0 {
+                dropped.insert(a);
+            }
+        }
+        let mut notes = Vec::new();
+        let mut index = 0;
+        from.retain(|format| {
+            let keep = !dropped.contains(&index);
+            if !keep {
+                notes.push(format.clone());
+            }
+            index += 1;
+            keep
+        });
+        notes
+    }
+}
+
 fn reformat_date(
     value: &str,
     from: &[String],
     to: &[chrono::format::Item<'static>],
 ) -> Result<String, String> {
-    let mut parsed: Vec<(NaiveDate, &str)> = Vec::new();
-    for format in from {
-        if let Ok(date) = NaiveDate::parse_from_str(value, format) {
-            parsed.push((date, format));
-        } else if let Ok(dt) = chrono::NaiveDateTime::parse_from_str(value, format) {
-            parsed.push((dt.date(), format));
-        }
-    }
+    let parsed: Vec<(NaiveDate, &str)> = from
+        .iter()
+        .filter_map(|format| parse_date(value, format).map(|d| (d, format.as_str())))
+        .collect();
     match parsed.as_slice() {
         [] => Err(format!(
             "{:?} is not a date in the format {}",

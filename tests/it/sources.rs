@@ -365,3 +365,41 @@ form:
             .contains("column \"C\"")
     );
 }
+
+#[test]
+fn one_unambiguous_date_settles_the_whole_column() {
+    let work = Work::new();
+    let mapping = MAPPING.replace(
+        "Teléfono: Teléfono",
+        "Fecha:\n    column: Fecha\n    transforms: [{ date: { from: [\"%d/%m/%Y\", \"%m/%d/%Y\"] } }]",
+    );
+    work.write("m.yaml", &mapping);
+    let preview = |csv: &str| -> Vec<serde_json::Value> {
+        work.write("t.csv", csv);
+        let out = bin()
+            .current_dir(work.dir.path())
+            .args(["preview", "t.csv", "--mapping", "m.yaml", "--rows", "0"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let form = |row: &serde_json::Value| -> serde_json::Value {
+        serde_json::from_str(row["payload"]["form"].as_str().unwrap()).unwrap()
+    };
+    // 26/06 can only be day-first: the whole column is, so 03/04 is the 3rd of April.
+    let rows = preview("Descripción,Fecha\nuno,03/04/2024\ndos,26/06/2024\n");
+    assert_eq!(form(&rows[0])["Fecha"], "2024-04-03");
+    assert_eq!(form(&rows[1])["Fecha"], "2024-06-26");
+    // A column with both day-first and month-first values decides nothing: 03/04 is refused.
+    let rows = preview("Descripción,Fecha\nuno,03/04/2024\ndos,26/06/2024\ntres,06/27/2024\n");
+    assert!(
+        rows[0]["invalid"].as_str().unwrap().contains("ambiguous"),
+        "{:?}",
+        rows[0]
+    );
+    assert_eq!(form(&rows[1])["Fecha"], "2024-06-26");
+    assert_eq!(form(&rows[2])["Fecha"], "2024-06-27");
+}
