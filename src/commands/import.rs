@@ -19,7 +19,7 @@ use crate::exit::Verdict;
 use crate::ledger::{Ledger, Prior};
 use crate::mapping::Payload;
 use crate::outcome::{Outcome, Status};
-use crate::report::{self, Progress, ReportPaths, Reporter, Summary, Ui};
+use crate::report::{self, Progress, Reporter, Summary, Ui};
 use crate::sender::{
     self, Backoff, Client, Delivery, Final, Sender, SenderConfig, StopKind, Token,
 };
@@ -94,19 +94,8 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
         Some(&sha256_hex(opened.mapping_text.as_bytes())),
     )?;
 
-    let paths = ReportPaths::resolve(
-        &args.input.input,
-        args.output.report.as_deref(),
-        args.output.errors.as_deref(),
-        args.output.force,
-    )?;
     let headers = opened.source.headers.clone();
-    let mut reporter = Reporter::create(
-        paths,
-        &headers,
-        input::errors_delimiter(&opened.source),
-        true,
-    )?;
+    let mut reporter = input::reporter(&args.input, &args.output, &opened.source, true)?;
     let client = Client::new(url, Duration::from_secs_f64(args.timeout))
         .context("could not build the HTTP client")?;
     let mut pool = TokenPool::new(tokens, usize::from(args.concurrency));
@@ -122,7 +111,7 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
                 )
             })?;
         if plan.known {
-            let rows = super::input::count_rows(&args.input, &args.input.input).unwrap_or(0);
+            let rows = super::input::count_rows(&args.input).unwrap_or(0);
             let today = plan.calls_left_today.min(rows);
             let days = if plan.calls_per_day > 0 {
                 rows.div_ceil(plan.calls_per_day)

@@ -10,7 +10,7 @@ use std::io::Write as _;
 use crate::cli::InitMappingArgs;
 use crate::exit::Verdict;
 use crate::mapping::fold;
-use crate::source::{self, Encoding, SourceOptions};
+use crate::source;
 
 const SAMPLE_ROWS: usize = 500;
 
@@ -100,13 +100,7 @@ const CASE_TYPES: [(&str, &str); 8] = [
 
 pub fn run(args: &InitMappingArgs) -> anyhow::Result<Verdict> {
     let input = &args.input;
-    let options = SourceOptions {
-        sheet: input.sheet.clone(),
-        header_row: input.header_row,
-        delimiter: input.delimiter,
-        encoding: input.encoding.as_deref().and_then(Encoding::for_label),
-        no_header: input.no_header,
-    };
+    let options = super::input::source_options(input)?;
     let source = source::open(&input.input, &options)?;
     let headers = source.headers.clone();
     let columns: Vec<Vec<String>> = {

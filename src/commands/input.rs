@@ -37,21 +37,7 @@ pub fn open(
     mapping_path: &Path,
     operation: Option<&str>,
 ) -> anyhow::Result<Opened> {
-    let encoding = match &args.encoding {
-        Some(label) => Some(Encoding::for_label(label).with_context(|| {
-            format!(
-                "--encoding {label:?} is not an encoding name; try utf-8, windows-1252, utf-16le"
-            )
-        })?),
-        None => None,
-    };
-    let options = SourceOptions {
-        sheet: args.sheet.clone(),
-        header_row: args.header_row,
-        delimiter: args.delimiter,
-        encoding,
-        no_header: args.no_header,
-    };
+    let options = source_options(args)?;
     let (spec, mapping_text) = mapping::load(mapping_path)?;
     let source = source::open(&args.input, &options)?;
     let mut mapping =
@@ -149,17 +135,52 @@ fn dedupe(checked: Checked, policy: DuplicatePolicy, keys: &mut DuplicateKeys) -
     }
 }
 
-/// How many data rows the input has (a second, quick pass), for the quota plan.
-pub fn count_rows(args: &InputArgs, _input: &Path) -> anyhow::Result<u64> {
-    let encoding = args.encoding.as_deref().and_then(Encoding::for_label);
-    let options = SourceOptions {
+/// How to read the input, from the flags every reading command shares.
+pub fn source_options(args: &InputArgs) -> anyhow::Result<SourceOptions> {
+    let encoding = match &args.encoding {
+        Some(label) => Some(Encoding::for_label(label).with_context(|| {
+            format!(
+                "--encoding {label:?} is not an encoding name; try utf-8, windows-1252, utf-16le"
+            )
+        })?),
+        None => None,
+    };
+    Ok(SourceOptions {
         sheet: args.sheet.clone(),
         header_row: args.header_row,
         delimiter: args.delimiter,
         encoding,
         no_header: args.no_header,
-    };
-    Ok(source::open(&args.input, &options)?.rows.count() as u64)
+    })
+}
+
+/// The results and errors files of a run, created before any work so a bad path fails
+/// at once. `flush_each`: every line reaches the file as it is written (import).
+pub fn reporter(
+    input: &InputArgs,
+    output: &crate::cli::OutputArgs,
+    source: &Source,
+    flush_each: bool,
+) -> anyhow::Result<crate::report::Reporter> {
+    let paths = crate::report::ReportPaths::resolve(
+        &input.input,
+        output.report.as_deref(),
+        output.errors.as_deref(),
+        output.force,
+    )?;
+    Ok(crate::report::Reporter::create(
+        paths,
+        &source.headers,
+        errors_delimiter(source),
+        flush_each,
+    )?)
+}
+
+/// How many data rows the input has (a second, quick pass), for the quota plan.
+pub fn count_rows(args: &InputArgs) -> anyhow::Result<u64> {
+    Ok(source::open(&args.input, &source_options(args)?)?
+        .rows
+        .count() as u64)
 }
 
 fn original_row(column: Option<usize>, cells: &[String]) -> Option<u64> {

@@ -7,26 +7,15 @@ use anyhow::Context;
 use crate::cli::ValidateArgs;
 use crate::exit::Verdict;
 use crate::outcome::{Outcome, Status};
-use crate::report::{self, Progress, ReportPaths, Reporter, Summary, Ui};
+use crate::report::{self, Progress, Summary, Ui};
 
 use super::input::{self, Checked};
 
 pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
     let started = Instant::now();
     let opened = input::open(&args.input, &args.mapping, args.operation.as_deref())?;
-    let paths = ReportPaths::resolve(
-        &args.input.input,
-        args.output.report.as_deref(),
-        args.output.errors.as_deref(),
-        args.output.force,
-    )?;
     let headers = opened.source.headers.clone();
-    let mut reporter = Reporter::create(
-        paths,
-        &headers,
-        input::errors_delimiter(&opened.source),
-        false,
-    )?;
+    let mut reporter = input::reporter(&args.input, &args.output, &opened.source, false)?;
     let mut progress = Progress::new(ui.quiet);
     let info = opened.source.info.clone();
     let mut rows = input::CheckedRows::spawn(opened.source.rows, opened.mapping.clone())
