@@ -39,7 +39,11 @@ fn build(path: &Path, results_csv: &Path, summary: &[(String, String)]) -> Resul
     sheet.set_column_width(1, 80)?;
     for (row, (name, value)) in summary.iter().enumerate() {
         sheet.write_string_with_format(row as u32, 0, name, &bold)?;
-        sheet.write_string(row as u32, 1, value)?;
+        // Counts are numbers, so Excel can add them up.
+        match value.parse::<u64>() {
+            Ok(n) => sheet.write_number(row as u32, 1, n as f64)?,
+            Err(_) => sheet.write_string(row as u32, 1, value)?,
+        };
     }
 
     // Constant memory: rows go to a temporary file, so a million rows stay small.
