@@ -157,7 +157,7 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
         stop: None,
         sent: 0,
         consecutive_maybe: 0,
-        progress: Progress::new(ui.quiet),
+        progress: Progress::new(ui.quiet, opened.source.read_bytes.clone()),
         pool: &mut pool,
         requeued: VecDeque::new(),
     };

@@ -57,7 +57,15 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
         .or(sep_line)
         .unwrap_or_else(|| sniff_delimiter(&text_sample));
 
-    let head = Cursor::new(sample).chain(BufReader::with_capacity(256 * 1024, file));
+    let read_bytes = super::ReadBytes {
+        read: Arc::new(std::sync::atomic::AtomicU64::new(sample.len() as u64)),
+        total: file.metadata().map(|m| m.len()).unwrap_or(0),
+    };
+    let counted = Counted {
+        inner: file,
+        read: read_bytes.read.clone(),
+    };
+    let head = Cursor::new(sample).chain(BufReader::with_capacity(256 * 1024, counted));
     let reader: Box<dyn Read + Send> = if encoding.is_utf8() {
         let mut head = head;
         io::copy(&mut (&mut head).take(bom_len as u64), &mut io::sink()).map_err(io_err)?;
@@ -147,7 +155,23 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
             warnings: Vec::new(),
         },
         rows: Box::new(rows),
+        read_bytes: Some(read_bytes),
     })
+}
+
+/// Counts the bytes read from the file, for progress by bytes.
+struct Counted {
+    inner: File,
+    read: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Read for Counted {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
 }
 
 fn header_mismatch_hint(header_line: u64, width: usize, usual: usize) -> String {

@@ -99,6 +99,7 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
             header_row: u64::from(header_abs) + 1,
             warnings: Vec::new(),
         },
+        read_bytes: None,
         rows: Box::new(ExcelRows {
             range,
             first_row,

@@ -77,6 +77,16 @@ pub struct Source {
     pub headers: Vec<String>,
     pub info: SourceInfo,
     pub rows: Box<dyn Iterator<Item = RowResult> + Send>,
+    /// How far the reader is through the file, for progress: bytes read so far (updated
+    /// as the rows are read) and the file's size. CSV only.
+    pub read_bytes: Option<ReadBytes>,
+}
+
+/// Bytes of the file read so far, shared with whoever shows progress.
+#[derive(Debug, Clone)]
+pub struct ReadBytes {
+    pub read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    pub total: u64,
 }
 
 impl fmt::Debug for Source {

@@ -48,6 +48,7 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
                 header_row,
                 warnings: Vec::new(),
             },
+            read_bytes: None,
             rows: Box::new(ChannelRows(rows_rx)),
         }),
         Ok(Start::Failed(e)) => Err(e),
