@@ -321,11 +321,17 @@ impl Coordinator<'_> {
             format!(" (last answer: {last_answer})")
         };
         if self.pool.exhausted_by_quota() {
+            let reset = self
+                .pool
+                .hours_to_reset
+                .as_deref()
+                .map(|h| format!(" (the CRM said it resets in {h} h)"))
+                .unwrap_or_default();
             self.halt(
                 Verdict::QuotaStop,
                 format!(
                     "the daily quota is spent{answer}, less the reserve of {} calls: run again \
-                     after the reset; the ledger continues where this run stopped",
+                     after the reset{reset}; the ledger continues where this run stopped",
                     self.args.quota_reserve
                 ),
             );

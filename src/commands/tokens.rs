@@ -37,6 +37,8 @@ pub struct TokenPool {
     per_token: usize,
     /// The CRM's answer when it last refused a token, for the stop message.
     pub last_refusal: Option<String>,
+    /// Hours until the quota resets, as the token information API last said.
+    pub hours_to_reset: Option<String>,
 }
 
 impl TokenPool {
@@ -54,6 +56,7 @@ impl TokenPool {
                 .collect(),
             per_token,
             last_refusal: None,
+            hours_to_reset: None,
         }
     }
 
@@ -86,6 +89,9 @@ impl TokenPool {
                         slot.state = SlotState::Exhausted;
                     }
                     plan.known = true;
+                    if info.hours_to_reset.is_some() {
+                        self.hours_to_reset.clone_from(&info.hours_to_reset);
+                    }
                     plan.calls_left_today += budget;
                     plan.calls_per_day += info.limit.saturating_sub(reserve);
                     tracing::info!(
