@@ -5,9 +5,7 @@ use std::path::Path;
 use calamine::{Data, Range, Reader, SheetType, SheetVisible, open_workbook_auto};
 
 use super::cell::cell_text;
-use super::{
-    Format, Row, RowResult, Source, SourceError, SourceInfo, SourceOptions, column_letter,
-};
+use super::{Row, RowResult, Source, SourceError, SourceInfo, SourceOptions, column_letter};
 
 pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError> {
     let ext = path
@@ -90,15 +88,7 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
     Ok(Source {
         path: path.to_path_buf(),
         headers,
-        info: SourceInfo {
-            format: Format::Workbook,
-            encoding: None,
-            encoding_reason: None,
-            delimiter: None,
-            sheet: Some(sheet),
-            header_row: u64::from(header_abs) + 1,
-            warnings: Vec::new(),
-        },
+        info: SourceInfo::workbook(sheet, u64::from(header_abs) + 1),
         read_bytes: None,
         rows: Box::new(ExcelRows {
             range,

@@ -65,6 +65,21 @@ pub struct SourceInfo {
     pub warnings: Vec<String>,
 }
 
+impl SourceInfo {
+    /// What is known of a workbook source: its sheet and header row.
+    pub fn workbook(sheet: String, header_row: u64) -> SourceInfo {
+        SourceInfo {
+            format: Format::Workbook,
+            encoding: None,
+            encoding_reason: None,
+            delimiter: None,
+            sheet: Some(sheet),
+            header_row,
+            warnings: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Csv,

@@ -12,7 +12,7 @@ use calamine::{Data, Reader, SheetType, SheetVisible, Xlsx, open_workbook};
 use super::cell::cell_text;
 use super::excel::pick_sheet;
 use super::{
-    Format, Row, RowError, RowResult, Source, SourceError, SourceInfo, SourceOptions, column_letter,
+    Row, RowError, RowResult, Source, SourceError, SourceInfo, SourceOptions, column_letter,
 };
 
 /// What the reading thread says first: the header row, or why there is none.
@@ -39,15 +39,7 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
         }) => Ok(Source {
             path: path.to_path_buf(),
             headers,
-            info: SourceInfo {
-                format: Format::Workbook,
-                encoding: None,
-                encoding_reason: None,
-                delimiter: None,
-                sheet: Some(sheet),
-                header_row,
-                warnings: Vec::new(),
-            },
+            info: SourceInfo::workbook(sheet, header_row),
             read_bytes: None,
             rows: Box::new(ChannelRows(rows_rx)),
         }),

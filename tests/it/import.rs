@@ -291,33 +291,8 @@ fn the_rate_limit_is_never_burst_over() {
 #[test]
 fn xlsx_and_csv_of_the_same_data_give_the_same_payloads() {
     let work = Work::with_sample();
-    let preview = |input: &str| -> Vec<serde_json::Value> {
-        let out = bin()
-            .current_dir(work.dir.path())
-            .args([
-                "preview",
-                input,
-                "--mapping",
-                "tickets.yaml",
-                "--rows",
-                "300",
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                // Invalid rows' messages name row numbers, which differ (line vs Excel row).
-                v.get("payload")
-                    .cloned()
-                    .unwrap_or_else(|| "invalid".into())
-            })
-            .collect()
-    };
-    let from_csv = preview("tickets.csv");
-    let from_xlsx = preview("tickets.xlsx");
+    let from_csv = payloads(&work, "tickets.csv");
+    let from_xlsx = payloads(&work, "tickets.xlsx");
     assert_eq!(from_csv.len(), 240);
     assert_eq!(from_xlsx.len(), 240);
     for (i, (a, b)) in from_csv.iter().zip(&from_xlsx).enumerate() {

@@ -167,38 +167,6 @@ fn workbook_cells_are_read_faithfully() {
     );
 }
 
-/// The valid payloads of a file (invalid rows as "invalid": their messages name row
-/// numbers, which are lines in CSV and rows in workbooks).
-fn payloads(work: &Work, input: &str) -> Vec<serde_json::Value> {
-    let out = bin()
-        .current_dir(work.dir.path())
-        .args([
-            "preview",
-            input,
-            "--mapping",
-            "tickets.yaml",
-            "--rows",
-            "1000",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        [0, 2].contains(&code(&out)),
-        "{input}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v.get("payload")
-                .cloned()
-                .unwrap_or_else(|| "invalid".into())
-        })
-        .collect()
-}
-
 #[test]
 fn the_same_tickets_from_csv_cp1252_xlsx_xls_and_ods_give_identical_payloads() {
     let work = Work::with_sample();

@@ -216,3 +216,29 @@ pub fn line_of(text: &str, prefix: &str) -> u64 {
         .map(|i| i as u64 + 1)
         .unwrap()
 }
+
+/// The payloads `preview` gives for every row of `input` with `tickets.yaml` (invalid rows
+/// as "invalid": their messages name row numbers, which are lines in CSV and rows in
+/// workbooks).
+pub fn payloads(work: &Work, input: &str) -> Vec<serde_json::Value> {
+    let out = bin()
+        .current_dir(work.dir.path())
+        .args(["preview", input, "--mapping", "tickets.yaml", "--rows", "0"])
+        .output()
+        .unwrap();
+    assert!(
+        [0, 2].contains(&code(&out)),
+        "{input}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.get("payload")
+                .cloned()
+                .unwrap_or_else(|| "invalid".into())
+        })
+        .collect()
+}
