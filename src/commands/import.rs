@@ -574,12 +574,7 @@ fn ledger_path(
         let dir = tempfile::tempdir().context("could not create a temporary ledger")?;
         return Ok((dir.path().join("simulate.ledger.sqlite"), Some(dir)));
     }
-    let stem = input
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "import".into());
-    let dir = input.parent().unwrap_or_else(|| Path::new(""));
-    Ok((dir.join(format!("{stem}.ledger.sqlite")), None))
+    Ok((report::beside(input, "ledger.sqlite"), None))
 }
 
 fn file_sha256(path: &Path) -> std::io::Result<String> {

@@ -78,7 +78,7 @@ pub fn check(item: RowResult, mapping: &CompiledMapping, keys: &mut DuplicateKey
 
 /// The mapping alone: safe to run for many rows at once, on several threads.
 fn map_row(item: RowResult, mapping: &CompiledMapping) -> Checked {
-    let feedback = mapping.headers().iter().position(|h| h == "_row");
+    let feedback = mapping.feedback_column();
     let mut row = match item {
         Ok(row) => row,
         Err(e) => {

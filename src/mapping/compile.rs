@@ -77,6 +77,7 @@ pub struct CompiledMapping {
     /// Source columns that nothing maps: a renamed column must never vanish silently.
     pub unused_columns: Vec<String>,
     headers: Vec<String>,
+    feedback_column: Option<usize>,
 }
 
 impl CompiledMapping {
@@ -211,11 +212,17 @@ impl CompiledMapping {
             on_duplicate_key: spec.on_duplicate_key,
             unused_columns,
             headers: headers.to_vec(),
+            feedback_column: headers.iter().position(|h| h == "_row"),
         })
     }
 
     pub fn headers(&self) -> &[String] {
         &self.headers
+    }
+
+    /// The `_row` column of an errors file fed back, if this file is one.
+    pub fn feedback_column(&self) -> Option<usize> {
+        self.feedback_column
     }
 
     /// Turn one row into a payload, or report every failing check of the row at once.

@@ -91,11 +91,6 @@ impl ReportPaths {
             }
             other => (other, None),
         };
-        let stem = input
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "import".into());
-        let dir = input.parent().unwrap_or_else(|| Path::new(""));
         let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S").to_string();
         let pick = |explicit: Option<&Path>, kind: &str| -> Result<PathBuf, ReportError> {
             if let Some(path) = explicit {
@@ -104,11 +99,11 @@ impl ReportPaths {
                 }
                 return Ok(path.to_path_buf());
             }
-            let plain = dir.join(format!("{stem}.{kind}.csv"));
+            let plain = beside(input, &format!("{kind}.csv"));
             if !plain.exists() || force {
                 return Ok(plain);
             }
-            Ok(dir.join(format!("{stem}.{kind}.{stamp}.csv")))
+            Ok(beside(input, &format!("{kind}.{stamp}.csv")))
         };
         Ok(ReportPaths {
             results: pick(results, "results")?,
@@ -116,6 +111,18 @@ impl ReportPaths {
             workbook,
         })
     }
+}
+
+/// `<input stem>.<suffix>` in the input's folder: where a run's files go by default.
+pub fn beside(input: &Path, suffix: &str) -> PathBuf {
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "import".into());
+    input
+        .parent()
+        .unwrap_or_else(|| Path::new(""))
+        .join(format!("{stem}.{suffix}"))
 }
 
 /// Writes both files as outcomes arrive and keeps the tally.

@@ -21,23 +21,7 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
         message: e.to_string(),
     };
     let mut workbook = open_workbook_auto(path).map_err(workbook_err)?;
-    let sheets = workbook.sheets_metadata().to_vec();
-    let names: Vec<String> = sheets.iter().map(|s| s.name.clone()).collect();
-    let sheet = match &options.sheet {
-        Some(wanted) => pick_sheet(&names, wanted).ok_or_else(|| SourceError::NoSuchSheet {
-            path: path.to_path_buf(),
-            wanted: wanted.clone(),
-            available: names.clone(),
-        })?,
-        None => sheets
-            .iter()
-            .find(|s| s.visible == SheetVisible::Visible && s.typ == SheetType::WorkSheet)
-            .or_else(|| sheets.first())
-            .map(|s| s.name.clone())
-            .ok_or_else(|| SourceError::Empty {
-                path: path.to_path_buf(),
-            })?,
-    };
+    let sheet = choose_sheet(path, workbook.sheets_metadata(), options.sheet.as_deref())?;
     let range = workbook.worksheet_range(&sheet).map_err(workbook_err)?;
     let (Some((first_row, first_col)), Some((last_row, _))) = (range.start(), range.end()) else {
         return Err(SourceError::Empty {
@@ -101,7 +85,32 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
     })
 }
 
-pub(super) fn pick_sheet(names: &[String], wanted: &str) -> Option<String> {
+/// The sheet to read: the one `--sheet` names (by name or 1-based position), else the
+/// first visible worksheet.
+pub(super) fn choose_sheet(
+    path: &Path,
+    sheets: &[calamine::Sheet],
+    wanted: Option<&str>,
+) -> Result<String, SourceError> {
+    let names: Vec<String> = sheets.iter().map(|s| s.name.clone()).collect();
+    match wanted {
+        Some(wanted) => pick_sheet(&names, wanted).ok_or_else(|| SourceError::NoSuchSheet {
+            path: path.to_path_buf(),
+            wanted: wanted.to_string(),
+            available: names,
+        }),
+        None => sheets
+            .iter()
+            .find(|s| s.visible == SheetVisible::Visible && s.typ == SheetType::WorkSheet)
+            .or_else(|| sheets.first())
+            .map(|s| s.name.clone())
+            .ok_or_else(|| SourceError::Empty {
+                path: path.to_path_buf(),
+            }),
+    }
+}
+
+fn pick_sheet(names: &[String], wanted: &str) -> Option<String> {
     if let Some(name) = names.iter().find(|n| n.as_str() == wanted) {
         return Some(name.clone());
     }

@@ -7,10 +7,10 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use calamine::{Data, Reader, SheetType, SheetVisible, Xlsx, open_workbook};
+use calamine::{Data, Reader, Xlsx, open_workbook};
 
 use super::cell::cell_text;
-use super::excel::pick_sheet;
+use super::excel::choose_sheet;
 use super::{
     Row, RowError, RowResult, Source, SourceError, SourceInfo, SourceOptions, column_letter,
 };
@@ -92,31 +92,12 @@ fn stream(
         Ok(w) => w,
         Err(e) => return fail(e.to_string()),
     };
-    let sheets = workbook.sheets_metadata().to_vec();
-    let names: Vec<String> = sheets.iter().map(|s| s.name.clone()).collect();
-    let sheet = match &options.sheet {
-        Some(wanted) => match pick_sheet(&names, wanted) {
-            Some(name) => name,
-            None => {
-                let _ = start.send(Start::Failed(SourceError::NoSuchSheet {
-                    path: path.clone(),
-                    wanted: wanted.clone(),
-                    available: names,
-                }));
-                return;
-            }
-        },
-        None => match sheets
-            .iter()
-            .find(|s| s.visible == SheetVisible::Visible && s.typ == SheetType::WorkSheet)
-            .or_else(|| sheets.first())
-        {
-            Some(s) => s.name.clone(),
-            None => {
-                let _ = start.send(Start::Failed(SourceError::Empty { path: path.clone() }));
-                return;
-            }
-        },
+    let sheet = match choose_sheet(path, workbook.sheets_metadata(), options.sheet.as_deref()) {
+        Ok(sheet) => sheet,
+        Err(e) => {
+            let _ = start.send(Start::Failed(e));
+            return;
+        }
     };
     let mut cells = match workbook.worksheet_cells_reader(&sheet) {
         Ok(reader) => reader,
