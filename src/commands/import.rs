@@ -24,6 +24,7 @@ use crate::sender::{
     self, Backoff, Client, Delivery, Final, Sender, SenderConfig, StopKind, Token,
 };
 use crate::simulator::{Running, Scenario};
+use crate::source::Cells;
 
 use super::input::{self, Checked};
 use super::tokens::{SlotState, TokenPool};
@@ -31,7 +32,7 @@ use super::tokens::{SlotState, TokenPool};
 /// A row on its way to the CRM.
 struct Outgoing {
     row: u64,
-    cells: Vec<String>,
+    cells: Cells,
     payload: Payload,
 }
 
@@ -285,7 +286,7 @@ struct Coordinator<'a> {
 }
 
 impl Coordinator<'_> {
-    fn record(&mut self, outcome: Outcome, cells: &[String]) -> anyhow::Result<()> {
+    fn record(&mut self, outcome: Outcome, cells: &Cells) -> anyhow::Result<()> {
         self.reporter.record(&outcome, cells, self.headers)?;
         Ok(())
     }
@@ -467,7 +468,7 @@ impl Coordinator<'_> {
             cells,
             payload,
         } = outgoing;
-        let cells = &cells[..];
+        let cells = &cells;
         let payload = &payload;
         let (status, case_id) = match &delivery.end {
             Final::Created(id) => (Status::Created, id.clone()),

@@ -106,8 +106,8 @@ pub fn run(args: &InitMappingArgs) -> anyhow::Result<Verdict> {
     let columns: Vec<Vec<String>> = {
         let mut columns = vec![Vec::new(); headers.len()];
         for row in source.rows.take(SAMPLE_ROWS).flatten() {
-            for (i, cell) in row.cells.into_iter().enumerate().take(headers.len()) {
-                columns[i].push(cell);
+            for (i, cell) in row.cells.iter().enumerate().take(headers.len()) {
+                columns[i].push(cell.to_string());
             }
         }
         columns

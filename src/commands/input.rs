@@ -7,19 +7,19 @@ use anyhow::Context;
 
 use crate::cli::InputArgs;
 use crate::mapping::{self, CompiledMapping, DuplicateKeys, Payload, spec::DuplicatePolicy};
-use crate::source::{self, Encoding, RowResult, Source, SourceOptions};
+use crate::source::{self, Cells, Encoding, RowResult, Source, SourceOptions};
 
 /// A source row after the mapping: ready to send, or invalid with every reason.
 #[derive(Debug)]
 pub enum Checked {
     Ready {
         row: u64,
-        cells: Vec<String>,
+        cells: Cells,
         payload: Payload,
     },
     Invalid {
         row: u64,
-        cells: Vec<String>,
+        cells: Cells,
         key: String,
         message: String,
     },
@@ -183,7 +183,7 @@ pub fn count_rows(args: &InputArgs) -> anyhow::Result<u64> {
         .count() as u64)
 }
 
-fn original_row(column: Option<usize>, cells: &[String]) -> Option<u64> {
+fn original_row(column: Option<usize>, cells: &Cells) -> Option<u64> {
     cells.get(column?)?.trim().parse().ok()
 }
 

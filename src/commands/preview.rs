@@ -7,6 +7,7 @@ use serde_json::json;
 use crate::cli::PreviewArgs;
 use crate::exit::Verdict;
 use crate::mapping::DuplicateKeys;
+use crate::source::Cells;
 
 use super::input::{self, Checked};
 
@@ -52,11 +53,11 @@ pub fn run(args: &PreviewArgs) -> anyhow::Result<Verdict> {
 }
 
 /// The cells as read (after decoding), so a user can check them by eye.
-fn decoded(headers: &[String], cells: &[String]) -> serde_json::Value {
+fn decoded(headers: &[String], cells: &Cells) -> serde_json::Value {
     let object: serde_json::Map<String, serde_json::Value> = headers
         .iter()
-        .zip(cells)
-        .map(|(h, c)| (h.clone(), c.clone().into()))
+        .zip(cells.iter())
+        .map(|(h, c)| (h.clone(), c.into()))
         .collect();
     serde_json::Value::Object(object)
 }

@@ -1,5 +1,6 @@
 //! Compile a `MappingSpec` against the header row once; apply it to each row.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -228,34 +229,34 @@ impl CompiledMapping {
     /// Turn one row into a payload, or report every failing check of the row at once.
     pub fn apply(&self, row: &Row) -> Result<Payload, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let mut fields = Vec::with_capacity(self.fields.len() + 1);
-        fields.push(("operation", self.operation.clone()));
+        let mut payload = Payload::start();
+        payload.push("operation", &self.operation);
         for (api, field) in &self.fields {
             if let Some(value) = field.evaluate(row, &mut errors)
                 && !value.is_empty()
             {
-                fields.push((*api, value));
+                payload.push(api, &value);
             }
         }
         // Written straight to text: labels were escaped once at compile time.
-        let mut form = String::with_capacity(256);
-        form.push('{');
+        let form_start = payload.text.len();
+        payload.text.push('{');
         for (label, field) in &self.form {
             if let Some(value) = field.evaluate(row, &mut errors)
                 && !value.is_empty()
             {
-                if form.len() > 1 {
-                    form.push(',');
+                if payload.text.len() > form_start + 1 {
+                    payload.text.push(',');
                 }
-                form.push_str(label);
-                form.push(':');
-                field.write_form_value(&value, &mut form);
+                payload.text.push_str(label);
+                payload.text.push(':');
+                field.write_form_value(&value, &mut payload.text);
             }
         }
-        form.push('}');
+        payload.text.push('}');
 
         let key = match &self.key {
-            CompiledKey::PayloadHash => Some(payload_hash(&fields, &form)),
+            CompiledKey::PayloadHash => Some(payload_hash(payload.fields(), payload.form())),
             CompiledKey::Columns(columns) => {
                 let parts: Vec<&str> = columns
                     .iter()
@@ -291,7 +292,10 @@ impl CompiledMapping {
         };
 
         match key {
-            Some(key) if errors.is_empty() => Ok(Payload { key, fields, form }),
+            Some(key) if errors.is_empty() => {
+                payload.key = key;
+                Ok(payload)
+            }
             _ => Err(errors),
         }
     }
@@ -311,7 +315,7 @@ impl CompiledMapping {
             let Origin::Column(index) = field.origin else {
                 continue;
             };
-            let mut value = row.cells.get(index).cloned().unwrap_or_default();
+            let mut value = Cow::Borrowed(row.cells.get(index).unwrap_or_default());
             for step in &field.steps {
                 if step.decides_by_column() {
                     if evidence.len() <= slot {
@@ -385,17 +389,17 @@ fn is_feedback_column(header: &str) -> bool {
 }
 
 impl CompiledField {
-    fn evaluate(&self, row: &Row, errors: &mut Vec<FieldError>) -> Option<String> {
+    fn evaluate<'a>(&'a self, row: &'a Row, errors: &mut Vec<FieldError>) -> Option<Cow<'a, str>> {
         let mut value = match &self.origin {
             Origin::Column(index) => {
                 if let Some((_, message)) = row.cell_errors.iter().find(|(c, _)| c == index) {
                     errors.push(self.error(message.clone()));
                     return None;
                 }
-                row.cells.get(*index).cloned().unwrap_or_default()
+                Cow::Borrowed(row.cells.get(*index).unwrap_or_default())
             }
-            Origin::Constant(text) => text.clone(),
-            Origin::Template(parts) => render(parts, row),
+            Origin::Constant(text) => Cow::Borrowed(text.as_str()),
+            Origin::Template(parts) => Cow::Owned(render(parts, row)),
         };
         for step in &self.steps {
             match step.apply(value) {
@@ -409,7 +413,7 @@ impl CompiledField {
         if value.trim().is_empty()
             && let Some(default) = &self.default
         {
-            value = default.clone();
+            value = Cow::Borrowed(default.as_str());
         }
         let before = errors.len();
         if value.trim().is_empty() {
@@ -421,14 +425,17 @@ impl CompiledField {
         if self.email && !is_email(value.trim()) {
             errors.push(self.error(format!("not a valid e-mail address: {:?}", clip(&value))));
         }
-        if let Some(max) = self.max_length {
+        // No more bytes than `max` means no more characters either.
+        if let Some(max) = self.max_length
+            && value.len() > max
+        {
             let length = value.chars().count();
             if length > max {
                 errors.push(self.error(format!("{length} characters, more than max_length {max}")));
             }
         }
         if let Some(allowed) = &self.one_of
-            && !allowed.iter().any(|a| a == &value)
+            && !allowed.iter().any(|a| *a == value)
         {
             errors.push(self.error(format!(
                 "{:?} is not one of: {}",
@@ -478,23 +485,32 @@ impl CompiledField {
 
 /// Append `text` as a JSON string literal (RFC 8259 escaping).
 fn json_string(text: &str, out: &mut String) {
+    /// Bytes that need an escape: controls, `"` and `\`.
+    const ESCAPE: [bool; 256] = {
+        let mut table = [false; 256];
+        let mut byte = 0;
+        while byte < 0x20 {
+            table[byte] = true;
+            byte += 1;
+        }
+        table[b'"' as usize] = true;
+        table[b'\\' as usize] = true;
+        table
+    };
+    out.reserve(text.len() + 2);
     out.push('"');
+    let bytes = text.as_bytes();
     let mut start = 0;
-    for (i, byte) in text.bytes().enumerate() {
-        let escape = match byte {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x00..=0x1f => "",
-            _ => continue,
-        };
+    while let Some(offset) = bytes[start..].iter().position(|b| ESCAPE[usize::from(*b)]) {
+        let i = start + offset;
         out.push_str(&text[start..i]);
-        if escape.is_empty() {
-            out.push_str(&format!("\\u{byte:04x}"));
-        } else {
-            out.push_str(escape);
+        match bytes[i] {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            other => out.push_str(&format!("\\u{other:04x}")),
         }
         start = i + 1;
     }

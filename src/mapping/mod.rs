@@ -34,23 +34,55 @@ pub const API_FIELDS: [(&str, bool); 8] = [
 pub struct Payload {
     /// Identifies the ticket across runs (ledger key).
     pub key: String,
-    /// `operation` first, then the API fields that have a value.
-    pub fields: Vec<(&'static str, String)>,
-    /// The `form` part: a JSON object serialised to a string (`{}` if none).
-    pub form: String,
+    /// The fields' values and then the `form` JSON, in one buffer (a row's payload is
+    /// three allocations, not one per field).
+    text: String,
+    /// `operation` first, then the API fields that have a value: each name and where its
+    /// value ends in `text`.
+    fields: Vec<(&'static str, usize)>,
 }
 
 impl Payload {
+    /// An empty payload to `push` fields into, then `finish` with the form.
+    fn start() -> Payload {
+        Payload {
+            key: String::new(),
+            text: String::with_capacity(1024),
+            fields: Vec::with_capacity(API_FIELDS.len() + 1),
+        }
+    }
+
+    fn push(&mut self, name: &'static str, value: &str) {
+        self.text.push_str(value);
+        self.fields.push((name, self.text.len()));
+    }
+
+    fn form_start(&self) -> usize {
+        self.fields.last().map_or(0, |(_, end)| *end)
+    }
+
+    /// The multipart fields other than `form`, in order.
+    pub fn fields(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
+        let mut start = 0;
+        self.fields.iter().map(move |&(name, end)| {
+            let value = self.text.get(start..end).unwrap_or_default();
+            start = end;
+            (name, value)
+        })
+    }
+
+    /// The `form` part: a JSON object serialised to a string (`{}` if none).
+    pub fn form(&self) -> &str {
+        self.text.get(self.form_start()..).unwrap_or_default()
+    }
+
     /// The payload as one JSON object, for `preview`.
     pub fn to_json(&self) -> serde_json::Value {
         let mut object = serde_json::Map::new();
-        for (name, value) in &self.fields {
-            object.insert(
-                (*name).to_string(),
-                serde_json::Value::String(value.clone()),
-            );
+        for (name, value) in self.fields() {
+            object.insert(name.to_string(), serde_json::Value::String(value.into()));
         }
-        object.insert("form".into(), serde_json::Value::String(self.form.clone()));
+        object.insert("form".into(), serde_json::Value::String(self.form().into()));
         object.insert("_key".into(), serde_json::Value::String(self.key.clone()));
         serde_json::Value::Object(object)
     }

@@ -16,6 +16,7 @@ pub use progress::Progress;
 pub use summary::{Summary, TokenUse, print_human, print_json};
 
 use crate::outcome::{Outcome, Tally};
+use crate::source::Cells;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -223,7 +224,7 @@ impl Reporter {
     pub fn record(
         &mut self,
         outcome: &Outcome,
-        cells: &[String],
+        cells: &Cells,
         headers: &[String],
     ) -> Result<(), ReportError> {
         self.tally.add(outcome.status);
@@ -271,13 +272,13 @@ impl Reporter {
                 .unwrap_or(row);
             let mut record: Vec<&str> = headers
                 .iter()
-                .zip(cells)
+                .zip(cells.iter())
                 .filter(|(h, _)| h.as_str() != "_row" && h.as_str() != "_error")
-                .map(|(_, c)| c.as_str())
+                .map(|(_, c)| c)
                 .collect();
             // A ragged row may have more or fewer cells than the header: keep them all.
             if cells.len() > headers.len() {
-                record.extend(cells[headers.len()..].iter().map(String::as_str));
+                record.extend(cells.iter().skip(headers.len()));
             }
             record.push(&original_row);
             record.push(&outcome.message);
@@ -307,9 +308,9 @@ impl Reporter {
     }
 }
 
-fn column<'a>(headers: &[String], cells: &'a [String], name: &str) -> Option<&'a str> {
+fn column<'a>(headers: &[String], cells: &'a Cells, name: &str) -> Option<&'a str> {
     let index = headers.iter().position(|h| h == name)?;
-    cells.get(index).map(String::as_str)
+    cells.get(index)
 }
 
 /// Text that came from the server must not run as a formula when the file is opened

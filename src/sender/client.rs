@@ -110,10 +110,10 @@ impl Client {
 
     pub async fn insert(&self, token: &Token, payload: &Payload) -> Attempt {
         let mut form = reqwest::multipart::Form::new();
-        for (name, value) in &payload.fields {
-            form = form.text(*name, value.clone());
+        for (name, value) in payload.fields() {
+            form = form.text(name, value.to_string());
         }
-        form = form.text("form", payload.form.clone());
+        form = form.text("form", payload.form().to_string());
         let mut secret = match reqwest::header::HeaderValue::from_str(token.expose()) {
             Ok(value) => value,
             Err(_) => {

@@ -1,13 +1,14 @@
 //! CSV reader: encoding detection, delimiter sniffing, streamed records with line numbers.
 
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufReader, Cursor, Read};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::encoding::{self, Transcoder};
-use super::{Format, Row, RowError, RowResult, Source, SourceError, SourceInfo, SourceOptions};
+use super::{
+    Cells, Format, Row, RowError, RowResult, Source, SourceError, SourceInfo, SourceOptions,
+};
 
 const SAMPLE_BYTES: usize = 64 * 1024;
 const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
@@ -74,43 +75,28 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
         Box::new(Transcoder::new(head, encoding))
     };
 
-    // The csv crate's line numbers go wrong after CRLF and blank lines; its byte offsets
-    // are right, so lines are counted from the bytes themselves.
-    let lines = Arc::new(Mutex::new(LineTracker::default()));
-    let reader: Box<dyn Read + Send> = Box::new(Tee {
-        inner: reader,
-        lines: lines.clone(),
-    });
-    let mut records = ::csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(delimiter)
-        .buffer_capacity(256 * 1024)
-        .from_reader(reader);
-
-    let mut record = ::csv::ByteRecord::new();
+    let mut records = Records::new(reader, delimiter);
     let skip_until = options
         .header_row
         .unwrap_or(if sep_line.is_some() { 2 } else { 1 });
     let (headers, header_line) = loop {
-        match records.read_byte_record(&mut record) {
-            Ok(false) => {
+        match records.next() {
+            Ok(None) => {
                 return Err(SourceError::Empty {
                     path: path.to_path_buf(),
                 });
             }
-            Ok(true) => {
-                let line = line_of(&lines, &record);
-                if line < skip_until || is_blank(&record) {
+            Ok(Some(record)) => {
+                if record.line < skip_until || records.is_blank(&record) {
                     continue;
                 }
-                let cells = decode_cells(&record, line).map_err(|e| SourceError::Header {
+                let cells = records.cells(&record).map_err(|e| SourceError::Header {
                     path: path.to_path_buf(),
                     message: e.message,
                 })?;
                 break (
-                    cells.into_iter().map(|h| h.trim().to_string()).collect(),
-                    line,
+                    cells.iter().map(|h| h.trim().to_string()).collect(),
+                    record.line,
                 );
             }
             Err(e) => {
@@ -136,8 +122,6 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
     }
     let rows = CsvRows {
         records,
-        record,
-        lines,
         width: headers.len(),
         done: false,
     };
@@ -196,89 +180,205 @@ fn usual_width(sample: &str, delimiter: u8, complete: bool) -> Option<usize> {
         .map(|(w, _)| w)
 }
 
-/// Counts the lines of everything the CSV parser has read, up to each record's start.
-#[derive(Default)]
-struct LineTracker {
-    pending: VecDeque<u8>,
-    base: u64,
+/// Where a record starts, and how much of the reader's buffers it fills.
+struct RecordAt {
+    /// The 1-based line of its first character (blank lines before it skipped).
     line: u64,
+    /// Byte offset in the (decoded) input where reading it began.
+    offset: u64,
+    len: usize,
+    fields: usize,
 }
 
-impl LineTracker {
-    /// The 1-based line of the record whose first byte is at `offset` (or of the blank
-    /// lines the parser skipped just before it). A line ends at LF, CRLF, or a lone CR,
-    /// as text editors show them.
-    fn line_at(&mut self, offset: u64) -> u64 {
-        let consume = offset
-            .saturating_sub(self.base)
-            .min(self.pending.len() as u64) as usize;
-        self.take(consume);
-        // Skipped blank lines sit between `offset` and the record's first character.
-        let blank = self
-            .pending
-            .iter()
-            .take_while(|b| **b == b'\n' || **b == b'\r')
-            .count();
-        self.take(blank);
-        self.line + 1
+/// Records straight from `csv_core` over our own buffer, each with the line it starts on.
+///
+/// The csv crate's `Reader` counts lines wrongly after CRLF and blank lines, and it
+/// cannot tell which input bytes made a record; driving `csv_core` here sees every byte
+/// once, so lines are counted from the bytes (LF, CRLF and a lone CR each end a line,
+/// as editors show them) with no copy.
+struct Records {
+    input: Box<dyn Read + Send>,
+    core: csv_core::Reader,
+    buf: Vec<u8>,
+    pos: usize,
+    filled: usize,
+    eof: bool,
+    /// Field bytes of the current record, and where each field ends.
+    out: Vec<u8>,
+    ends: Vec<usize>,
+    lines: LineCount,
+    offset: u64,
+}
+
+impl Records {
+    fn new(input: Box<dyn Read + Send>, delimiter: u8) -> Records {
+        Records {
+            input,
+            core: csv_core::ReaderBuilder::new().delimiter(delimiter).build(),
+            buf: vec![0; 256 * 1024],
+            pos: 0,
+            filled: 0,
+            eof: false,
+            out: vec![0; 4096],
+            ends: vec![0; 64],
+            lines: LineCount::default(),
+            offset: 0,
+        }
     }
 
-    fn take(&mut self, n: usize) {
-        let n = n.min(self.pending.len());
-        let (front, back) = self.pending.as_slices();
-        let (front, back) = if n <= front.len() {
-            (&front[..n], &back[..0])
-        } else {
-            (front, &back[..n - front.len()])
-        };
-        let mut ends = (memchr::memchr_iter(b'\n', front).count()
-            + memchr::memchr_iter(b'\n', back).count()) as u64;
-        // CRLF counts once (at its LF); a lone CR ends a line of its own. CRs are rare
-        // outside CRLF files, so the pairwise look is only made when there are some.
-        if memchr::memchr(b'\r', front).is_some() || memchr::memchr(b'\r', back).is_some() {
-            let at = |i: usize| {
-                if i < front.len() {
-                    Some(front[i])
-                } else if i < n {
-                    back.get(i - front.len()).copied()
-                } else {
-                    self.pending.get(n).copied()
+    /// The next record (its bytes are in `out`/`ends` until the next call).
+    fn next(&mut self) -> io::Result<Option<RecordAt>> {
+        let (mut len, mut fields) = (0, 0);
+        let mut line = None;
+        let offset = self.offset;
+        loop {
+            if self.pos == self.filled && !self.eof {
+                self.pos = 0;
+                self.filled = loop {
+                    match self.input.read(&mut self.buf) {
+                        Ok(n) => break n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            self.filled = 0;
+                            return Err(e);
+                        }
+                    }
+                };
+                self.eof = self.filled == 0;
+            }
+            let input = &self.buf[self.pos..self.filled];
+            let (result, nin, nout, nend) =
+                self.core
+                    .read_record(input, &mut self.out[len..], &mut self.ends[fields..]);
+            let next = input.get(nin).copied();
+            self.lines.consume(&input[..nin], next, &mut line);
+            self.pos += nin;
+            self.offset += nin as u64;
+            len += nout;
+            fields += nend;
+            match result {
+                csv_core::ReadRecordResult::InputEmpty => {}
+                csv_core::ReadRecordResult::OutputFull => {
+                    let grown = self.out.len() * 2;
+                    self.out.resize(grown, 0);
                 }
-            };
-            ends += (0..n)
-                .filter(|&i| at(i) == Some(b'\r') && at(i + 1) != Some(b'\n'))
-                .count() as u64;
+                csv_core::ReadRecordResult::OutputEndsFull => {
+                    let grown = self.ends.len() * 2;
+                    self.ends.resize(grown, 0);
+                }
+                csv_core::ReadRecordResult::Record => {
+                    return Ok(Some(RecordAt {
+                        line: line.unwrap_or(self.lines.ends + 1),
+                        offset,
+                        len,
+                        fields,
+                    }));
+                }
+                csv_core::ReadRecordResult::End => return Ok(None),
+            }
         }
-        self.pending.drain(..n);
-        self.base += n as u64;
-        self.line += ends;
+    }
+
+    /// The line the reader has reached, for an error that stops it.
+    fn line(&self) -> u64 {
+        self.lines.ends + 1
+    }
+
+    fn is_blank(&self, record: &RecordAt) -> bool {
+        self.out[..record.len].iter().all(u8::is_ascii_whitespace)
+    }
+
+    /// The record's cells, checked to be UTF-8 (all at once: per-field checks cost more
+    /// than the parse).
+    fn cells(&self, record: &RecordAt) -> Result<Cells, RowError> {
+        let bytes = &self.out[..record.len];
+        let ends = &self.ends[..record.fields];
+        match simdutf8::basic::from_utf8(bytes) {
+            Ok(text) => Ok(Cells::from_parts(text.to_owned(), ends.to_vec())),
+            Err(_) => Err(self.not_utf8(record)),
+        }
+    }
+
+    fn not_utf8(&self, record: &RecordAt) -> RowError {
+        let bytes = &self.out[..record.len];
+        let ends = &self.ends[..record.fields];
+        let at = std::str::from_utf8(bytes)
+            .err()
+            .map_or(0, |e| e.valid_up_to());
+        let field = ends.iter().position(|&end| end > at).unwrap_or(0);
+        let mut start = 0;
+        let mut lossy = Cells::default();
+        for &end in ends {
+            lossy.push(&String::from_utf8_lossy(
+                bytes.get(start..end).unwrap_or(&[]),
+            ));
+            start = end;
+        }
+        RowError {
+            number: record.line,
+            cells: lossy,
+            message: format!(
+                "field {} is not valid UTF-8 (byte 0x{:02X}, record starts at byte offset \
+                 {}): the file mixes encodings; pass --encoding windows-1252 if it is a \
+                 Windows export",
+                field + 1,
+                bytes.get(at).copied().unwrap_or(0),
+                record.offset,
+            ),
+        }
     }
 }
 
-struct Tee {
-    inner: Box<dyn Read + Send>,
-    lines: Arc<Mutex<LineTracker>>,
+/// Line ends seen in the bytes consumed so far.
+#[derive(Default)]
+struct LineCount {
+    ends: u64,
+    /// The last byte seen was a CR whose next byte is not known yet (CRLF counts once).
+    pending_cr: bool,
 }
 
-impl Read for Tee {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if let Ok(mut lines) = self.lines.lock() {
-            lines.pending.extend(&buf[..n]);
+impl LineCount {
+    /// Count the line ends in `bytes` (followed by `next`, if known); the first record
+    /// character among them sets `start` to its line if it is not set yet.
+    fn consume(&mut self, mut bytes: &[u8], next: Option<u8>, start: &mut Option<u64>) {
+        let Some(&first) = bytes.first() else {
+            return;
+        };
+        if std::mem::take(&mut self.pending_cr) && first != b'\n' {
+            self.ends += 1;
         }
-        Ok(n)
+        if start.is_none() {
+            match bytes.iter().position(|b| *b != b'\n' && *b != b'\r') {
+                Some(i) => {
+                    self.count(&bytes[..i], Some(bytes[i]));
+                    *start = Some(self.ends + 1);
+                    bytes = &bytes[i..];
+                }
+                None => {
+                    self.count(bytes, next);
+                    return;
+                }
+            }
+        }
+        self.count(bytes, next);
     }
-}
 
-fn line_of(lines: &Mutex<LineTracker>, record: &::csv::ByteRecord) -> u64 {
-    let offset = record.position().map_or(0, |p| p.byte());
-    lines.lock().map(|mut l| l.line_at(offset)).unwrap_or(0)
+    fn count(&mut self, bytes: &[u8], next: Option<u8>) {
+        self.ends += memchr::memchr_iter(b'\n', bytes).count() as u64;
+        // A CR ends a line of its own unless an LF follows; CRs are rare outside CRLF
+        // files, so this look is only taken when there are some.
+        for i in memchr::memchr_iter(b'\r', bytes) {
+            match bytes.get(i + 1).copied().or(next) {
+                Some(b'\n') => {}
+                Some(_) => self.ends += 1,
+                None => self.pending_cr = true,
+            }
+        }
+    }
 }
 
 struct CsvRows {
-    records: ::csv::Reader<Box<dyn Read + Send>>,
-    record: ::csv::ByteRecord,
-    lines: Arc<Mutex<LineTracker>>,
+    records: Records,
     width: usize,
     done: bool,
 }
@@ -288,27 +388,20 @@ impl Iterator for CsvRows {
 
     fn next(&mut self) -> Option<RowResult> {
         while !self.done {
-            match self.records.read_byte_record(&mut self.record) {
-                Ok(false) => self.done = true,
-                Ok(true) => {
-                    let line = line_of(&self.lines, &self.record);
-                    if is_blank(&self.record) {
+            match self.records.next() {
+                Ok(None) => self.done = true,
+                Ok(Some(record)) => {
+                    if self.records.is_blank(&record) {
                         continue;
                     }
-                    return Some(self.shape(line));
+                    return Some(self.shape(&record));
                 }
                 Err(e) => {
-                    // The parser cannot go on past an I/O or decoding error: report where it stopped.
+                    // Reading cannot go on past an I/O or decoding error: say where it stopped.
                     self.done = true;
-                    let offset = e.position().map_or(0, |p| p.byte());
-                    let line = self
-                        .lines
-                        .lock()
-                        .map(|mut l| l.line_at(offset))
-                        .unwrap_or(0);
                     return Some(Err(RowError {
-                        number: line,
-                        cells: Vec::new(),
+                        number: self.records.line(),
+                        cells: Cells::default(),
                         message: format!("the file cannot be read from here on: {e}"),
                     }));
                 }
@@ -319,9 +412,9 @@ impl Iterator for CsvRows {
 }
 
 impl CsvRows {
-    fn shape(&self, line: u64) -> RowResult {
-        let mut cells = decode_cells(&self.record, line)?;
-        if cells.len() > self.width && cells[self.width..].iter().all(|c| c.is_empty()) {
+    fn shape(&self, record: &RecordAt) -> RowResult {
+        let mut cells = self.records.cells(record)?;
+        if cells.len() > self.width && (self.width..cells.len()).all(|i| cells.get(i) == Some("")) {
             // Trailing delimiters (`a;b;;;`) are common in Excel exports and carry nothing.
             cells.truncate(self.width);
         }
@@ -333,13 +426,13 @@ impl CsvRows {
                 self.width
             );
             return Err(RowError {
-                number: line,
+                number: record.line,
                 cells,
                 message,
             });
         }
         Ok(Row {
-            number: line,
+            number: record.line,
             cells,
             cell_errors: Vec::new(),
         })
@@ -350,34 +443,6 @@ fn is_blank(record: &::csv::ByteRecord) -> bool {
     record
         .iter()
         .all(|f| f.iter().all(|b| b.is_ascii_whitespace()))
-}
-
-fn decode_cells(record: &::csv::ByteRecord, line: u64) -> Result<Vec<String>, RowError> {
-    let mut cells = Vec::with_capacity(record.len());
-    for (index, field) in record.iter().enumerate() {
-        match std::str::from_utf8(field) {
-            Ok(text) => cells.push(text.to_string()),
-            Err(e) => {
-                let offset = record.position().map_or(0, |p| p.byte());
-                let lossy: Vec<String> = record
-                    .iter()
-                    .map(|f| String::from_utf8_lossy(f).into_owned())
-                    .collect();
-                return Err(RowError {
-                    number: line,
-                    cells: lossy,
-                    message: format!(
-                        "field {} is not valid UTF-8 (byte 0x{:02X}, record starts at byte offset \
-                         {offset}): the file mixes encodings; pass --encoding windows-1252 if it \
-                         is a Windows export",
-                        index + 1,
-                        field.get(e.valid_up_to()).copied().unwrap_or(0),
-                    ),
-                });
-            }
-        }
-    }
-    Ok(cells)
 }
 
 fn excel_sep_line(text: &str) -> Option<u8> {

@@ -5,7 +5,7 @@ use std::path::Path;
 use calamine::{Data, Range, Reader, SheetType, SheetVisible, open_workbook_auto};
 
 use super::cell::cell_text;
-use super::{Row, RowResult, Source, SourceError, SourceInfo, SourceOptions, column_letter};
+use super::{Cells, Row, RowResult, Source, SourceError, SourceInfo, SourceOptions, column_letter};
 
 pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError> {
     let ext = path
@@ -160,17 +160,17 @@ impl Iterator for ExcelRows {
                 continue;
             }
             let rel = (abs - self.first_row) as usize;
-            let mut cells = Vec::with_capacity(self.width);
+            let mut cells = Cells::default();
             let mut cell_errors = Vec::new();
             for c in 0..self.width {
                 let cell = self.range.get((rel, c)).unwrap_or(&Data::Empty);
                 match cell_text(cell) {
-                    Ok(text) => cells.push(text),
+                    Ok(text) => cells.push(&text),
                     Err(error) => {
                         let name =
                             format!("{}{}", column_letter(self.first_col as usize + c), abs + 1);
                         cell_errors.push((c, format!("cell {name} holds the error {error}")));
-                        cells.push(error);
+                        cells.push(&error);
                     }
                 }
             }

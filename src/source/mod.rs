@@ -6,6 +6,7 @@
 //! never a silent skip.
 
 mod cell;
+mod cells;
 mod csv;
 mod encoding;
 mod excel;
@@ -15,13 +16,14 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use cell::cell_text;
+pub use cells::Cells;
 pub use encoding::Encoding;
 
 /// One data row of the source, cells in header order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
     pub number: u64,
-    pub cells: Vec<String>,
+    pub cells: Cells,
     /// Cells that hold a spreadsheet error (`#N/A`, `#REF!`): (column index, message).
     /// They fail the row only if the mapping uses that column.
     pub cell_errors: Vec<(usize, String)>,
@@ -32,7 +34,7 @@ pub struct Row {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowError {
     pub number: u64,
-    pub cells: Vec<String>,
+    pub cells: Cells,
     pub message: String,
 }
 
@@ -160,7 +162,7 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
         // What was read as the header is the first data row; columns go by letter.
         let first = Row {
             number: source.info.header_row,
-            cells: std::mem::take(&mut source.headers),
+            cells: std::mem::take(&mut source.headers).into_iter().collect(),
             cell_errors: Vec::new(),
         };
         source.headers = (0..first.cells.len()).map(column_letter).collect();

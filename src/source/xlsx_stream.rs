@@ -12,7 +12,7 @@ use calamine::{Data, Reader, Xlsx, open_workbook};
 use super::cell::cell_text;
 use super::excel::choose_sheet;
 use super::{
-    Row, RowError, RowResult, Source, SourceError, SourceInfo, SourceOptions, column_letter,
+    Cells, Row, RowError, RowResult, Source, SourceError, SourceInfo, SourceOptions, column_letter,
 };
 
 /// What the reading thread says first: the header row, or why there is none.
@@ -183,7 +183,7 @@ fn stream(
             Err(e) => {
                 let _ = rows.send(Err(RowError {
                     number: 0,
-                    cells: Vec::new(),
+                    cells: Cells::default(),
                     message: format!("the workbook cannot be read from here on: {e}"),
                 }));
                 return;
@@ -220,7 +220,7 @@ fn shape(raw: RawRow, first_col: u32, width: usize) -> Row {
     }
     Row {
         number: u64::from(raw.row) + 1,
-        cells,
+        cells: cells.into_iter().collect(),
         cell_errors,
     }
 }
