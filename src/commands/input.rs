@@ -200,7 +200,8 @@ pub struct CheckedRows {
     /// Batches that arrived before their turn.
     early: std::collections::BTreeMap<u64, Vec<Checked>>,
     next_batch: u64,
-    buffer: std::collections::VecDeque<Checked>,
+    /// The batch being handed out, row by row.
+    current: std::vec::IntoIter<Checked>,
     keys: DuplicateKeys,
     policy: DuplicatePolicy,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -257,44 +258,45 @@ impl CheckedRows {
             rx,
             early: std::collections::BTreeMap::new(),
             next_batch: 0,
-            buffer: std::collections::VecDeque::new(),
+            current: Vec::new().into_iter(),
             keys: DuplicateKeys::default(),
             policy,
             threads,
         })
     }
 
-    /// Take the next batch in file order out of what has arrived; `false` if not there yet.
-    fn take_in_order(&mut self) -> bool {
-        match self.early.remove(&self.next_batch) {
-            Some(batch) => {
-                self.next_batch += 1;
-                for checked in batch {
-                    let checked = dedupe(checked, self.policy, &mut self.keys);
-                    self.buffer.push_back(checked);
-                }
-                true
+    /// The next row of the batch in hand, or of the next batch in file order if it has
+    /// arrived; `None` if it has not.
+    fn take_in_order(&mut self) -> Option<Checked> {
+        loop {
+            if let Some(checked) = self.current.next() {
+                return Some(dedupe(checked, self.policy, &mut self.keys));
             }
-            None => false,
+            self.current = self.early.remove(&self.next_batch)?.into_iter();
+            self.next_batch += 1;
         }
     }
 
     /// The next row, from async code (cancel-safe: nothing is awaited after a receive).
     pub async fn next(&mut self) -> Option<Checked> {
-        while self.buffer.is_empty() && !self.take_in_order() {
+        loop {
+            if let Some(checked) = self.take_in_order() {
+                return Some(checked);
+            }
             let (number, batch) = self.rx.recv().await?;
             self.early.insert(number, batch);
         }
-        self.buffer.pop_front()
     }
 
     /// The next row, from a plain thread.
     pub fn next_blocking(&mut self) -> Option<Checked> {
-        while self.buffer.is_empty() && !self.take_in_order() {
+        loop {
+            if let Some(checked) = self.take_in_order() {
+                return Some(checked);
+            }
             let (number, batch) = self.rx.blocking_recv()?;
             self.early.insert(number, batch);
         }
-        self.buffer.pop_front()
     }
 
     /// Wait for the threads; a panic in them is a bug worth reporting.

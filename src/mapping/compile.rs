@@ -9,7 +9,7 @@ use regex::Regex;
 use super::fold::fold;
 use super::keys::payload_hash;
 use super::spec::{DuplicatePolicy, FieldSpec, KeySpec, MappingSpec};
-use super::transform::{Step, clip, is_email};
+use super::transform::{Step, clip, is_email, trimmed};
 use super::{API_FIELDS, FieldError, MappingError, Payload};
 use crate::source::Row;
 
@@ -24,6 +24,9 @@ mod tests {
             "línea\nnueva\ttab\r",
             "\u{1}\u{1f}ñ—…",
             "",
+            "ocho byt\"es y más, \\ luego\u{7f}\u{0}",
+            "exactly8",
+            "áéíóúñÁÉÍÓÚÑ¿¡ sin nada que escapar en bastantes bytes",
         ] {
             let mut out = String::new();
             super::json_string(text, &mut out);
@@ -260,7 +263,7 @@ impl CompiledMapping {
             CompiledKey::Columns(columns) => {
                 let parts: Vec<&str> = columns
                     .iter()
-                    .map(|(i, _)| row.cells.get(*i).map_or("", |c| c.trim()))
+                    .map(|(i, _)| row.cells.get(*i).map_or("", trimmed))
                     .collect();
                 if let Some((_, name)) = columns
                     .iter()
@@ -374,7 +377,7 @@ impl CompiledMapping {
         match &self.key {
             CompiledKey::Columns(columns) => columns
                 .iter()
-                .map(|(i, _)| row.cells.get(*i).map_or("", |c| c.trim()))
+                .map(|(i, _)| row.cells.get(*i).map_or("", trimmed))
                 .collect::<Vec<_>>()
                 .join("|"),
             CompiledKey::Template(parts) => render(parts, row),
@@ -410,19 +413,19 @@ impl CompiledField {
                 }
             }
         }
-        if value.trim().is_empty()
+        if trimmed(&value).is_empty()
             && let Some(default) = &self.default
         {
             value = Cow::Borrowed(default.as_str());
         }
         let before = errors.len();
-        if value.trim().is_empty() {
+        if trimmed(&value).is_empty() {
             if self.required {
                 errors.push(self.error("required but empty".into()));
             }
             return (errors.len() == before).then_some(value);
         }
-        if self.email && !is_email(value.trim()) {
+        if self.email && !is_email(trimmed(&value)) {
             errors.push(self.error(format!("not a valid e-mail address: {:?}", clip(&value))));
         }
         // No more bytes than `max` means no more characters either.
@@ -483,6 +486,31 @@ impl CompiledField {
     }
 }
 
+/// Where the first byte that needs an escape is: eight bytes at a time while none does
+/// (most values have none), then byte by byte.
+fn first_escape(bytes: &[u8], escape: &[bool; 256]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Non-zero when some byte of `word` is below `n` (n ≤ 128) or equal to `byte`.
+    let below = |word: u64, n: u64| word.wrapping_sub(ONES * n) & !word & HIGH;
+    let equal = |word: u64, byte: u8| below(word ^ (ONES * u64::from(byte)), 1);
+    let mut chunks = bytes.chunks_exact(8);
+    let mut skipped = 0;
+    for chunk in chunks.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        if below(word, 0x20) | equal(word, b'"') | equal(word, b'\\') != 0 {
+            break;
+        }
+        skipped += 8;
+    }
+    bytes[skipped..]
+        .iter()
+        .position(|b| escape[usize::from(*b)])
+        .map(|i| i + skipped)
+}
+
 /// Append `text` as a JSON string literal (RFC 8259 escaping).
 fn json_string(text: &str, out: &mut String) {
     /// Bytes that need an escape: controls, `"` and `\`.
@@ -501,7 +529,7 @@ fn json_string(text: &str, out: &mut String) {
     out.push('"');
     let bytes = text.as_bytes();
     let mut start = 0;
-    while let Some(offset) = bytes[start..].iter().position(|b| ESCAPE[usize::from(*b)]) {
+    while let Some(offset) = first_escape(&bytes[start..], &ESCAPE) {
         let i = start + offset;
         out.push_str(&text[start..i]);
         match bytes[i] {
