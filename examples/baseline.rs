@@ -2,7 +2,9 @@
 //!
 //!   baseline csv FILE          parse every record with the csv crate's ByteRecord (no decoding)
 //!   baseline xlsx FILE         read every cell of the first sheet with calamine (no mapping)
-//!   baseline http URL N        POST N fixed multipart inserts, 2 at a time, with reqwest
+//!   baseline http URL N [ROW]  POST N fixed multipart inserts, 2 at a time, with reqwest;
+//!                              ROW: a file holding one `preview` line, whose payload is
+//!                              the fixed body (so both sides send the same bytes)
 //!
 //! Each prints `rows=<n> seconds=<s>`.
 
@@ -42,6 +44,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("http") => {
             let url = format!("{}/server/API/v2/cases/insert.php", args[1]);
             let total: u64 = args[2].parse()?;
+            let fields: Vec<(String, String)> = match args.get(3) {
+                Some(path) => {
+                    let line: serde_json::Value =
+                        serde_json::from_str(std::fs::read_to_string(path)?.trim())?;
+                    let payload = line["payload"].as_object().ok_or("no payload in ROW")?;
+                    payload
+                        .iter()
+                        .filter(|(name, _)| name.as_str() != "_key")
+                        .map(|(name, value)| {
+                            (name.clone(), value.as_str().unwrap_or_default().to_string())
+                        })
+                        .collect()
+                }
+                None => [
+                    ("operation", "modulotest01"),
+                    ("case-type", "Request"),
+                    ("responsible", "ADMIN_@modulotest01"),
+                    ("owner", "ADMIN_@modulotest01"),
+                    ("contact", "ana@ejemplo.com.co"),
+                    (
+                        "description",
+                        "El cliente indica que se le cobró dos veces.",
+                    ),
+                    ("status", "Abierto"),
+                    ("priority", "Alta"),
+                    ("form", "{\"Ciudad\":\"Cali\"}"),
+                ]
+                .into_iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+            };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
@@ -54,21 +87,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let client = client.clone();
                     let url = url.clone();
                     let next = next.clone();
+                    let fields = fields.clone();
                     tasks.push(tokio::spawn(async move {
                         while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < total {
-                            let form = reqwest::multipart::Form::new()
-                                .text("operation", "modulotest01")
-                                .text("case-type", "Request")
-                                .text("responsible", "ADMIN_@modulotest01")
-                                .text("owner", "ADMIN_@modulotest01")
-                                .text("contact", "ana@ejemplo.com.co")
-                                .text(
-                                    "description",
-                                    "El cliente indica que se le cobró dos veces.",
-                                )
-                                .text("status", "Abierto")
-                                .text("priority", "Alta")
-                                .text("form", "{\"Ciudad\":\"Cali\"}");
+                            let mut form = reqwest::multipart::Form::new();
+                            for (name, value) in &fields {
+                                form = form.text(name.clone(), value.clone());
+                            }
                             let response = client
                                 .post(&url)
                                 .header("Wolkvox-Token", "bench")

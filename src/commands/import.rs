@@ -36,6 +36,11 @@ struct Outgoing {
     payload: Payload,
 }
 
+/// Rows taken from the reader in one go when a slot frees (skipped and invalid rows do
+/// not take the slot, so several may pass before one is sent); bounded so that signals
+/// and answers are still looked at.
+const REFILL_AT_ONCE: usize = 64;
+
 /// Consecutive maybe-processed answers that mean the server is down, not unlucky.
 const DOWN_AFTER: u32 = 10;
 
@@ -96,7 +101,7 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
     )?;
 
     let headers = opened.source.headers.clone();
-    let mut reporter = input::reporter(&args.input, &args.output, &opened.source, true)?;
+    let mut reporter = input::reporter(&args.input, &args.output, &opened.source)?;
     let client = Client::new(url, Duration::from_secs_f64(args.timeout))
         .context("could not build the HTTP client")?;
     let mut pool = TokenPool::new(tokens, usize::from(args.concurrency));
@@ -161,6 +166,7 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
         progress: Progress::new(ui.quiet, opened.source.read_bytes.clone()),
         pool: &mut pool,
         requeued: VecDeque::new(),
+        answered: Vec::new(),
     };
     if let Some(answer) = early_stop {
         run.out_of_tokens(&answer);
@@ -185,6 +191,8 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
             run.out_of_tokens("");
             continue;
         }
+        // Nothing recorded waits in memory while the run waits.
+        run.settle()?;
         let can_take = run.stop.is_some() || run.next_slot().is_some();
         tokio::select! {
             biased;
@@ -192,6 +200,23 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
                 match joined {
                     Ok((slot, outgoing, delivery)) => run.delivered(slot, outgoing, delivery)?,
                     Err(e) => anyhow::bail!("a send task failed: {e}"),
+                }
+                // Refill the freed slot at once when a row is ready: its `sending` mark
+                // then commits together with the answer just recorded.
+                for _ in 0..REFILL_AT_ONCE {
+                    if reader_done || !run.requeued.is_empty() || run.stop.is_some() {
+                        break;
+                    }
+                    let Some(slot) = run.next_slot() else { break };
+                    match rows.try_next() {
+                        std::task::Poll::Pending => break,
+                        std::task::Poll::Ready(None) => reader_done = true,
+                        std::task::Poll::Ready(Some(checked)) => {
+                            if let Some(outgoing) = run.admit(checked)? {
+                                spawn(&mut in_flight, &sender, &stop_rx, &mut run, slot, outgoing);
+                            }
+                        }
+                    }
                 }
             }
             item = rows.next(), if !reader_done && can_take && run.requeued.is_empty() => {
@@ -211,6 +236,7 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
             run.stop = Some((Verdict::Interrupted, "interrupted (Ctrl-C)".into()));
         }
     }
+    run.settle()?;
     let token_uses = run.pool.uses();
     run.progress.finish();
     signals.abort();
@@ -274,6 +300,9 @@ struct Coordinator<'a> {
     pool: &'a mut TokenPool,
     /// Rows whose token was dropped mid-run: nothing was stored, another token sends them.
     requeued: VecDeque<Outgoing>,
+    /// Answers recorded in the ledger's open transaction, whose results lines wait for
+    /// its commit (see `settle`).
+    answered: Vec<(Outcome, Cells)>,
     ledger: &'a Ledger,
     reporter: &'a mut Reporter,
     headers: &'a [String],
@@ -288,6 +317,17 @@ struct Coordinator<'a> {
 impl Coordinator<'_> {
     fn record(&mut self, outcome: Outcome, cells: &Cells) -> anyhow::Result<()> {
         self.reporter.record(&outcome, cells, self.headers)?;
+        Ok(())
+    }
+
+    /// Commit the ledger, then write the results lines of what it now holds, then flush
+    /// the files: after a kill -9 the results file never says more than the ledger.
+    fn settle(&mut self) -> anyhow::Result<()> {
+        self.ledger.commit()?;
+        for (outcome, cells) in std::mem::take(&mut self.answered) {
+            self.record(outcome, &cells)?;
+        }
+        self.reporter.flush()?;
         Ok(())
     }
 
@@ -365,7 +405,7 @@ impl Coordinator<'_> {
             )?;
             let outcome = Outcome::new(outgoing.row, outgoing.payload.key, Status::Pending)
                 .with_message(format!("not sent: {reason}"));
-            self.record(outcome, &outgoing.cells)?;
+            self.answered.push((outcome, outgoing.cells));
         }
         Ok(())
     }
@@ -468,7 +508,6 @@ impl Coordinator<'_> {
             cells,
             payload,
         } = outgoing;
-        let cells = &cells;
         let payload = &payload;
         let (status, case_id) = match &delivery.end {
             Final::Created(id) => (Status::Created, id.clone()),
@@ -516,7 +555,7 @@ impl Coordinator<'_> {
         outcome.case_id = case_id;
         outcome.http_status = delivery.http_status;
         outcome.attempts = delivery.attempts;
-        self.record(outcome, cells)?;
+        self.answered.push((outcome, cells));
         self.progress.update(self.reporter.tally(), 0);
         Ok(())
     }

@@ -155,12 +155,11 @@ pub fn source_options(args: &InputArgs) -> anyhow::Result<SourceOptions> {
 }
 
 /// The results and errors files of a run, created before any work so a bad path fails
-/// at once. `flush_each`: every line reaches the file as it is written (import).
+/// at once. Lines are buffered: call `flush` (import does before every wait).
 pub fn reporter(
     input: &InputArgs,
     output: &crate::cli::OutputArgs,
     source: &Source,
-    flush_each: bool,
 ) -> anyhow::Result<crate::report::Reporter> {
     let paths = crate::report::ReportPaths::resolve(
         &input.input,
@@ -172,7 +171,6 @@ pub fn reporter(
         paths,
         &source.headers,
         errors_delimiter(source),
-        flush_each,
     )?)
 }
 
@@ -285,6 +283,26 @@ impl CheckedRows {
             }
             let (number, batch) = self.rx.recv().await?;
             self.early.insert(number, batch);
+        }
+    }
+
+    /// The next row if one is ready now, without waiting: `Pending` if none has arrived.
+    pub fn try_next(&mut self) -> std::task::Poll<Option<Checked>> {
+        loop {
+            if let Some(checked) = self.take_in_order() {
+                return std::task::Poll::Ready(Some(checked));
+            }
+            match self.rx.try_recv() {
+                Ok((number, batch)) => {
+                    self.early.insert(number, batch);
+                }
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
+                    return std::task::Poll::Pending;
+                }
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
+                    return std::task::Poll::Ready(None);
+                }
+            }
         }
     }
 

@@ -15,7 +15,7 @@ pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
     let started = Instant::now();
     let opened = input::open(&args.input, &args.mapping, args.operation.as_deref())?;
     let headers = opened.source.headers.clone();
-    let mut reporter = input::reporter(&args.input, &args.output, &opened.source, false)?;
+    let mut reporter = input::reporter(&args.input, &args.output, &opened.source)?;
     let mut progress = Progress::new(ui.quiet, opened.source.read_bytes.clone());
     let info = opened.source.info.clone();
     let mut rows = input::CheckedRows::spawn(opened.source.rows, opened.mapping.clone())

@@ -114,6 +114,13 @@ pub struct Ledger {
     run_id: i64,
 }
 
+impl Drop for Ledger {
+    /// What was recorded is what the CRM answered: keep it even on an error path.
+    fn drop(&mut self) {
+        let _ = self.commit();
+    }
+}
+
 impl std::fmt::Debug for Ledger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ledger")
@@ -254,7 +261,10 @@ impl Ledger {
     }
 
     /// Durably record that `key` is about to be sent. Call before the request leaves.
+    /// Answers recorded since the last commit are committed with it: one commit a row,
+    /// not two (each commit costs some fifteen system calls for SQLite's locks and the WAL).
     pub fn mark_sending(&self, key: &str, row: u64) -> Result<(), LedgerError> {
+        self.begin()?;
         let mut statement = self
             .conn
             .prepare_cached(
@@ -268,10 +278,35 @@ impl Ledger {
         statement
             .execute(params![key, self.run_id, row as i64, now()])
             .map_err(|e| self.sql(e))?;
+        self.commit()
+    }
+
+    /// Open a transaction unless one is open.
+    fn begin(&self) -> Result<(), LedgerError> {
+        if self.conn.is_autocommit() {
+            self.conn
+                .prepare_cached("BEGIN")
+                .and_then(|mut begin| begin.execute([]))
+                .map_err(|e| self.sql(e))?;
+        }
         Ok(())
     }
 
-    /// Record the answer for a key marked `sending`.
+    /// Commit what was recorded. The importer calls this before it waits for anything,
+    /// and before it writes the results lines of what it recorded, so the results file
+    /// never says more than the ledger.
+    pub fn commit(&self) -> Result<(), LedgerError> {
+        if !self.conn.is_autocommit() {
+            self.conn
+                .prepare_cached("COMMIT")
+                .and_then(|mut commit| commit.execute([]))
+                .map_err(|e| self.sql(e))?;
+        }
+        Ok(())
+    }
+
+    /// Record the answer for a key marked `sending`, in the open transaction: it is
+    /// durable at the next `commit` (or the next row's `mark_sending`).
     pub fn record(
         &self,
         key: &str,
@@ -288,6 +323,7 @@ impl Ledger {
             // Not sent, or provably not stored: a later run sends it again.
             _ => "failed",
         };
+        self.begin()?;
         let mut statement = self
             .conn
             .prepare_cached(
@@ -311,6 +347,7 @@ impl Ledger {
     }
 
     pub fn finish_run(&self, tally: &Tally, exit_code: u8) -> Result<(), LedgerError> {
+        self.commit()?;
         let counts: serde_json::Map<String, serde_json::Value> = Status::ALL
             .into_iter()
             .filter(|s| tally.get(*s) > 0)
@@ -451,6 +488,41 @@ mod tests {
             ledger.prior("k2").unwrap(),
             Some(Prior::InDoubt { .. })
         ));
+    }
+
+    /// What another process sees in the file: only what was committed.
+    fn status_on_disk(path: &Path, key: &str) -> Option<String> {
+        let reader = Connection::open(path).unwrap();
+        reader
+            .query_row("SELECT status FROM cases WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .unwrap()
+    }
+
+    #[test]
+    fn an_answer_is_committed_with_the_next_sending_mark_or_at_the_latest_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        let mut ledger = Ledger::open(&path, "t").unwrap();
+        ledger.begin_run("import", "x.csv", None, None).unwrap();
+        ledger.mark_sending("k1", 2).unwrap();
+        assert_eq!(status_on_disk(&path, "k1").as_deref(), Some("sending"));
+        ledger
+            .record("k1", Status::Created, Some("abc"), Some(200), 1, "")
+            .unwrap();
+        // Not durable yet: the importer writes no results line for it until it is.
+        assert_eq!(status_on_disk(&path, "k1").as_deref(), Some("sending"));
+        assert!(matches!(
+            ledger.prior("k1").unwrap(),
+            Some(Prior::Created { .. })
+        ));
+        ledger.mark_sending("k2", 3).unwrap();
+        assert_eq!(status_on_disk(&path, "k1").as_deref(), Some("created"));
+        ledger
+            .record("k2", Status::Rejected, None, Some(200), 1, "no")
+            .unwrap();
+        drop(ledger);
+        assert_eq!(status_on_disk(&path, "k2").as_deref(), Some("rejected"));
     }
 
     #[test]

@@ -128,9 +128,6 @@ pub fn beside(input: &Path, suffix: &str) -> PathBuf {
 
 /// Writes both files as outcomes arrive and keeps the tally.
 pub struct Reporter {
-    /// Flush after every line (import: the file must agree with the ledger if the run is
-    /// killed) or only when the buffer fills and at the end (validate: nothing to agree with).
-    flush_each: bool,
     paths: ReportPaths,
     /// Written line by line by hand (see `push_field`): the csv writer was a tenth of a
     /// validate run.
@@ -155,7 +152,6 @@ impl Reporter {
         paths: ReportPaths,
         headers: &[String],
         delimiter: u8,
-        flush_each: bool,
     ) -> Result<Reporter, ReportError> {
         let open = |path: &Path| -> Result<BufWriter<File>, ReportError> {
             let file = File::create(path).map_err(|source| ReportError::Io {
@@ -214,7 +210,6 @@ impl Reporter {
             source,
         })?;
         Ok(Reporter {
-            flush_each,
             paths,
             results,
             line,
@@ -287,12 +282,6 @@ impl Reporter {
                 path: self.paths.results.clone(),
                 source,
             })?;
-        if self.flush_each {
-            self.results.flush().map_err(|source| ReportError::Io {
-                path: self.paths.results.clone(),
-                source,
-            })?;
-        }
         if outcome.status.needs_attention() {
             // Fed back, an errors file keeps pointing at the original rows.
             let original_row = column(headers, cells, "_row")
@@ -313,12 +302,6 @@ impl Reporter {
             self.errors
                 .write_record(&record)
                 .map_err(io_err(&self.paths.errors))?;
-            if self.flush_each {
-                self.errors.flush().map_err(|source| ReportError::Io {
-                    path: self.paths.errors.clone(),
-                    source,
-                })?;
-            }
         }
         Ok(())
     }
