@@ -2,7 +2,8 @@
 //!
 //!   baseline csv FILE          parse every record with the csv crate's ByteRecord (no decoding)
 //!   baseline xlsx FILE         read every cell of the first sheet with calamine (no mapping)
-//!   baseline http URL N [ROW]  POST N fixed multipart inserts, 2 at a time, with reqwest;
+//!   baseline http URL N [ROW]  POST N inserts, 2 at a time, with reqwest: one fixed
+//!                              multipart body built once (as oha or wrk send it);
 //!                              ROW: a file holding one `preview` line, whose payload is
 //!                              the fixed body (so both sides send the same bytes)
 //!
@@ -79,6 +80,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .worker_threads(2)
                 .enable_all()
                 .build()?;
+            const BOUNDARY: &str = "baseline-boundary-5f1d3c2b9a8e7d6c";
+            const CONTENT_TYPE: &str =
+                "multipart/form-data; boundary=baseline-boundary-5f1d3c2b9a8e7d6c";
+            let mut text = String::new();
+            for (name, value) in &fields {
+                text.push_str(&format!(
+                    "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+                ));
+            }
+            text.push_str(&format!("--{BOUNDARY}--\r\n"));
+            let body = text;
             runtime.block_on(async move {
                 let client = reqwest::Client::new();
                 let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -87,17 +99,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let client = client.clone();
                     let url = url.clone();
                     let next = next.clone();
-                    let fields = fields.clone();
+                    let body = body.clone();
                     tasks.push(tokio::spawn(async move {
                         while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < total {
-                            let mut form = reqwest::multipart::Form::new();
-                            for (name, value) in &fields {
-                                form = form.text(name.clone(), value.clone());
-                            }
+                            // A fixed body built once, as oha or wrk send it.
                             let response = client
                                 .post(&url)
                                 .header("Wolkvox-Token", "bench")
-                                .multipart(form)
+                                .header("Content-Type", CONTENT_TYPE)
+                                .body(body.clone())
                                 .send()
                                 .await;
                             if let Ok(r) = response {

@@ -41,6 +41,9 @@ struct Outgoing {
 /// and answers are still looked at.
 const REFILL_AT_ONCE: usize = 64;
 
+/// How often the results and errors files are flushed during a run.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+
 /// Consecutive maybe-processed answers that mean the server is down, not unlucky.
 const DOWN_AFTER: u32 = 10;
 
@@ -167,6 +170,7 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
         pool: &mut pool,
         requeued: VecDeque::new(),
         answered: Vec::new(),
+        flushed: Instant::now(),
     };
     if let Some(answer) = early_stop {
         run.out_of_tokens(&answer);
@@ -237,6 +241,7 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
         }
     }
     run.settle()?;
+    run.reporter.flush()?;
     let token_uses = run.pool.uses();
     run.progress.finish();
     signals.abort();
@@ -303,6 +308,8 @@ struct Coordinator<'a> {
     /// Answers recorded in the ledger's open transaction, whose results lines wait for
     /// its commit (see `settle`).
     answered: Vec<(Outcome, Cells)>,
+    /// When the results and errors files were last flushed.
+    flushed: Instant,
     ledger: &'a Ledger,
     reporter: &'a mut Reporter,
     headers: &'a [String],
@@ -320,14 +327,19 @@ impl Coordinator<'_> {
         Ok(())
     }
 
-    /// Commit the ledger, then write the results lines of what it now holds, then flush
-    /// the files: after a kill -9 the results file never says more than the ledger.
+    /// Commit the ledger, then write the results lines of what it now holds: after a
+    /// kill -9 the results file never says more than the ledger. The files are flushed a
+    /// few times a second (and at the end), not once a row: the ledger is what a re-run
+    /// trusts, and a write per row was a tenth of the importer's own cost.
     fn settle(&mut self) -> anyhow::Result<()> {
         self.ledger.commit()?;
         for (outcome, cells) in std::mem::take(&mut self.answered) {
             self.record(outcome, &cells)?;
         }
-        self.reporter.flush()?;
+        if self.flushed.elapsed() >= FLUSH_EVERY {
+            self.reporter.flush()?;
+            self.flushed = Instant::now();
+        }
         Ok(())
     }
 

@@ -494,7 +494,9 @@ mod tests {
     fn status_on_disk(path: &Path, key: &str) -> Option<String> {
         let reader = Connection::open(path).unwrap();
         reader
-            .query_row("SELECT status FROM cases WHERE key = ?1", [key], |r| r.get(0))
+            .query_row("SELECT status FROM cases WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
             .optional()
             .unwrap()
     }
