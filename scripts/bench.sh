@@ -88,8 +88,11 @@ head -n $((ROWS_HTTP + 1)) "$DIR/mid.csv" > "$DIR/http.csv"
 # Count the valid rows (the ones sent): the baseline loop sends as many.
 SENT=$("$BIN" validate "$DIR/http.csv" --mapping "$MAP" --report "$DIR/r.csv" --errors "$DIR/e.csv" --force -q --json | python3 -c "import json,sys; print(json.load(sys.stdin)['valid'])" || true)
 
+# The baseline sends the first row's own payload (from `preview`), pre-built once.
+"$BIN" preview "$DIR/http.csv" --mapping "$MAP" --rows 1 > "$DIR/row.json" 2>/dev/null || true
+
 echo "4/6 send overhead: import vs a bare reqwest loop ($SENT requests, 0 ms server, 2 in flight)" >&2
-start_sim; best_of 3 rawloop "$BASE" http "$SIM_URL" "$SENT"; kill $SIM_PID
+start_sim; best_of 3 rawloop "$BASE" http "$SIM_URL" "$SENT" "$DIR/row.json"; kill $SIM_PID
 start_sim
 best_of 3 import_http env WOLKVOX_TOKEN=bench "$BIN" import "$DIR/http.csv" --mapping "$MAP" --server "$SIM_URL" --rate 0 --no-preflight --ledger "$DIR/bench-ledger.sqlite" --report "$DIR/r.csv" --errors "$DIR/e.csv" --force -q
 kill $SIM_PID

@@ -261,16 +261,19 @@ impl CompiledMapping {
         let key = match &self.key {
             CompiledKey::PayloadHash => Some(payload_hash(payload.fields(), payload.form())),
             CompiledKey::Columns(columns) => {
-                let parts: Vec<&str> = columns
-                    .iter()
-                    .map(|(i, _)| row.cells.get(*i).map_or("", trimmed))
-                    .collect();
-                if let Some((_, name)) = columns
-                    .iter()
-                    .zip(&parts)
-                    .find(|(_, part)| part.is_empty())
-                    .map(|(c, _)| c)
-                {
+                let mut key = String::new();
+                let mut empty = None;
+                for (n, (index, name)) in columns.iter().enumerate() {
+                    let part = row.cells.get(*index).map_or("", trimmed);
+                    if part.is_empty() && empty.is_none() {
+                        empty = Some(name);
+                    }
+                    if n > 0 {
+                        key.push('|');
+                    }
+                    key.push_str(part);
+                }
+                if let Some(name) = empty {
                     errors.push(FieldError {
                         column: name.clone(),
                         message:
@@ -279,7 +282,7 @@ impl CompiledMapping {
                     });
                     None
                 } else {
-                    Some(parts.join("|"))
+                    Some(key)
                 }
             }
             CompiledKey::Template(parts) => {

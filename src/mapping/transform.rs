@@ -219,6 +219,8 @@ pub fn trimmed(value: &str) -> &str {
 pub struct DateFormat {
     pub text: String,
     items: Vec<chrono::format::Item<'static>>,
+    /// The format's literal characters (`/`, `-`): a value that lacks one cannot match.
+    literals: Vec<char>,
 }
 
 impl DateFormat {
@@ -226,9 +228,22 @@ impl DateFormat {
         let items = chrono::format::StrftimeItems::new(text)
             .parse_to_owned()
             .map_err(|_| format!("date: {text:?} is not a valid input format"))?;
+        let mut literals: Vec<char> = items
+            .iter()
+            .filter_map(|item| match item {
+                chrono::format::Item::Literal(text) => Some(text.to_string()),
+                chrono::format::Item::OwnedLiteral(text) => Some(text.to_string()),
+                _ => None,
+            })
+            .flat_map(|text| text.chars().collect::<Vec<_>>())
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        literals.sort_unstable();
+        literals.dedup();
         Ok(DateFormat {
             text: text.to_string(),
             items,
+            literals,
         })
     }
 }
@@ -249,6 +264,10 @@ fn title_case(value: &str) -> String {
 
 /// A date, or the date of a date and time, in this format.
 fn parse_date(value: &str, format: &DateFormat) -> Option<NaiveDate> {
+    // A value without the format's separators cannot match it: skip chrono's parse.
+    if !format.literals.iter().all(|c| value.contains(*c)) {
+        return None;
+    }
     let mut parsed = chrono::format::Parsed::new();
     chrono::format::parse(&mut parsed, value, format.items.iter()).ok()?;
     parsed.to_naive_date().ok().or_else(|| {
@@ -351,12 +370,27 @@ fn reformat_date(
     from: &[DateFormat],
     to: &[chrono::format::Item<'static>],
 ) -> Result<String, String> {
-    let parsed: Vec<(NaiveDate, &str)> = from
-        .iter()
-        .filter_map(|format| parse_date(value, format).map(|d| (d, format.text.as_str())))
-        .collect();
-    match parsed.as_slice() {
-        [] => Err(format!(
+    let mut first: Option<(NaiveDate, &str)> = None;
+    for format in from {
+        let Some(date) = parse_date(value, format) else {
+            continue;
+        };
+        match first {
+            None => first = Some((date, &format.text)),
+            Some((earlier, earlier_format)) if earlier != date => {
+                return Err(format!(
+                    "{:?} is ambiguous: {earlier_format} reads it as {earlier}, {} as {date}; \
+                     list only the format the file uses",
+                    clip(value),
+                    format.text
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    match first {
+        Some((date, _)) => Ok(format_date(date, to)),
+        None => Err(format!(
             "{:?} is not a date in the format {}",
             clip(value),
             from.iter()
@@ -364,17 +398,6 @@ fn reformat_date(
                 .collect::<Vec<_>>()
                 .join(" or ")
         )),
-        [(first, _), rest @ ..] => {
-            if let Some((other, fmt)) = rest.iter().find(|(d, _)| d != first) {
-                return Err(format!(
-                    "{:?} is ambiguous: {} reads it as {first}, {fmt} as {other}; \
-                     list only the format the file uses",
-                    clip(value),
-                    parsed[0].1
-                ));
-            }
-            Ok(format_date(*first, to))
-        }
     }
 }
 
@@ -412,10 +435,12 @@ fn format_date(date: NaiveDate, to: &[chrono::format::Item<'static>]) -> String 
 }
 
 fn phone(value: &str, country_code: Option<&str>) -> String {
-    let digits: String = value
-        .chars()
-        .filter(|c| c.is_ascii_digit() || *c == '+')
-        .collect();
+    let mut digits = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_digit() || byte == b'+' {
+            digits.push(char::from(byte));
+        }
+    }
     match country_code {
         Some(code) if !digits.is_empty() && !digits.starts_with('+') => {
             let bare = code.trim_start_matches('+');
