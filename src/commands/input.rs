@@ -7,7 +7,10 @@ use anyhow::Context;
 
 use crate::cli::InputArgs;
 use crate::mapping::{self, CompiledMapping, DuplicateKeys, Payload, spec::DuplicatePolicy};
-use crate::source::{self, Cells, Encoding, RowResult, Source, SourceOptions};
+use crate::source::{
+    self, Cells, Chunk, Chunks, Encoding, OpenTail, Reassembler, RowError, RowResult, Rows, Source,
+    SourceOptions, read_error,
+};
 
 /// A source row after the mapping: ready to send, or invalid with every reason.
 #[derive(Debug)]
@@ -185,68 +188,107 @@ fn original_row(column: Option<usize>, cells: &Cells) -> Option<u64> {
     cells.get(column?)?.trim().parse().ok()
 }
 
-/// Rows per batch between the pipeline's threads: large enough that the channels cost
-/// nothing per row, small enough that memory stays flat.
+/// Rows per batch between the pipeline's threads, for sources read row by row (CSV
+/// goes in chunks of whole lines): large enough that the channels cost nothing per row,
+/// small enough that memory stays flat.
 const BATCH: usize = 256;
 
-/// Checked rows arriving in file order from a pipeline of threads: one parses the file,
-/// two apply the mapping to alternate batches, and the receiving side puts the batches
-/// back in order and checks duplicate keys. Bounded channels keep memory flat whatever
-/// the file size.
+/// Work for the mapping threads.
+enum Work {
+    /// Rows read one by one (workbooks).
+    Rows(Vec<RowResult>),
+    /// Whole lines of a CSV file, parsed by the mapping thread itself.
+    Chunk(Chunk),
+    /// The input cannot be read on: this row says why.
+    Stop(RowError),
+}
+
+/// A mapping thread's answer for one piece of work.
+struct Done {
+    checked: Vec<Checked>,
+    /// For a chunk: the chunk and where its parse ended, for the `Reassembler`.
+    chunk: Option<(Chunk, Option<OpenTail>)>,
+    /// The input stopped here: what an earlier chunk left open ends as it is.
+    stops: bool,
+}
+
+/// Checked rows arriving in file order from a pipeline of threads: one reads the file
+/// (a CSV file in chunks of whole lines, a workbook row by row), two parse the chunks
+/// and apply the mapping, and the receiving side puts the work back in order and checks
+/// duplicate keys. Bounded channels keep memory flat whatever the file size.
 pub struct CheckedRows {
-    rx: tokio::sync::mpsc::Receiver<(u64, Vec<Checked>)>,
-    /// Batches that arrived before their turn.
-    early: std::collections::BTreeMap<u64, Vec<Checked>>,
+    rx: tokio::sync::mpsc::Receiver<(u64, Done)>,
+    /// Work that arrived before its turn.
+    early: std::collections::BTreeMap<u64, Done>,
     next_batch: u64,
     /// The batch being handed out, row by row.
     current: std::vec::IntoIter<Checked>,
     keys: DuplicateKeys,
     policy: DuplicatePolicy,
+    mapping: std::sync::Arc<CompiledMapping>,
+    /// CSV: puts chunk parses back together (a chunk cut inside a record).
+    reassembler: Option<Reassembler>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 const MAP_WORKERS: usize = 2;
 
 impl CheckedRows {
-    pub fn spawn(
-        rows: Box<dyn Iterator<Item = RowResult> + Send>,
-        mapping: CompiledMapping,
-    ) -> std::io::Result<CheckedRows> {
-        let (raw_tx, raw_rx) = std::sync::mpsc::sync_channel::<(u64, Vec<RowResult>)>(4);
-        let raw_rx = std::sync::Arc::new(std::sync::Mutex::new(raw_rx));
-        let (tx, rx) = tokio::sync::mpsc::channel::<(u64, Vec<Checked>)>(4);
+    pub fn spawn(rows: Rows, mapping: CompiledMapping) -> std::io::Result<CheckedRows> {
+        let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<(u64, Work)>(4);
+        let work_rx = std::sync::Arc::new(std::sync::Mutex::new(work_rx));
+        let (tx, rx) = tokio::sync::mpsc::channel::<(u64, Done)>(4);
         let policy = mapping.on_duplicate_key;
-        let mut threads = vec![spawn_named("parse", move || {
-            let mut batch = Vec::with_capacity(BATCH);
-            let mut number = 0u64;
-            for row in rows {
-                batch.push(row);
-                if batch.len() == BATCH {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                    if raw_tx.send((number, full)).is_err() {
-                        return;
-                    }
-                    number += 1;
-                }
+        let (reader, shape) = match rows.into_chunks() {
+            Ok((first, chunks)) => {
+                let shape = chunks.shape;
+                let reader = spawn_named("read", move || read_chunks(first, chunks, &work_tx))?;
+                (reader, Some(shape))
             }
-            if !batch.is_empty() {
-                let _ = raw_tx.send((number, batch));
-            }
-        })?];
+            Err(rows) => (
+                spawn_named("read", move || read_rows(rows, &work_tx))?,
+                None,
+            ),
+        };
+        let mut threads = vec![reader];
         let mapping = std::sync::Arc::new(mapping);
         for _ in 0..MAP_WORKERS {
-            let (raw_rx, tx, mapping) = (raw_rx.clone(), tx.clone(), mapping.clone());
+            let (work_rx, tx, mapping) = (work_rx.clone(), tx.clone(), mapping.clone());
             threads.push(spawn_named("map", move || {
                 loop {
-                    let next = match raw_rx.lock() {
+                    let next = match work_rx.lock() {
                         Ok(receiver) => receiver.recv(),
                         Err(_) => return,
                     };
-                    let Ok((number, batch)) = next else {
+                    let Ok((number, work)) = next else {
                         return;
                     };
-                    let checked = batch.into_iter().map(|r| map_row(r, &mapping)).collect();
-                    if tx.blocking_send((number, checked)).is_err() {
+                    let done = match (work, shape) {
+                        (Work::Rows(batch), _) => Done {
+                            checked: batch.into_iter().map(|r| map_row(r, &mapping)).collect(),
+                            chunk: None,
+                            stops: false,
+                        },
+                        (Work::Chunk(chunk), Some(shape)) => {
+                            let parsed = shape.parse_chunk(&chunk);
+                            Done {
+                                checked: parsed
+                                    .rows
+                                    .into_iter()
+                                    .map(|r| map_row(r, &mapping))
+                                    .collect(),
+                                chunk: Some((chunk, parsed.open)),
+                                stops: false,
+                            }
+                        }
+                        (Work::Chunk(_), None) => continue,
+                        (Work::Stop(error), _) => Done {
+                            checked: vec![map_row(Err(error), &mapping)],
+                            chunk: None,
+                            stops: true,
+                        },
+                    };
+                    if tx.blocking_send((number, done)).is_err() {
                         return;
                     }
                 }
@@ -259,6 +301,8 @@ impl CheckedRows {
             current: Vec::new().into_iter(),
             keys: DuplicateKeys::default(),
             policy,
+            mapping,
+            reassembler: shape.map(Reassembler::new),
             threads,
         })
     }
@@ -270,8 +314,33 @@ impl CheckedRows {
             if let Some(checked) = self.current.next() {
                 return Some(dedupe(checked, self.policy, &mut self.keys));
             }
-            self.current = self.early.remove(&self.next_batch)?.into_iter();
+            let done = self.early.remove(&self.next_batch)?;
             self.next_batch += 1;
+            self.current = self.settle(done).into_iter();
+        }
+    }
+
+    /// The rows of one piece of work, once the chunk before it is known to have ended
+    /// between records (or it is parsed again here, with what that chunk left open).
+    fn settle(&mut self, done: Done) -> Vec<Checked> {
+        let Some(reassembler) = self.reassembler.as_mut() else {
+            return done.checked;
+        };
+        let mapping = &self.mapping;
+        let map_all = |rows: Vec<RowResult>| -> Vec<Checked> {
+            rows.into_iter().map(|r| map_row(r, mapping)).collect()
+        };
+        if done.stops {
+            let mut checked = map_all(reassembler.finish());
+            checked.extend(done.checked);
+            return checked;
+        }
+        match done.chunk {
+            Some((chunk, open)) => match reassembler.settle(&chunk, open) {
+                Some(rows) => map_all(rows),
+                None => done.checked,
+            },
+            None => done.checked,
         }
     }
 
@@ -329,6 +398,50 @@ impl CheckedRows {
             }
         }
         Ok(())
+    }
+}
+
+/// The reading thread of a CSV file: chunks of whole lines, in order.
+fn read_chunks(
+    first: Option<RowResult>,
+    mut chunks: Chunks,
+    work: &std::sync::mpsc::SyncSender<(u64, Work)>,
+) {
+    let mut number = 0u64;
+    if let Some(first) = first {
+        if work.send((number, Work::Rows(vec![first]))).is_err() {
+            return;
+        }
+        number += 1;
+    }
+    while let Some(next) = chunks.next_chunk() {
+        let item = match next {
+            Ok(chunk) => Work::Chunk(chunk),
+            Err((error, line)) => Work::Stop(read_error(&error, line)),
+        };
+        if work.send((number, item)).is_err() {
+            return;
+        }
+        number += 1;
+    }
+}
+
+/// The reading thread of a source read row by row: batches of rows, in order.
+fn read_rows(rows: Rows, work: &std::sync::mpsc::SyncSender<(u64, Work)>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut number = 0u64;
+    for row in rows {
+        batch.push(row);
+        if batch.len() == BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            if work.send((number, Work::Rows(full))).is_err() {
+                return;
+            }
+            number += 1;
+        }
+    }
+    if !batch.is_empty() {
+        let _ = work.send((number, Work::Rows(batch)));
     }
 }
 

@@ -6,9 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::encoding::{self, Transcoder};
-use super::{
-    Cells, Format, Row, RowError, RowResult, Source, SourceError, SourceInfo, SourceOptions,
-};
+use super::records::Records;
+use super::{Format, Source, SourceError, SourceInfo, SourceOptions};
 
 const SAMPLE_BYTES: usize = 64 * 1024;
 const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
@@ -87,13 +86,16 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
                 });
             }
             Ok(Some(record)) => {
-                if record.line < skip_until || records.is_blank(&record) {
+                if record.line < skip_until || records.parser().is_blank(&record) {
                     continue;
                 }
-                let cells = records.cells(&record).map_err(|e| SourceError::Header {
-                    path: path.to_path_buf(),
-                    message: e.message,
-                })?;
+                let cells = records
+                    .parser()
+                    .cells(&record)
+                    .map_err(|e| SourceError::Header {
+                        path: path.to_path_buf(),
+                        message: e.message,
+                    })?;
                 break (
                     cells.iter().map(|h| h.trim().to_string()).collect(),
                     record.line,
@@ -120,11 +122,7 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
             message: header_mismatch_hint(header_line, headers.len(), usual),
         });
     }
-    let rows = CsvRows {
-        records,
-        width: headers.len(),
-        done: false,
-    };
+    let rows = super::Rows::chunked(records.into_chunks(headers.len()));
 
     Ok(Source {
         path: path.to_path_buf(),
@@ -138,7 +136,7 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
             header_row: header_line,
             warnings: Vec::new(),
         },
-        rows: Box::new(rows),
+        rows,
         read_bytes: Some(read_bytes),
     })
 }
@@ -178,265 +176,6 @@ fn usual_width(sample: &str, delimiter: u8, complete: bool) -> Option<usize> {
         .max_by_key(|(width, n)| (*n, *width))
         .filter(|(_, n)| *n >= 2)
         .map(|(w, _)| w)
-}
-
-/// Where a record starts, and how much of the reader's buffers it fills.
-struct RecordAt {
-    /// The 1-based line of its first character (blank lines before it skipped).
-    line: u64,
-    /// Byte offset in the (decoded) input where reading it began.
-    offset: u64,
-    len: usize,
-    fields: usize,
-}
-
-/// Records straight from `csv_core` over our own buffer, each with the line it starts on.
-///
-/// The csv crate's `Reader` counts lines wrongly after CRLF and blank lines, and it
-/// cannot tell which input bytes made a record; driving `csv_core` here sees every byte
-/// once, so lines are counted from the bytes (LF, CRLF and a lone CR each end a line,
-/// as editors show them) with no copy.
-struct Records {
-    input: Box<dyn Read + Send>,
-    core: csv_core::Reader,
-    buf: Vec<u8>,
-    pos: usize,
-    filled: usize,
-    eof: bool,
-    /// Field bytes of the current record, and where each field ends.
-    out: Vec<u8>,
-    ends: Vec<usize>,
-    lines: LineCount,
-    offset: u64,
-}
-
-impl Records {
-    fn new(input: Box<dyn Read + Send>, delimiter: u8) -> Records {
-        Records {
-            input,
-            core: csv_core::ReaderBuilder::new().delimiter(delimiter).build(),
-            buf: vec![0; 256 * 1024],
-            pos: 0,
-            filled: 0,
-            eof: false,
-            out: vec![0; 4096],
-            ends: vec![0; 64],
-            lines: LineCount::default(),
-            offset: 0,
-        }
-    }
-
-    /// The next record (its bytes are in `out`/`ends` until the next call).
-    fn next(&mut self) -> io::Result<Option<RecordAt>> {
-        let (mut len, mut fields) = (0, 0);
-        let mut line = None;
-        let offset = self.offset;
-        loop {
-            if self.pos == self.filled && !self.eof {
-                self.pos = 0;
-                self.filled = loop {
-                    match self.input.read(&mut self.buf) {
-                        Ok(n) => break n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => {
-                            self.filled = 0;
-                            return Err(e);
-                        }
-                    }
-                };
-                self.eof = self.filled == 0;
-            }
-            let input = &self.buf[self.pos..self.filled];
-            let (result, nin, nout, nend) =
-                self.core
-                    .read_record(input, &mut self.out[len..], &mut self.ends[fields..]);
-            let next = input.get(nin).copied();
-            self.lines.consume(&input[..nin], next, &mut line);
-            self.pos += nin;
-            self.offset += nin as u64;
-            len += nout;
-            fields += nend;
-            match result {
-                csv_core::ReadRecordResult::InputEmpty => {}
-                csv_core::ReadRecordResult::OutputFull => {
-                    let grown = self.out.len() * 2;
-                    self.out.resize(grown, 0);
-                }
-                csv_core::ReadRecordResult::OutputEndsFull => {
-                    let grown = self.ends.len() * 2;
-                    self.ends.resize(grown, 0);
-                }
-                csv_core::ReadRecordResult::Record => {
-                    return Ok(Some(RecordAt {
-                        line: line.unwrap_or(self.lines.ends + 1),
-                        offset,
-                        len,
-                        fields,
-                    }));
-                }
-                csv_core::ReadRecordResult::End => return Ok(None),
-            }
-        }
-    }
-
-    /// The line the reader has reached, for an error that stops it.
-    fn line(&self) -> u64 {
-        self.lines.ends + 1
-    }
-
-    fn is_blank(&self, record: &RecordAt) -> bool {
-        self.out[..record.len].iter().all(u8::is_ascii_whitespace)
-    }
-
-    /// The record's cells, checked to be UTF-8 (all at once: per-field checks cost more
-    /// than the parse).
-    fn cells(&self, record: &RecordAt) -> Result<Cells, RowError> {
-        let bytes = &self.out[..record.len];
-        let ends = &self.ends[..record.fields];
-        match simdutf8::basic::from_utf8(bytes) {
-            Ok(text) => Ok(Cells::from_parts(text.to_owned(), ends.to_vec())),
-            Err(_) => Err(self.not_utf8(record)),
-        }
-    }
-
-    fn not_utf8(&self, record: &RecordAt) -> RowError {
-        let bytes = &self.out[..record.len];
-        let ends = &self.ends[..record.fields];
-        let at = std::str::from_utf8(bytes)
-            .err()
-            .map_or(0, |e| e.valid_up_to());
-        let field = ends.iter().position(|&end| end > at).unwrap_or(0);
-        let mut start = 0;
-        let mut lossy = Cells::default();
-        for &end in ends {
-            lossy.push(&String::from_utf8_lossy(
-                bytes.get(start..end).unwrap_or(&[]),
-            ));
-            start = end;
-        }
-        RowError {
-            number: record.line,
-            cells: lossy,
-            message: format!(
-                "field {} is not valid UTF-8 (byte 0x{:02X}, record starts at byte offset \
-                 {}): the file mixes encodings; pass --encoding windows-1252 if it is a \
-                 Windows export",
-                field + 1,
-                bytes.get(at).copied().unwrap_or(0),
-                record.offset,
-            ),
-        }
-    }
-}
-
-/// Line ends seen in the bytes consumed so far.
-#[derive(Default)]
-struct LineCount {
-    ends: u64,
-    /// The last byte seen was a CR whose next byte is not known yet (CRLF counts once).
-    pending_cr: bool,
-}
-
-impl LineCount {
-    /// Count the line ends in `bytes` (followed by `next`, if known); the first record
-    /// character among them sets `start` to its line if it is not set yet.
-    fn consume(&mut self, mut bytes: &[u8], next: Option<u8>, start: &mut Option<u64>) {
-        let Some(&first) = bytes.first() else {
-            return;
-        };
-        if std::mem::take(&mut self.pending_cr) && first != b'\n' {
-            self.ends += 1;
-        }
-        if start.is_none() {
-            match bytes.iter().position(|b| *b != b'\n' && *b != b'\r') {
-                Some(i) => {
-                    self.count(&bytes[..i], Some(bytes[i]));
-                    *start = Some(self.ends + 1);
-                    bytes = &bytes[i..];
-                }
-                None => {
-                    self.count(bytes, next);
-                    return;
-                }
-            }
-        }
-        self.count(bytes, next);
-    }
-
-    fn count(&mut self, bytes: &[u8], next: Option<u8>) {
-        self.ends += memchr::memchr_iter(b'\n', bytes).count() as u64;
-        // A CR ends a line of its own unless an LF follows; CRs are rare outside CRLF
-        // files, so this look is only taken when there are some.
-        for i in memchr::memchr_iter(b'\r', bytes) {
-            match bytes.get(i + 1).copied().or(next) {
-                Some(b'\n') => {}
-                Some(_) => self.ends += 1,
-                None => self.pending_cr = true,
-            }
-        }
-    }
-}
-
-struct CsvRows {
-    records: Records,
-    width: usize,
-    done: bool,
-}
-
-impl Iterator for CsvRows {
-    type Item = RowResult;
-
-    fn next(&mut self) -> Option<RowResult> {
-        while !self.done {
-            match self.records.next() {
-                Ok(None) => self.done = true,
-                Ok(Some(record)) => {
-                    if self.records.is_blank(&record) {
-                        continue;
-                    }
-                    return Some(self.shape(&record));
-                }
-                Err(e) => {
-                    // Reading cannot go on past an I/O or decoding error: say where it stopped.
-                    self.done = true;
-                    return Some(Err(RowError {
-                        number: self.records.line(),
-                        cells: Cells::default(),
-                        message: format!("the file cannot be read from here on: {e}"),
-                    }));
-                }
-            }
-        }
-        None
-    }
-}
-
-impl CsvRows {
-    fn shape(&self, record: &RecordAt) -> RowResult {
-        let mut cells = self.records.cells(record)?;
-        if cells.len() > self.width && (self.width..cells.len()).all(|i| cells.get(i) == Some("")) {
-            // Trailing delimiters (`a;b;;;`) are common in Excel exports and carry nothing.
-            cells.truncate(self.width);
-        }
-        if cells.len() != self.width {
-            let message = format!(
-                "the row has {} fields but the header has {}: check for an unquoted delimiter \
-                 or a missing one",
-                cells.len(),
-                self.width
-            );
-            return Err(RowError {
-                number: record.line,
-                cells,
-                message,
-            });
-        }
-        Ok(Row {
-            number: record.line,
-            cells,
-            cell_errors: Vec::new(),
-        })
-    }
 }
 
 fn is_blank(record: &::csv::ByteRecord) -> bool {
@@ -511,7 +250,7 @@ mod tests {
         assert_eq!(sniff_delimiter("a,b,c\n1,2,3\n"), b',');
     }
 
-    fn read_all(bytes: &[u8]) -> Option<Vec<RowResult>> {
+    fn read_all(bytes: &[u8]) -> Option<Vec<crate::source::RowResult>> {
         let dir = tempfile::tempdir().ok()?;
         let path = dir.path().join("t.csv");
         std::fs::write(&path, bytes).ok()?;

@@ -74,7 +74,7 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
         headers,
         info: SourceInfo::workbook(sheet, u64::from(header_abs) + 1),
         read_bytes: None,
-        rows: Box::new(ExcelRows {
+        rows: super::Rows::each(ExcelRows {
             range,
             first_row,
             first_col,

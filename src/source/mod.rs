@@ -10,6 +10,7 @@ mod cells;
 mod csv;
 mod encoding;
 mod excel;
+mod records;
 mod xlsx_stream;
 
 use std::fmt;
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 pub use cell::cell_text;
 pub use cells::Cells;
 pub use encoding::Encoding;
+pub use records::{Chunk, Chunks, OpenTail, ParsedChunk, Reassembler, Shape, read_error};
 
 /// One data row of the source, cells in header order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,10 +95,65 @@ pub struct Source {
     pub path: PathBuf,
     pub headers: Vec<String>,
     pub info: SourceInfo,
-    pub rows: Box<dyn Iterator<Item = RowResult> + Send>,
+    pub rows: Rows,
     /// How far the reader is through the file, for progress: bytes read so far (updated
     /// as the rows are read) and the file's size. CSV only.
     pub read_bytes: Option<ReadBytes>,
+}
+
+/// The data rows still to read, one by one as an iterator; a CSV file can instead be
+/// taken as chunks of whole lines for several threads to parse (`into_chunks`).
+pub struct Rows {
+    /// A row to give before the rest (the first data row of a file without a header).
+    first: Option<RowResult>,
+    rest: RowSource,
+}
+
+enum RowSource {
+    Each(Box<dyn Iterator<Item = RowResult> + Send>),
+    Chunked(Box<records::Sequential>),
+}
+
+impl Rows {
+    pub fn each(rows: impl Iterator<Item = RowResult> + Send + 'static) -> Rows {
+        Rows {
+            first: None,
+            rest: RowSource::Each(Box::new(rows)),
+        }
+    }
+
+    fn chunked(chunks: Chunks) -> Rows {
+        Rows {
+            first: None,
+            rest: RowSource::Chunked(Box::new(records::Sequential::new(chunks))),
+        }
+    }
+
+    /// For a CSV file not read yet: the row to give first, and the chunks. Other
+    /// sources come back as they are.
+    pub fn into_chunks(self) -> Result<(Option<RowResult>, Chunks), Rows> {
+        match self.rest {
+            RowSource::Chunked(rows) if rows.untouched() => Ok((self.first, rows.into_chunks())),
+            rest => Err(Rows {
+                first: self.first,
+                rest,
+            }),
+        }
+    }
+}
+
+impl Iterator for Rows {
+    type Item = RowResult;
+
+    fn next(&mut self) -> Option<RowResult> {
+        if let Some(first) = self.first.take() {
+            return Some(first);
+        }
+        match &mut self.rest {
+            RowSource::Each(rows) => rows.next(),
+            RowSource::Chunked(rows) => rows.next(),
+        }
+    }
 }
 
 /// Bytes of the file read so far, shared with whoever shows progress.
@@ -166,8 +223,7 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
             cell_errors: Vec::new(),
         };
         source.headers = (0..first.cells.len()).map(column_letter).collect();
-        let rest = std::mem::replace(&mut source.rows, Box::new(std::iter::empty()));
-        source.rows = Box::new(std::iter::once(Ok(first)).chain(rest));
+        source.rows.first = Some(Ok(first));
     }
     Ok(source)
 }

@@ -41,7 +41,7 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
             headers,
             info: SourceInfo::workbook(sheet, header_row),
             read_bytes: None,
-            rows: Box::new(ChannelRows(rows_rx)),
+            rows: super::Rows::each(ChannelRows(rows_rx)),
         }),
         Ok(Start::Failed(e)) => Err(e),
         Err(_) => Err(SourceError::Workbook {

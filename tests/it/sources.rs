@@ -371,3 +371,79 @@ fn one_unambiguous_date_settles_the_whole_column() {
     assert_eq!(form(&rows[1])["Fecha"], "2024-06-26");
     assert_eq!(form(&rows[2])["Fecha"], "2024-06-27");
 }
+
+/// A file of many chunks, whose stray quotes (`5" TV` in an unquoted field) make some cuts
+/// land inside quoted two-line descriptions: the rows that `validate` reads on several
+/// threads are exactly the ones `preview` reads in one pass, at the lines an editor shows.
+#[test]
+fn a_large_csv_read_in_parallel_gives_the_rows_of_one_pass() {
+    let work = Work::with_sample();
+    let header = "Ticket,Fecha de radicación,Tipo,Asunto,Descripción,Cliente,Correo,Teléfono,\
+                  Ciudad,Canal,Prioridad,Estado,Asesor,Solución";
+    let mut text = format!("{header}\r\n");
+    let rows = 8000u64;
+    for i in 1..=rows {
+        let email = if i.is_multiple_of(97) {
+            "sin-correo"
+        } else {
+            "ana@ejemplo.com.co"
+        };
+        text.push_str(&format!(
+            "T-{i:05},09/02/2024,Queja,Pantalla de 5\" rota,\"Llegó rota, dice: \"\"no enciende\"\".\r\n\
+             Pide cambio; ticket {i}.\",Ana Ríos,{email},3005550101,Cali,Web,Alta,Abierto,\
+             soporte@modulotest01,\r\n"
+        ));
+        if i.is_multiple_of(500) {
+            text.push_str("\r\n");
+        }
+    }
+    assert!(text.len() > 10 * 128 * 1024, "several chunks");
+    work.write("big.csv", &text);
+
+    let out = bin()
+        .current_dir(work.dir.path())
+        .args(["validate", "big.csv", "--mapping", "tickets.yaml", "-q"])
+        .args(["--report", "big.results.csv", "--errors", "big.errors.csv"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+    let results = work.results("big");
+    assert_eq!(results.len() as u64, rows);
+
+    let preview = bin()
+        .current_dir(work.dir.path())
+        .args([
+            "preview",
+            "big.csv",
+            "--mapping",
+            "tickets.yaml",
+            "--rows",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    let one_pass: Vec<(u64, bool)> = String::from_utf8_lossy(&preview.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["row"].as_u64().unwrap(), v.get("payload").is_some())
+        })
+        .collect();
+    let parallel: Vec<(u64, bool)> = results
+        .iter()
+        .map(|r| (r.row, r.status == "valid"))
+        .collect();
+    assert_eq!(parallel, one_pass);
+
+    // Each record takes two lines, and a blank line follows every 500th.
+    for (n, result) in results.iter().enumerate() {
+        let i = n as u64 + 1;
+        assert_eq!(result.key, format!("T-{i:05}"));
+        assert_eq!(result.row, 2 * i + (i - 1) / 500, "{result:?}");
+        assert_eq!(
+            result.status == "invalid",
+            i.is_multiple_of(97),
+            "{result:?}"
+        );
+    }
+}

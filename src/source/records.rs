@@ -1,0 +1,675 @@
+//! CSV records from bytes: `csv_core` driven directly, every record with the line it
+//! starts on, and the file cut into chunks of whole lines that several threads can parse
+//! at once.
+//!
+//! Why not the csv crate's `Reader`: it counts lines wrongly after CRLF and blank lines,
+//! it cannot say which input bytes made a record, and it parses on one thread only. Here
+//! every byte is seen once: lines are counted from the bytes (LF, CRLF and a lone CR each
+//! end a line, as editors show them).
+//!
+//! Parallel parsing: the reader cuts the file after a line end where the quotes seen since
+//! the chunk began are balanced (so, almost always, between two records), and each chunk
+//! is parsed as if it began a record. A chunk whose parse ends inside a record (a quoted
+//! field with a line break, cut by a stray quote) hands that unfinished record to the next
+//! chunk, which is then parsed again from it (`Reassembler`): the rows are always the ones
+//! a single sequential parse gives.
+
+use std::collections::VecDeque;
+use std::io::{self, Read};
+
+use super::{Cells, Row, RowError, RowResult};
+
+/// Bytes a chunk holds before it is cut at the next line end.
+pub const CHUNK_BYTES: usize = 128 * 1024;
+
+/// Line ends seen in the bytes consumed so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LineCount {
+    ends: u64,
+    /// The last byte seen was a CR whose next byte is not known yet (CRLF counts once).
+    pending_cr: bool,
+}
+
+impl LineCount {
+    /// The count at the start of a record that begins on `line`.
+    fn at_line(line: u64) -> LineCount {
+        LineCount {
+            ends: line.saturating_sub(1),
+            pending_cr: false,
+        }
+    }
+
+    /// Count the line ends in `bytes` (followed by `next`, if known). If no record has
+    /// started yet (`start` is `None`), the first byte that is not a line end starts one:
+    /// `start` is set to its line and its index in `bytes`.
+    fn consume(&mut self, bytes: &[u8], next: Option<u8>, start: &mut Option<(u64, usize)>) {
+        let Some(&first) = bytes.first() else {
+            return;
+        };
+        if std::mem::take(&mut self.pending_cr) && first != b'\n' {
+            self.ends += 1;
+        }
+        if start.is_none() {
+            match bytes.iter().position(|b| *b != b'\n' && *b != b'\r') {
+                Some(i) => {
+                    self.count(&bytes[..i], Some(bytes[i]));
+                    *start = Some((self.ends + 1, i));
+                    self.count(&bytes[i..], next);
+                }
+                None => self.count(bytes, next),
+            }
+        } else {
+            self.count(bytes, next);
+        }
+    }
+
+    fn count(&mut self, bytes: &[u8], next: Option<u8>) {
+        self.ends += memchr::memchr_iter(b'\n', bytes).count() as u64;
+        // A CR ends a line of its own unless an LF follows; CRs are rare outside CRLF
+        // files, so this look is only taken when there are some.
+        for i in memchr::memchr_iter(b'\r', bytes) {
+            match bytes.get(i + 1).copied().or(next) {
+                Some(b'\n') => {}
+                Some(_) => self.ends += 1,
+                None => self.pending_cr = true,
+            }
+        }
+    }
+
+    /// The line a reader has reached, for an error that stops it.
+    pub fn line(&self) -> u64 {
+        self.ends + 1
+    }
+}
+
+/// A record the parser completed; its bytes are in the parser's buffers until the next.
+pub struct RecordAt {
+    /// The 1-based line of its first character (blank lines before it skipped).
+    pub line: u64,
+    /// Byte offset in the (decoded) input of its first character.
+    pub offset: u64,
+    len: usize,
+    fields: usize,
+}
+
+enum Fed {
+    Record(RecordAt),
+    /// Everything given was consumed without completing a record.
+    NeedInput,
+    End,
+}
+
+/// `csv_core` over bytes given piece by piece.
+pub struct Parser {
+    core: csv_core::Reader,
+    delimiter: u8,
+    out: Vec<u8>,
+    ends: Vec<usize>,
+    lines: LineCount,
+    /// Bytes consumed so far, as an offset in the decoded input.
+    offset: u64,
+    /// The record in progress: bytes and fields written, where reading it began, and
+    /// (once its first character is seen) its line and that character's offset.
+    len: usize,
+    fields: usize,
+    began: u64,
+    start: Option<(u64, u64)>,
+}
+
+impl Parser {
+    pub fn new(delimiter: u8, lines: LineCount, offset: u64) -> Parser {
+        Parser {
+            core: csv_core::ReaderBuilder::new().delimiter(delimiter).build(),
+            delimiter,
+            out: vec![0; 4096],
+            ends: vec![0; 64],
+            lines,
+            offset,
+            len: 0,
+            fields: 0,
+            began: offset,
+            start: None,
+        }
+    }
+
+    /// Parse from `input`; an empty `input` means the input has ended. Returns what
+    /// happened and how many bytes were consumed.
+    fn feed(&mut self, input: &[u8]) -> (Fed, usize) {
+        let mut used = 0;
+        loop {
+            let rest = &input[used..];
+            let (result, nin, nout, nend) = self.core.read_record(
+                rest,
+                &mut self.out[self.len..],
+                &mut self.ends[self.fields..],
+            );
+            let mut found = None;
+            self.lines
+                .consume(&rest[..nin], rest.get(nin).copied(), &mut found);
+            if let Some((line, index)) = found
+                && self.start.is_none()
+            {
+                self.start = Some((line, self.offset + index as u64));
+            }
+            used += nin;
+            self.offset += nin as u64;
+            self.len += nout;
+            self.fields += nend;
+            match result {
+                csv_core::ReadRecordResult::InputEmpty => return (Fed::NeedInput, used),
+                csv_core::ReadRecordResult::OutputFull => {
+                    let grown = self.out.len() * 2;
+                    self.out.resize(grown, 0);
+                }
+                csv_core::ReadRecordResult::OutputEndsFull => {
+                    let grown = self.ends.len() * 2;
+                    self.ends.resize(grown, 0);
+                }
+                csv_core::ReadRecordResult::Record => {
+                    let record = RecordAt {
+                        line: self.start.map_or(self.lines.line(), |(line, _)| line),
+                        offset: self.start.map_or(self.began, |(_, first)| first),
+                        len: std::mem::take(&mut self.len),
+                        fields: std::mem::take(&mut self.fields),
+                    };
+                    self.start = None;
+                    self.began = self.offset;
+                    return (Fed::Record(record), used);
+                }
+                csv_core::ReadRecordResult::End => return (Fed::End, used),
+            }
+        }
+    }
+
+    pub fn is_blank(&self, record: &RecordAt) -> bool {
+        self.out[..record.len].iter().all(u8::is_ascii_whitespace)
+    }
+
+    /// The record's cells, checked to be UTF-8 all at once (per-field checks cost more
+    /// than the parse).
+    pub fn cells(&self, record: &RecordAt) -> Result<Cells, RowError> {
+        let bytes = &self.out[..record.len];
+        let ends = &self.ends[..record.fields];
+        match simdutf8::basic::from_utf8(bytes) {
+            Ok(text) => Ok(Cells::from_parts(text.to_owned(), ends.to_vec())),
+            Err(_) => Err(self.not_utf8(record)),
+        }
+    }
+
+    fn not_utf8(&self, record: &RecordAt) -> RowError {
+        let bytes = &self.out[..record.len];
+        let ends = &self.ends[..record.fields];
+        let at = std::str::from_utf8(bytes)
+            .err()
+            .map_or(0, |e| e.valid_up_to());
+        let field = ends.iter().position(|&end| end > at).unwrap_or(0);
+        let mut start = 0;
+        let mut lossy = Cells::default();
+        for &end in ends {
+            lossy.push(&String::from_utf8_lossy(
+                bytes.get(start..end).unwrap_or(&[]),
+            ));
+            start = end;
+        }
+        RowError {
+            number: record.line,
+            cells: lossy,
+            message: format!(
+                "field {} is not valid UTF-8 (byte 0x{:02X}, record starts at byte offset \
+                 {}): the file mixes encodings; pass --encoding windows-1252 if it is a \
+                 Windows export",
+                field + 1,
+                bytes.get(at).copied().unwrap_or(0),
+                record.offset,
+            ),
+        }
+    }
+
+    /// A data row from a record: cells checked against the header's width.
+    fn row(&self, record: &RecordAt, width: usize) -> RowResult {
+        let mut cells = self.cells(record)?;
+        if cells.len() > width && (width..cells.len()).all(|i| cells.get(i) == Some("")) {
+            // Trailing delimiters (`a;b;;;`) are common in Excel exports and carry nothing.
+            cells.truncate(width);
+        }
+        if cells.len() != width {
+            let message = format!(
+                "the row has {} fields but the header has {width}: check for an unquoted \
+                 delimiter or a missing one",
+                cells.len(),
+            );
+            return Err(RowError {
+                number: record.line,
+                cells,
+                message,
+            });
+        }
+        Ok(Row {
+            number: record.line,
+            cells,
+            cell_errors: Vec::new(),
+        })
+    }
+}
+
+/// Records read from a stream, one at a time (the header, then the chunks take over).
+pub struct Records {
+    input: Box<dyn Read + Send>,
+    parser: Parser,
+    buf: Vec<u8>,
+    pos: usize,
+    filled: usize,
+    eof: bool,
+}
+
+impl Records {
+    pub fn new(input: Box<dyn Read + Send>, delimiter: u8) -> Records {
+        Records {
+            input,
+            parser: Parser::new(delimiter, LineCount::default(), 0),
+            buf: vec![0; CHUNK_BYTES],
+            pos: 0,
+            filled: 0,
+            eof: false,
+        }
+    }
+
+    /// The next record (its bytes are in `parser()` until the next call).
+    pub fn next(&mut self) -> io::Result<Option<RecordAt>> {
+        loop {
+            if self.pos == self.filled && !self.eof {
+                self.pos = 0;
+                self.filled = 0;
+                self.filled = read_some(&mut self.input, &mut self.buf)?;
+                self.eof = self.filled == 0;
+            }
+            let (fed, used) = self.parser.feed(&self.buf[self.pos..self.filled]);
+            self.pos += used;
+            match fed {
+                Fed::Record(record) => return Ok(Some(record)),
+                Fed::End => return Ok(None),
+                Fed::NeedInput => {}
+            }
+        }
+    }
+
+    pub fn parser(&self) -> &Parser {
+        &self.parser
+    }
+
+    /// The rest of the file, as chunks for `width`-field rows.
+    pub fn into_chunks(self, width: usize) -> Chunks {
+        let delimiter = self.parser.delimiter;
+        Chunks {
+            input: self.input,
+            carry: self.buf[self.pos..self.filled].to_vec(),
+            lines: self.parser.lines,
+            offset: self.parser.offset,
+            eof: self.eof,
+            done: false,
+            emitted: 0,
+            chunk_bytes: CHUNK_BYTES,
+            shape: Shape { delimiter, width },
+        }
+    }
+}
+
+fn read_some(input: &mut Box<dyn Read + Send>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match input.read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// How the rows of a file are cut into cells.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub delimiter: u8,
+    /// The header's field count.
+    pub width: usize,
+}
+
+/// Whole lines of the file, to be parsed as if they begin a record.
+#[derive(Debug)]
+pub struct Chunk {
+    pub bytes: Vec<u8>,
+    /// The line count where the chunk begins, and its offset in the decoded input.
+    lines: LineCount,
+    offset: u64,
+    /// The end of the file: a last record without a line end is complete.
+    last: bool,
+}
+
+/// A record the chunk ended inside: it is parsed again with the next chunk.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenTail {
+    /// Index in the chunk of the record's first character, and its line.
+    at: usize,
+    line: u64,
+}
+
+/// The rows of one chunk, parsed as if it began a record.
+#[derive(Debug)]
+pub struct ParsedChunk {
+    pub rows: Vec<RowResult>,
+    pub open: Option<OpenTail>,
+}
+
+impl Shape {
+    /// Parse a chunk, or an open tail and the chunk after it.
+    pub fn parse(&self, bytes: &[u8], lines: LineCount, offset: u64, last: bool) -> ParsedChunk {
+        let mut parser = Parser::new(self.delimiter, lines, offset);
+        let mut rows = Vec::with_capacity(bytes.len() / 256 + 1);
+        let mut used = 0;
+        loop {
+            let (fed, n) = parser.feed(&bytes[used..]);
+            used += n;
+            match fed {
+                Fed::Record(record) => {
+                    if !parser.is_blank(&record) {
+                        rows.push(parser.row(&record, self.width));
+                    }
+                }
+                Fed::End => break,
+                // The end of the file: one more (empty) feed finishes the last record.
+                Fed::NeedInput if last => {}
+                Fed::NeedInput => {
+                    let open = parser.start.map(|(line, first)| OpenTail {
+                        at: usize::try_from(first - offset)
+                            .unwrap_or(0)
+                            .min(bytes.len()),
+                        line,
+                    });
+                    return ParsedChunk { rows, open };
+                }
+            }
+        }
+        ParsedChunk { rows, open: None }
+    }
+
+    pub fn parse_chunk(&self, chunk: &Chunk) -> ParsedChunk {
+        self.parse(&chunk.bytes, chunk.lines, chunk.offset, chunk.last)
+    }
+}
+
+/// The file after the header, cut into chunks of whole lines.
+pub struct Chunks {
+    input: Box<dyn Read + Send>,
+    /// Bytes read past the last cut.
+    carry: Vec<u8>,
+    lines: LineCount,
+    offset: u64,
+    eof: bool,
+    done: bool,
+    /// Chunks given out so far.
+    emitted: u64,
+    /// How many bytes make a chunk (before the cut at the next line end).
+    chunk_bytes: usize,
+    pub shape: Shape,
+}
+
+impl Chunks {
+    /// The next chunk; an error stops the reading (its line is where it stopped).
+    pub fn next_chunk(&mut self) -> Option<Result<Chunk, (io::Error, u64)>> {
+        if self.done {
+            return None;
+        }
+        let mut bytes = std::mem::take(&mut self.carry);
+        let mut searched = 0;
+        loop {
+            if bytes.len() >= self.chunk_bytes
+                && let Some(cut) = cut_point(&bytes, searched)
+            {
+                self.carry = bytes[cut..].to_vec();
+                bytes.truncate(cut);
+                return Some(Ok(self.emit(bytes, false)));
+            }
+            if self.eof {
+                // Even empty, the last chunk settles a record the one before left open.
+                self.done = true;
+                return Some(Ok(self.emit(bytes, true)));
+            }
+            searched = bytes.len();
+            let want = bytes.len().max(self.chunk_bytes).clamp(64, 4 << 20);
+            let start = bytes.len();
+            bytes.resize(start + want, 0);
+            match read_some(&mut self.input, &mut bytes[start..]) {
+                Ok(n) => {
+                    bytes.truncate(start + n);
+                    self.eof = n == 0;
+                }
+                Err(e) => {
+                    self.done = true;
+                    bytes.truncate(start);
+                    let mut lines = self.lines;
+                    lines.count(&bytes, None);
+                    return Some(Err((e, lines.line())));
+                }
+            }
+            // A cut needs a line end: look again from just before the new bytes.
+            searched = searched.saturating_sub(1);
+        }
+    }
+
+    fn offset_untouched(&self) -> bool {
+        self.emitted == 0
+    }
+
+    fn emit(&mut self, bytes: Vec<u8>, last: bool) -> Chunk {
+        self.emitted += 1;
+        let chunk = Chunk {
+            lines: self.lines,
+            offset: self.offset,
+            last,
+            bytes,
+        };
+        // The cut is after an LF or after a CR whose next byte is not an LF.
+        let next = self.carry.first().copied();
+        let mut start = Some((0, 0));
+        self.lines.consume(&chunk.bytes, next, &mut start);
+        self.offset += chunk.bytes.len() as u64;
+        chunk
+    }
+}
+
+/// Where to cut `bytes` (after a line end), so that the quotes before the cut balance;
+/// `None` if there is no such place after `from`. The last such place is taken.
+fn cut_point(bytes: &[u8], from: usize) -> Option<usize> {
+    let total_quotes = memchr::memchr_iter(b'"', bytes).count();
+    let mut quotes_after = 0;
+    let mut end = bytes.len();
+    while let Some(i) = memchr::memrchr2(b'\n', b'\r', &bytes[..end]) {
+        if i < from {
+            return None;
+        }
+        quotes_after += memchr::memchr_iter(b'"', &bytes[i + 1..end]).count();
+        end = i;
+        // A CR cuts only when the byte after it is known and is not an LF.
+        let line_end = bytes[i] == b'\n' || bytes.get(i + 1).is_some_and(|b| *b != b'\n');
+        if line_end && i + 1 < bytes.len() && (total_quotes - quotes_after).is_multiple_of(2) {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+/// Puts chunk parses back together in file order: a chunk that ended inside a record
+/// means the next chunk was parsed from the wrong place, so it is parsed again from
+/// that record (rare: a quoted line break cut by a stray quote).
+pub struct Reassembler {
+    shape: Shape,
+    open: Option<(Vec<u8>, u64, u64)>,
+}
+
+impl Reassembler {
+    pub fn new(shape: Shape) -> Reassembler {
+        Reassembler { shape, open: None }
+    }
+
+    /// Take chunk `chunk` (the next in file order) with where its own parse ended.
+    /// `None`: the chunk's own rows stand. `Some(rows)`: they do not; these do.
+    pub fn settle(&mut self, chunk: &Chunk, open: Option<OpenTail>) -> Option<Vec<RowResult>> {
+        match self.open.take() {
+            None => {
+                if let Some(tail) = open {
+                    self.keep_open(&chunk.bytes, tail, chunk.offset);
+                }
+                None
+            }
+            Some((mut bytes, line, offset)) => {
+                bytes.extend_from_slice(&chunk.bytes);
+                let parsed = self
+                    .shape
+                    .parse(&bytes, LineCount::at_line(line), offset, chunk.last);
+                if let Some(tail) = parsed.open {
+                    self.keep_open(&bytes, tail, offset);
+                }
+                Some(parsed.rows)
+            }
+        }
+    }
+
+    fn keep_open(&mut self, bytes: &[u8], tail: OpenTail, offset: u64) {
+        self.open = Some((
+            bytes.get(tail.at..).unwrap_or_default().to_vec(),
+            tail.line,
+            offset + tail.at as u64,
+        ));
+    }
+
+    /// The input stopped early: what was left open is a last record as it stands.
+    pub fn finish(&mut self) -> Vec<RowResult> {
+        match self.open.take() {
+            Some((bytes, line, offset)) => {
+                self.shape
+                    .parse(&bytes, LineCount::at_line(line), offset, true)
+                    .rows
+            }
+            None => Vec::new(),
+        }
+    }
+}
+
+/// The chunks parsed one after another on the calling thread: the rows of a CSV file
+/// for whoever reads them one by one.
+pub struct Sequential {
+    chunks: Chunks,
+    reassembler: Reassembler,
+    ready: VecDeque<RowResult>,
+}
+
+impl Sequential {
+    pub fn new(chunks: Chunks) -> Sequential {
+        Sequential {
+            reassembler: Reassembler::new(chunks.shape),
+            chunks,
+            ready: VecDeque::new(),
+        }
+    }
+
+    pub fn into_chunks(self) -> Chunks {
+        self.chunks
+    }
+
+    /// Nothing was read through this yet.
+    pub fn untouched(&self) -> bool {
+        self.ready.is_empty() && self.chunks.offset_untouched()
+    }
+}
+
+impl Iterator for Sequential {
+    type Item = RowResult;
+
+    fn next(&mut self) -> Option<RowResult> {
+        loop {
+            if let Some(row) = self.ready.pop_front() {
+                return Some(row);
+            }
+            match self.chunks.next_chunk()? {
+                Ok(chunk) => {
+                    let parsed = self.chunks.shape.parse_chunk(&chunk);
+                    let rows = self
+                        .reassembler
+                        .settle(&chunk, parsed.open)
+                        .unwrap_or(parsed.rows);
+                    self.ready.extend(rows);
+                }
+                Err((e, line)) => {
+                    self.ready.extend(self.reassembler.finish());
+                    self.ready.push_back(Err(read_error(&e, line)));
+                }
+            }
+        }
+    }
+}
+
+/// The row error for input that cannot be read on.
+pub fn read_error(e: &io::Error, line: u64) -> RowError {
+    RowError {
+        number: line,
+        cells: Cells::default(),
+        message: format!("the file cannot be read from here on: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rows of `file` (header first), read in chunks of about `chunk_bytes`.
+    fn rows_in_chunks(file: &[u8], chunk_bytes: usize) -> Vec<RowResult> {
+        let mut records = Records::new(Box::new(io::Cursor::new(file.to_vec())), b',');
+        let width = match records.next() {
+            Ok(Some(header)) => header.fields,
+            _ => return Vec::new(),
+        };
+        let mut chunks = records.into_chunks(width);
+        chunks.chunk_bytes = chunk_bytes;
+        Sequential::new(chunks).collect()
+    }
+
+    #[test]
+    fn a_quoted_line_break_cut_by_a_stray_quote_is_put_back_together() {
+        // The stray quote in `5" TV` makes the quotes before the next line end look
+        // unbalanced, so cuts land inside the quoted two-line field.
+        let mut file = b"id,item,note\n".to_vec();
+        for i in 0..50 {
+            file.extend(format!("{i},5\" TV,\"line one\nline two\"\n").as_bytes());
+        }
+        let whole = rows_in_chunks(&file, usize::MAX);
+        assert_eq!(whole.len(), 50);
+        for size in [1, 7, 16, 33, 100] {
+            assert_eq!(rows_in_chunks(&file, size), whole, "chunks of {size} bytes");
+        }
+        let last = whole.last().unwrap().as_ref().unwrap();
+        assert_eq!(last.number, 100);
+        assert_eq!(last.cells.get(2), Some("line one\nline two"));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+
+        /// However the file is cut into chunks, the rows (numbers, cells, errors) are the
+        /// ones a single pass over the whole file gives.
+        #[test]
+        fn chunks_of_any_size_give_the_rows_of_one_pass(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::Just(b'"'), proptest::prelude::Just(b','),
+                    proptest::prelude::Just(b'\n'), proptest::prelude::Just(b'\r'),
+                    proptest::prelude::Just(b'a'), proptest::prelude::Just(b' '),
+                    proptest::prelude::Just(0xC3u8), proptest::prelude::Just(0xB1u8),
+                ],
+                0..600,
+            ),
+            size in 1usize..80,
+        ) {
+            let mut file = b"a,b,c\r\n".to_vec();
+            file.extend(&bytes);
+            proptest::prop_assert_eq!(rows_in_chunks(&file, size), rows_in_chunks(&file, usize::MAX));
+        }
+    }
+}
