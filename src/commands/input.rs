@@ -228,6 +228,8 @@ pub struct CheckedRows {
     mapping: std::sync::Arc<CompiledMapping>,
     /// CSV: puts chunk parses back together (a chunk cut inside a record).
     reassembler: Option<Reassembler>,
+    /// CSV: the file's size, until the first chunk tells how many rows to expect.
+    file_size: Option<u64>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -239,14 +241,15 @@ impl CheckedRows {
         let work_rx = std::sync::Arc::new(std::sync::Mutex::new(work_rx));
         let (tx, rx) = tokio::sync::mpsc::channel::<(u64, Done)>(4);
         let policy = mapping.on_duplicate_key;
-        let (reader, shape) = match rows.into_chunks() {
+        let (reader, shape, file_size) = match rows.into_chunks() {
             Ok((first, chunks)) => {
-                let shape = chunks.shape;
+                let (shape, size) = (chunks.shape, chunks.size);
                 let reader = spawn_named("read", move || read_chunks(first, chunks, &work_tx))?;
-                (reader, Some(shape))
+                (reader, Some(shape), Some(size))
             }
             Err(rows) => (
                 spawn_named("read", move || read_rows(rows, &work_tx))?,
+                None,
                 None,
             ),
         };
@@ -303,6 +306,7 @@ impl CheckedRows {
             policy,
             mapping,
             reassembler: shape.map(Reassembler::new),
+            file_size,
             threads,
         })
     }
@@ -334,6 +338,14 @@ impl CheckedRows {
             let mut checked = map_all(reassembler.finish());
             checked.extend(done.checked);
             return checked;
+        }
+        if let (Some(size), Some((chunk, _))) = (self.file_size.take(), &done.chunk)
+            && !chunk.bytes.is_empty()
+        {
+            // The first chunk's rows per byte foresee the file's: the duplicate-key table
+            // is sized once instead of growing.
+            let expected = size as f64 / chunk.bytes.len() as f64 * done.checked.len() as f64;
+            self.keys.expect(expected.min(1e8) as usize);
         }
         match done.chunk {
             Some((chunk, open)) => match reassembler.settle(&chunk, open) {

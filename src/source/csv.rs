@@ -122,7 +122,7 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
             message: header_mismatch_hint(header_line, headers.len(), usual),
         });
     }
-    let rows = super::Rows::chunked(records.into_chunks(headers.len()));
+    let rows = super::Rows::chunked(records.into_chunks(headers.len(), read_bytes.total));
 
     Ok(Source {
         path: path.to_path_buf(),

@@ -297,8 +297,8 @@ impl Records {
         &self.parser
     }
 
-    /// The rest of the file, as chunks for `width`-field rows.
-    pub fn into_chunks(self, width: usize) -> Chunks {
+    /// The rest of the file, as chunks for `width`-field rows; `size`: the file's size.
+    pub fn into_chunks(self, width: usize, size: u64) -> Chunks {
         let delimiter = self.parser.delimiter;
         Chunks {
             input: self.input,
@@ -309,6 +309,7 @@ impl Records {
             done: false,
             emitted: 0,
             chunk_bytes: CHUNK_BYTES,
+            size,
             shape: Shape { delimiter, width },
         }
     }
@@ -408,6 +409,8 @@ pub struct Chunks {
     emitted: u64,
     /// How many bytes make a chunk (before the cut at the next line end).
     chunk_bytes: usize,
+    /// The file's size in bytes, to foresee the number of rows.
+    pub size: u64,
     pub shape: Shape,
 }
 
@@ -626,7 +629,7 @@ mod tests {
             Ok(Some(header)) => header.fields,
             _ => return Vec::new(),
         };
-        let mut chunks = records.into_chunks(width);
+        let mut chunks = records.into_chunks(width, file.len() as u64);
         chunks.chunk_bytes = chunk_bytes;
         Sequential::new(chunks).collect()
     }
