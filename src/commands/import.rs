@@ -150,6 +150,10 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
     );
 
     let source_info = opened.source.info.clone();
+    // A first run over an empty ledger, where one file cannot hold a key twice (the
+    // duplicate check refuses the second), has no earlier answer to look up.
+    let nothing_prior = ledger.has_no_cases()?
+        && opened.mapping.on_duplicate_key == crate::mapping::spec::DuplicatePolicy::Reject;
     let mut rows = input::CheckedRows::spawn(opened.source.rows, opened.mapping.clone())
         .context("could not start the reader threads")?;
 
@@ -171,6 +175,7 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
         requeued: VecDeque::new(),
         answered: Vec::new(),
         flushed: Instant::now(),
+        nothing_prior,
     };
     if let Some(answer) = early_stop {
         run.out_of_tokens(&answer);
@@ -310,6 +315,8 @@ struct Coordinator<'a> {
     answered: Vec<(Outcome, Cells)>,
     /// When the results and errors files were last flushed.
     flushed: Instant,
+    /// No row can have an earlier answer in the ledger: skip the lookup.
+    nothing_prior: bool,
     ledger: &'a Ledger,
     reporter: &'a mut Reporter,
     headers: &'a [String],
@@ -443,7 +450,11 @@ impl Coordinator<'_> {
                 payload,
             } => (row, cells, payload),
         };
-        match self.ledger.prior(&payload.key)? {
+        let prior = match self.nothing_prior {
+            true => None,
+            false => self.ledger.prior(&payload.key)?,
+        };
+        match prior {
             Some(Prior::Created { case_id, run }) => {
                 let mut outcome = Outcome::new(row, payload.key, Status::Skipped)
                     .with_message(format!("already created by run {run}"));

@@ -234,6 +234,15 @@ impl Ledger {
         Ok(self.run_id)
     }
 
+    /// Whether no ticket was ever recorded in this ledger.
+    pub fn has_no_cases(&self) -> Result<bool, LedgerError> {
+        let any: bool = self
+            .conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM cases)", [], |r| r.get(0))
+            .map_err(|e| self.sql(e))?;
+        Ok(!any)
+    }
+
     pub fn run_id(&self) -> i64 {
         self.run_id
     }

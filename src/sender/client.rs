@@ -96,7 +96,11 @@ impl Client {
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             // A redirected POST could be replayed somewhere else: stop and tell the user.
-            .redirect(reqwest::redirect::Policy::none());
+            .redirect(reqwest::redirect::Policy::none())
+            // Every retry is ours, decided by what the answer proves (`classify`): none
+            // behind our back. (reqwest's default retries only HTTP/2 refusals, which we
+            // do not speak, but it still copied every request in case.)
+            .retry(reqwest::retry::never().max_retries_per_request(0));
         if url.host_str().is_some_and(is_loopback) {
             // A proxy from the environment must not carry simulator traffic.
             builder = builder.no_proxy();

@@ -368,3 +368,36 @@ fn retry_ambiguous_trades_uncertain_rows_for_possible_duplicates() {
     assert!(sim.cases().len() > 232);
     assert_eq!(sim.stored_per_ticket().len(), 232);
 }
+
+/// With `on_duplicate_key: send` a repeated key is not refused by the file check, so the
+/// ledger must catch it: the second row is skipped as created by this very run, and the
+/// CRM holds the ticket once (a first run over an empty ledger still looks it up).
+#[test]
+fn a_repeated_key_sent_on_purpose_is_still_created_once() {
+    let sim = Sim::strict();
+    let work = Work::with_sample();
+    valid_tickets(&work, "six.csv", 6);
+    let mut reader = csv::Reader::from_path(work.path("six.csv")).unwrap();
+    let mut writer = csv::Writer::from_path(work.path("twice.csv")).unwrap();
+    writer.write_record(reader.headers().unwrap()).unwrap();
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    for record in records.iter().chain([&records[2]]) {
+        writer.write_record(record).unwrap();
+    }
+    writer.flush().unwrap();
+    let mapping = work
+        .read("tickets.yaml")
+        .replace("key: [Ticket]", "key: [Ticket]\non_duplicate_key: send");
+    work.write("tickets.yaml", &mapping);
+
+    let out = work.import("twice.csv", &sim, "run").output().unwrap();
+    let results = work.results("run");
+    assert_eq!(code(&out), 0, "{results:?}");
+    assert_eq!(results.len(), 7);
+    assert_eq!(count(&results, "created"), 6);
+    let repeated = results.iter().max_by_key(|r| r.row).unwrap();
+    assert_eq!(repeated.status, "skipped", "{repeated:?}");
+    assert_eq!(repeated.key, "T-000003");
+    assert!(sim.stored_per_ticket().values().all(|&n| n == 1));
+    assert_eq!(sim.cases().len(), 6);
+}
