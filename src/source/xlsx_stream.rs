@@ -198,29 +198,40 @@ fn stream(
     }
 }
 
-fn shape(raw: RawRow, first_col: u32, width: usize) -> Row {
-    let mut cells = vec![String::new(); width];
+fn shape(mut raw: RawRow, first_col: u32, width: usize) -> Row {
+    // Cells come in column order (a file written otherwise is put in order): written
+    // straight into one buffer, gaps as empty cells.
+    if !raw.cells.is_sorted_by_key(|(c, _)| *c) {
+        raw.cells.sort_by_key(|(c, _)| *c);
+    }
+    let mut cells = Cells::default();
     let mut cell_errors = Vec::new();
     for (c, value) in raw.cells {
         let Some(index) = c
             .checked_sub(first_col)
             .map(|i| i as usize)
-            .filter(|i| *i < width)
+            .filter(|i| *i < width && *i >= cells.len())
         else {
             continue;
         };
+        while cells.len() < index {
+            cells.push("");
+        }
         match cell_text(&value) {
-            Ok(text) => cells[index] = text,
+            Ok(text) => cells.push(&text),
             Err(error) => {
                 let name = format!("{}{}", column_letter(c as usize), raw.row + 1);
                 cell_errors.push((index, format!("cell {name} holds the error {error}")));
-                cells[index] = error;
+                cells.push(&error);
             }
         }
     }
+    while cells.len() < width {
+        cells.push("");
+    }
     Row {
         number: u64::from(raw.row) + 1,
-        cells: cells.into_iter().collect(),
+        cells,
         cell_errors,
     }
 }
