@@ -125,7 +125,8 @@ fn dedupe(checked: Checked, policy: DuplicatePolicy, keys: &mut DuplicateKeys) -
                 key: payload.key,
                 cells,
                 message: format!(
-                    "duplicate of row {first}: same key (set on_duplicate_key: send to send both)"
+                    "duplicate of row {first}: same key; if they are different tickets, add a \
+                     column to `key:` that tells them apart"
                 ),
             },
             None => Checked::Ready {
