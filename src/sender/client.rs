@@ -127,23 +127,10 @@ impl Client {
     /// `None` in the vanishing case that a value holds the boundary.
     fn body(&self, payload: &Payload) -> Option<Vec<u8>> {
         let form = ("form", payload.form());
-        let mut body = Vec::with_capacity(1024);
-        for (name, value) in payload.fields().chain(std::iter::once(form)) {
-            if value.contains(self.boundary.as_str()) {
-                return None;
-            }
-            body.extend_from_slice(b"--");
-            body.extend_from_slice(self.boundary.as_bytes());
-            body.extend_from_slice(b"\r\nContent-Disposition: form-data; name=\"");
-            body.extend_from_slice(name.as_bytes());
-            body.extend_from_slice(b"\"\r\n\r\n");
-            body.extend_from_slice(value.as_bytes());
-            body.extend_from_slice(b"\r\n");
-        }
-        body.extend_from_slice(b"--");
-        body.extend_from_slice(self.boundary.as_bytes());
-        body.extend_from_slice(b"--\r\n");
-        Some(body)
+        multipart_body(
+            &self.boundary,
+            payload.fields().chain(std::iter::once(form)),
+        )
     }
 
     pub async fn insert(&self, token: &Token, payload: &Payload) -> Attempt {
@@ -341,9 +328,48 @@ fn describe(error: &reqwest::Error) -> String {
     text
 }
 
+/// Text parts as `multipart/form-data` (RFC 7578), in one buffer; `None` if a value
+/// holds the boundary (the caller then lets reqwest pick another).
+fn multipart_body<'n, 'v>(
+    boundary: &str,
+    parts: impl Iterator<Item = (&'n str, &'v str)>,
+) -> Option<Vec<u8>> {
+    let mut body = Vec::with_capacity(1024);
+    for (name, value) in parts {
+        if value.contains(boundary) {
+            return None;
+        }
+        body.extend_from_slice(b"--");
+        body.extend_from_slice(boundary.as_bytes());
+        body.extend_from_slice(b"\r\nContent-Disposition: form-data; name=\"");
+        body.extend_from_slice(name.as_bytes());
+        body.extend_from_slice(b"\"\r\n\r\n");
+        body.extend_from_slice(value.as_bytes());
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"--");
+    body.extend_from_slice(boundary.as_bytes());
+    body.extend_from_slice(b"--\r\n");
+    Some(body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_multipart_body_frames_each_part_and_refuses_a_value_holding_the_boundary() {
+        let parts = [("operation", "op"), ("form", "{\"Ciudad\":\"Cúcuta\"}")];
+        let body = multipart_body("XyZ", parts.into_iter()).unwrap();
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            "--XyZ\r\nContent-Disposition: form-data; name=\"operation\"\r\n\r\nop\r\n\
+             --XyZ\r\nContent-Disposition: form-data; name=\"form\"\r\n\r\n\
+             {\"Ciudad\":\"Cúcuta\"}\r\n--XyZ--\r\n"
+        );
+        let holding = [("description", "see --XyZ above")];
+        assert_eq!(multipart_body("XyZ", holding.into_iter()), None);
+    }
 
     #[test]
     fn a_bare_host_becomes_the_https_insert_url() {
