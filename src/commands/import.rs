@@ -450,9 +450,10 @@ impl Coordinator<'_> {
                 payload,
             } => (row, cells, payload),
         };
-        let prior = match self.nothing_prior {
-            true => None,
-            false => self.ledger.prior(&payload.key)?,
+        let prior = if self.nothing_prior {
+            None
+        } else {
+            self.ledger.prior(&payload.key)?
         };
         match prior {
             Some(Prior::Created { case_id, run }) => {

@@ -267,14 +267,14 @@ impl CheckedRows {
                     let Ok((number, work)) = next else {
                         return;
                     };
-                    let done = match (work, shape) {
-                        (Work::Rows(batch), _) => Done {
+                    let done = match work {
+                        Work::Rows(batch) => Done {
                             checked: batch.into_iter().map(|r| map_row(r, &mapping)).collect(),
                             chunk: None,
                             stops: false,
                         },
-                        (Work::Chunk(chunk), Some(shape)) => {
-                            let parsed = shape.parse_chunk(&chunk);
+                        Work::Chunk(chunk) => {
+                            let parsed = chunk.parse();
                             Done {
                                 checked: parsed
                                     .rows
@@ -285,8 +285,7 @@ impl CheckedRows {
                                 stops: false,
                             }
                         }
-                        (Work::Chunk(_), None) => continue,
-                        (Work::Stop(error), _) => Done {
+                        Work::Stop(error) => Done {
                             checked: vec![map_row(Err(error), &mapping)],
                             chunk: None,
                             stops: true,

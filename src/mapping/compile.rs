@@ -489,9 +489,22 @@ impl CompiledField {
     }
 }
 
+/// Bytes that need an escape in a JSON string: controls, `"` and `\`.
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
 /// Where the first byte that needs an escape is: eight bytes at a time while none does
 /// (most values have none), then byte by byte.
-fn first_escape(bytes: &[u8], escape: &[bool; 256]) -> Option<usize> {
+fn first_escape(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // Non-zero when some byte of `word` is below `n` (n ≤ 128) or equal to `byte`.
@@ -510,29 +523,17 @@ fn first_escape(bytes: &[u8], escape: &[bool; 256]) -> Option<usize> {
     }
     bytes[skipped..]
         .iter()
-        .position(|b| escape[usize::from(*b)])
+        .position(|b| NEEDS_ESCAPE[usize::from(*b)])
         .map(|i| i + skipped)
 }
 
 /// Append `text` as a JSON string literal (RFC 8259 escaping).
 fn json_string(text: &str, out: &mut String) {
-    /// Bytes that need an escape: controls, `"` and `\`.
-    const ESCAPE: [bool; 256] = {
-        let mut table = [false; 256];
-        let mut byte = 0;
-        while byte < 0x20 {
-            table[byte] = true;
-            byte += 1;
-        }
-        table[b'"' as usize] = true;
-        table[b'\\' as usize] = true;
-        table
-    };
     out.reserve(text.len() + 2);
     out.push('"');
     let bytes = text.as_bytes();
     let mut start = 0;
-    while let Some(offset) = first_escape(&bytes[start..], &ESCAPE) {
+    while let Some(offset) = first_escape(&bytes[start..]) {
         let i = start + offset;
         out.push_str(&text[start..i]);
         match bytes[i] {

@@ -25,7 +25,7 @@ pub enum Step {
     },
     Date {
         from: Vec<DateFormat>,
-        to: Vec<chrono::format::Item<'static>>,
+        to: DateOutput,
     },
     Phone {
         country_code: Option<String>,
@@ -85,9 +85,7 @@ impl Step {
                     );
                 }
                 // Parsed once here, not per row; a bad format is a mapping error.
-                let to = chrono::format::StrftimeItems::new(&spec.to)
-                    .parse_to_owned()
-                    .map_err(|_| format!("date: {:?} is not a valid output format", spec.to))?;
+                let to = DateOutput::compile(&spec.to)?;
                 let from = spec
                     .from
                     .iter()
@@ -177,20 +175,17 @@ impl Step {
                     Cow::Owned(pattern.replace_all(&text, with.as_str()).into_owned())
                 }
             },
-            Step::Split { separator, index } => {
-                let part = |text: &'a str| text.split(separator.as_str()).nth(*index);
-                match value {
-                    Cow::Borrowed(text) => Cow::Borrowed(part(text).map_or("", str::trim)),
-                    Cow::Owned(text) => Cow::Owned(
-                        text.split(separator.as_str())
-                            .nth(*index)
-                            .map_or("", str::trim)
-                            .to_string(),
-                    ),
-                }
-            }
+            Step::Split { separator, index } => match value {
+                Cow::Borrowed(text) => Cow::Borrowed(split_part(text, separator, *index)),
+                Cow::Owned(text) => Cow::Owned(split_part(&text, separator, *index).to_string()),
+            },
         })
     }
+}
+
+/// Part `index` of `text` cut at `separator`, trimmed; empty if there is no such part.
+fn split_part<'t>(text: &'t str, separator: &str, index: usize) -> &'t str {
+    text.split(separator).nth(index).map_or("", str::trim)
 }
 
 /// Whether `collapse_spaces` would leave the value as it is: no space at either end,
@@ -365,11 +360,7 @@ impl Step {
     }
 }
 
-fn reformat_date(
-    value: &str,
-    from: &[DateFormat],
-    to: &[chrono::format::Item<'static>],
-) -> Result<String, String> {
+fn reformat_date(value: &str, from: &[DateFormat], to: &DateOutput) -> Result<String, String> {
     let mut first: Option<(NaiveDate, &str)> = None;
     for format in from {
         let Some(date) = parse_date(value, format) else {
@@ -401,24 +392,41 @@ fn reformat_date(
     }
 }
 
-/// The date in the output format; the usual ISO `%Y-%m-%d` written directly (chrono's
-/// general formatter was a tenth of the mapping's time).
-fn format_date(date: NaiveDate, to: &[chrono::format::Item<'static>]) -> String {
+/// The output format of a `date` step, parsed once; whether it is the usual ISO
+/// `%Y-%m-%d` is decided then too.
+#[derive(Debug, Clone)]
+pub struct DateOutput {
+    items: Vec<chrono::format::Item<'static>>,
+    iso: bool,
+}
+
+impl DateOutput {
+    fn compile(text: &str) -> Result<DateOutput, String> {
+        use chrono::format::{Item, Numeric, Pad};
+        let items = chrono::format::StrftimeItems::new(text)
+            .parse_to_owned()
+            .map_err(|_| format!("date: {text:?} is not a valid output format"))?;
+        let iso = [
+            Item::Numeric(Numeric::Year, Pad::Zero),
+            Item::Literal("-"),
+            Item::Numeric(Numeric::Month, Pad::Zero),
+            Item::Literal("-"),
+            Item::Numeric(Numeric::Day, Pad::Zero),
+        ];
+        let iso = items.len() == iso.len()
+            && items.iter().zip(&iso).all(|(a, b)| match (a, b) {
+                (Item::OwnedLiteral(text), Item::Literal(literal)) => &**text == *literal,
+                _ => a == b,
+            });
+        Ok(DateOutput { items, iso })
+    }
+}
+
+/// The date in the output format; ISO written directly (chrono's general formatter was a
+/// tenth of the mapping's time).
+fn format_date(date: NaiveDate, to: &DateOutput) -> String {
     use chrono::Datelike;
-    use chrono::format::{Item, Numeric, Pad};
-    let iso = [
-        Item::Numeric(Numeric::Year, Pad::Zero),
-        Item::Literal("-"),
-        Item::Numeric(Numeric::Month, Pad::Zero),
-        Item::Literal("-"),
-        Item::Numeric(Numeric::Day, Pad::Zero),
-    ];
-    let matches_iso = to.len() == iso.len()
-        && to.iter().zip(&iso).all(|(a, b)| match (a, b) {
-            (Item::OwnedLiteral(text), Item::Literal(literal)) => &**text == *literal,
-            _ => a == b,
-        });
-    if matches_iso && (0..=9999).contains(&date.year()) {
+    if to.iso && (0..=9999).contains(&date.year()) {
         let mut out = String::with_capacity(10);
         let mut buffer = itoa::Buffer::new();
         for (value, width) in [(date.year() as u32, 4), (date.month(), 2), (date.day(), 2)] {
@@ -431,7 +439,7 @@ fn format_date(date: NaiveDate, to: &[chrono::format::Item<'static>]) -> String 
         }
         return out;
     }
-    date.format_with_items(to.iter()).to_string()
+    date.format_with_items(to.items.iter()).to_string()
 }
 
 fn phone(value: &str, country_code: Option<&str>) -> String {

@@ -182,13 +182,7 @@ impl Reporter {
             }
         };
         let mut line = Vec::with_capacity(256);
-        for (i, name) in RESULTS_HEADER.iter().enumerate() {
-            if i > 0 {
-                line.push(b',');
-            }
-            push_field(&mut line, name);
-        }
-        line.push(b'\n');
+        push_line(&mut line, RESULTS_HEADER);
         results
             .write_all(&line)
             .and_then(|()| results.flush())
@@ -257,25 +251,18 @@ impl Reporter {
                 source: io::Error::other(e),
             }
         };
-        self.line.clear();
-        for (i, field) in [
-            row,
-            outcome.key.as_str(),
-            outcome.status.as_str(),
-            &case_id,
-            http,
-            attempts,
-            &message,
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            if i > 0 {
-                self.line.push(b',');
-            }
-            push_field(&mut self.line, field);
-        }
-        self.line.push(b'\n');
+        push_line(
+            &mut self.line,
+            [
+                row,
+                outcome.key.as_str(),
+                outcome.status.as_str(),
+                &case_id,
+                http,
+                attempts,
+                &message,
+            ],
+        );
         self.results
             .write_all(&self.line)
             .map_err(|source| ReportError::Io {
@@ -322,6 +309,18 @@ impl Reporter {
 fn column<'a>(headers: &[String], cells: &'a Cells, name: &str) -> Option<&'a str> {
     let index = headers.iter().position(|h| h == name)?;
     cells.get(index)
+}
+
+/// `line` becomes one line of the results file holding `fields`.
+fn push_line<'f>(line: &mut Vec<u8>, fields: impl IntoIterator<Item = &'f str>) {
+    line.clear();
+    for (i, field) in fields.into_iter().enumerate() {
+        if i > 0 {
+            line.push(b',');
+        }
+        push_field(line, field);
+    }
+    line.push(b'\n');
 }
 
 /// One CSV field of the results file, quoted only when it must be (RFC 4180, as the

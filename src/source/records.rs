@@ -39,27 +39,33 @@ impl LineCount {
         }
     }
 
-    /// Count the line ends in `bytes` (followed by `next`, if known). If no record has
-    /// started yet (`start` is `None`), the first byte that is not a line end starts one:
-    /// `start` is set to its line and its index in `bytes`.
-    fn consume(&mut self, bytes: &[u8], next: Option<u8>, start: &mut Option<(u64, usize)>) {
-        let Some(&first) = bytes.first() else {
-            return;
-        };
-        if std::mem::take(&mut self.pending_cr) && first != b'\n' {
-            self.ends += 1;
-        }
-        if start.is_none() {
-            match bytes.iter().position(|b| *b != b'\n' && *b != b'\r') {
-                Some(i) => {
-                    self.count(&bytes[..i], Some(bytes[i]));
-                    *start = Some((self.ends + 1, i));
-                    self.count(&bytes[i..], next);
-                }
-                None => self.count(bytes, next),
-            }
-        } else {
+    /// Count the line ends in `bytes` (followed by `next`, if known).
+    fn advance(&mut self, bytes: &[u8], next: Option<u8>) {
+        self.settle_cr(bytes);
+        self.count(bytes, next);
+    }
+
+    /// `advance`, for bytes before a record's first character: that character is the
+    /// first byte that is not a line end. Returns its line and its index in `bytes`.
+    fn advance_to_record(&mut self, bytes: &[u8], next: Option<u8>) -> Option<(u64, usize)> {
+        self.settle_cr(bytes);
+        let Some(i) = bytes.iter().position(|b| *b != b'\n' && *b != b'\r') else {
             self.count(bytes, next);
+            return None;
+        };
+        self.count(&bytes[..i], Some(bytes[i]));
+        let start = (self.ends + 1, i);
+        self.count(&bytes[i..], next);
+        Some(start)
+    }
+
+    /// A CR left at the end of the last bytes ends a line unless these begin with an LF.
+    fn settle_cr(&mut self, bytes: &[u8]) {
+        if let Some(&first) = bytes.first()
+            && std::mem::take(&mut self.pending_cr)
+            && first != b'\n'
+        {
+            self.ends += 1;
         }
     }
 
@@ -143,12 +149,10 @@ impl Parser {
                 &mut self.out[self.len..],
                 &mut self.ends[self.fields..],
             );
-            let mut found = None;
-            self.lines
-                .consume(&rest[..nin], rest.get(nin).copied(), &mut found);
-            if let Some((line, index)) = found
-                && self.start.is_none()
-            {
+            let (consumed, next) = (&rest[..nin], rest.get(nin).copied());
+            if self.start.is_some() {
+                self.lines.advance(consumed, next);
+            } else if let Some((line, index)) = self.lines.advance_to_record(consumed, next) {
                 self.start = Some((line, self.offset + index as u64));
             }
             used += nin;
@@ -342,6 +346,7 @@ pub struct Chunk {
     offset: u64,
     /// The end of the file: a last record without a line end is complete.
     last: bool,
+    shape: Shape,
 }
 
 /// A record the chunk ended inside: it is parsed again with the next chunk.
@@ -390,9 +395,13 @@ impl Shape {
         }
         ParsedChunk { rows, open: None }
     }
+}
 
-    pub fn parse_chunk(&self, chunk: &Chunk) -> ParsedChunk {
-        self.parse(&chunk.bytes, chunk.lines, chunk.offset, chunk.last)
+impl Chunk {
+    /// Its rows, parsed as if it begins a record.
+    pub fn parse(&self) -> ParsedChunk {
+        self.shape
+            .parse(&self.bytes, self.lines, self.offset, self.last)
     }
 }
 
@@ -457,7 +466,7 @@ impl Chunks {
         }
     }
 
-    fn offset_untouched(&self) -> bool {
+    fn untouched(&self) -> bool {
         self.emitted == 0
     }
 
@@ -467,12 +476,12 @@ impl Chunks {
             lines: self.lines,
             offset: self.offset,
             last,
+            shape: self.shape,
             bytes,
         };
         // The cut is after an LF or after a CR whose next byte is not an LF.
-        let next = self.carry.first().copied();
-        let mut start = Some((0, 0));
-        self.lines.consume(&chunk.bytes, next, &mut start);
+        self.lines
+            .advance(&chunk.bytes, self.carry.first().copied());
         self.offset += chunk.bytes.len() as u64;
         chunk
     }
@@ -579,7 +588,7 @@ impl Sequential {
 
     /// Nothing was read through this yet.
     pub fn untouched(&self) -> bool {
-        self.ready.is_empty() && self.chunks.offset_untouched()
+        self.ready.is_empty() && self.chunks.untouched()
     }
 }
 
@@ -593,7 +602,7 @@ impl Iterator for Sequential {
             }
             match self.chunks.next_chunk()? {
                 Ok(chunk) => {
-                    let parsed = self.chunks.shape.parse_chunk(&chunk);
+                    let parsed = chunk.parse();
                     let rows = self
                         .reassembler
                         .settle(&chunk, parsed.open)
