@@ -66,7 +66,9 @@ The token comes from --token-file or the WOLKVOX_TOKEN environment variable, nev
 flag value (it would show in the process list).\n\
 Answers that prove nothing was stored (connection refused, 429, 503, the 403 gate answers) \
 are retried; answers that may have stored the case (500, 502, 504, timeouts) make the row \
-\"uncertain\" and it is not resent unless you pass --resend-uncertain on a later run.")]
+\"uncertain\": it is not resent until `resolve` records that the CRM lacks it.\n\n\
+The ledger belongs to the CRM target (server + operation), not to the input file: tonight's \
+export under a new name, or a fixed errors file, skips every ticket an earlier run created.")]
     Import(ImportArgs),
 
     /// Print the payloads the first rows would become, as JSON lines on stdout.
@@ -103,10 +105,24 @@ Each call uses one unit of the token's quota."
         shell: clap_complete::Shell,
     },
 
-    /// Show the history of imports recorded in a ledger.
+    /// Record what you checked by hand in the CRM about uncertain rows, so the next
+    /// import sends only the ones that are missing.
     #[command(
-        after_help = "Example:\n  wolkvox-import runs --ledger samples/tickets.ledger.sqlite --show 3"
+        after_help = "Example (the same --server and --mapping as the import):\n  \
+wolkvox-import resolve --server crm0001.wolkvox.com --mapping tickets.yaml --list > uncertain.csv\n  \
+# look each key up in the CRM; write created (and its case id) or missing in the status column\n  \
+wolkvox-import resolve --server crm0001.wolkvox.com --mapping tickets.yaml --file uncertain.csv\n  \
+wolkvox-import import tickets.xlsx --mapping tickets.yaml --server crm0001.wolkvox.com\n\n\
+Or one key at a time: --created PQR-000123=647f6ff1660dff48d803ffe6 --missing PQR-000124.\n\
+Every finding is recorded, or none: a key the ledger saw created is never marked missing."
     )]
+    Resolve(ResolveArgs),
+
+    /// Show the history of imports recorded in a CRM target's ledger.
+    #[command(after_help = "Examples:\n  \
+wolkvox-import runs                                   # every ledger in the data directory\n  \
+wolkvox-import runs --server crm0001.wolkvox.com --mapping tickets.yaml\n  \
+wolkvox-import runs --simulate --mapping mappings/tickets.yaml --show 1")]
     Runs(RunsArgs),
 }
 
@@ -223,12 +239,12 @@ pub struct ImportArgs {
     #[arg(long, default_value_t = 30.0)]
     pub timeout: f64,
 
-    /// Ledger file (default: <input>.ledger.sqlite beside the input; a temporary one with
-    /// --simulate).
-    #[arg(long, value_name = "FILE")]
-    pub ledger: Option<PathBuf>,
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
 
-    /// Send again rows an earlier run left uncertain (check the CRM first: may duplicate).
+    /// Send again every row an earlier run left uncertain, without asking anyone: those the
+    /// CRM already has are duplicated. To send only the missing ones, record what you found
+    /// in the CRM with `resolve` first.
     #[arg(long)]
     pub resend_uncertain: bool,
 
@@ -252,6 +268,71 @@ pub struct ImportArgs {
 
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// Where the ledger is: one per CRM target (server + operation), whatever the input is called.
+#[derive(Debug, Args)]
+pub struct LedgerArgs {
+    /// Ledger file, instead of the CRM target's own in the data directory
+    /// ($XDG_DATA_HOME/wolkvox-import/, else ~/.local/share/wolkvox-import/).
+    #[arg(long, value_name = "FILE", env = "WOLKVOX_LEDGER")]
+    pub ledger: Option<PathBuf>,
+
+    /// Refuse to start (exit 1, nothing sent) when the ledger does not exist yet: for
+    /// scheduled jobs whose ledger lives on a mounted volume, where a missing mount would
+    /// otherwise start from nothing and create every ticket again.
+    #[arg(long, env = "WOLKVOX_EXPECT_LEDGER")]
+    pub expect_ledger: bool,
+}
+
+/// Which CRM target's ledger to read: `--server` (or `--simulate`) and the operation, or
+/// `--ledger FILE`.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// The CRM server the imports went to: a host or a base URL, as given to `import`.
+    #[arg(long, value_name = "HOST|URL", conflicts_with = "simulate")]
+    pub server: Option<String>,
+
+    /// The ledger of `import --simulate`.
+    #[arg(long)]
+    pub simulate: bool,
+
+    /// The mapping the imports used (its `operation:` names the target).
+    #[arg(long, short)]
+    pub mapping: Option<PathBuf>,
+
+    /// CRM operation, overriding the mapping's.
+    #[arg(long)]
+    pub operation: Option<String>,
+
+    /// The ledger file, instead of the target's own in the data directory.
+    #[arg(long, value_name = "FILE", env = "WOLKVOX_LEDGER")]
+    pub ledger: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// Print the uncertain rows as a CSV to fill in (key, status, case_id, …): write
+    /// `created` (and the case id) or `missing` in the status column of each.
+    #[arg(long, conflicts_with_all = ["file", "created", "missing"])]
+    pub list: bool,
+
+    /// A CSV with the columns key, status (created or missing) and optionally case_id:
+    /// the --list output filled in, or a results file edited. Other statuses are left as
+    /// they are.
+    #[arg(long, value_name = "CSV")]
+    pub file: Option<PathBuf>,
+
+    /// A key the CRM has, optionally with its case id (KEY or KEY=CASE_ID); repeatable.
+    #[arg(long, value_name = "KEY[=CASE_ID]")]
+    pub created: Vec<String>,
+
+    /// A key the CRM does not have: the next import sends it; repeatable.
+    #[arg(long, value_name = "KEY")]
+    pub missing: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -373,9 +454,8 @@ pub struct TokenInfoArgs {
 
 #[derive(Debug, Args)]
 pub struct RunsArgs {
-    /// The ledger file.
-    #[arg(long, value_name = "FILE")]
-    pub ledger: PathBuf,
+    #[command(flatten)]
+    pub target: TargetArgs,
 
     /// Show one run's counts and its rows still uncertain, failed or rejected.
     #[arg(long, value_name = "RUN")]

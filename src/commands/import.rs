@@ -5,7 +5,7 @@
 //! the answer after it comes back.
 
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -16,7 +16,8 @@ use tokio::task::JoinSet;
 
 use crate::cli::ImportArgs;
 use crate::exit::Verdict;
-use crate::ledger::{Ledger, Prior};
+use crate::ledger::location::Wanted;
+use crate::ledger::{self, Ledger, Prior};
 use crate::mapping::Payload;
 use crate::outcome::{Outcome, Status};
 use crate::report::{self, Progress, Reporter, Summary, Ui};
@@ -85,15 +86,44 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
         (None, url, tokens)
     };
 
-    let target = format!(
-        "{}:{}|{}",
-        url.host_str().unwrap_or_default(),
-        url.port_or_known_default().unwrap_or(443),
-        opened.mapping.operation
-    );
-    let (ledger_path, _ledger_dir) = ledger_path(args, &args.input.input)?;
-    let mut ledger = Ledger::open(&ledger_path, &target)
-        .with_context(|| format!("could not open the ledger {}", ledger_path.display()))?;
+    if opened.mapping.key_missing() {
+        anyhow::bail!(
+            "{}",
+            input::no_key_message(&args.mapping, opened.mapping.headers())
+        );
+    }
+    let target = super::target::of(
+        args.server.as_deref(),
+        args.simulate,
+        &opened.mapping.operation,
+    )?;
+    let legacy = report::beside(&args.input.input, "ledger.sqlite");
+    let chosen = ledger::location::open(Wanted {
+        target: &target,
+        explicit: args.ledger.ledger.as_deref(),
+        legacy: Some(&legacy),
+        expect_existing: args.ledger.expect_ledger,
+    })?;
+    let mut warnings = opened.warnings.clone();
+    for notice in &chosen.notices {
+        tracing::warn!("{notice}");
+        warnings.push(notice.clone());
+    }
+    let ledger_created = chosen.created;
+    let mut ledger = chosen.ledger;
+    let ledger_path = ledger.path().to_path_buf();
+    if ledger_created {
+        let message = format!(
+            "A new ledger for {target}: {}. No earlier import into this target is known to \
+             it, so every valid row will be sent.",
+            ledger_path.display()
+        );
+        if args.simulate {
+            tracing::info!("{message}");
+        } else {
+            tracing::warn!("{message}");
+        }
+    }
     // The input's hash lets `runs` show which file each run read (a changed export shows).
     let input_hash = file_sha256(&args.input.input).ok();
     ledger.begin_run(
@@ -261,15 +291,21 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
         }
         None => Verdict::Clean,
     };
-    ledger.finish_run(&tally, verdict.code())?;
+    let counts: Vec<(&str, u64)> = Status::ALL
+        .into_iter()
+        .map(|s| (s.as_str(), tally.get(s)))
+        .collect();
+    ledger.finish_run(&counts, verdict.code())?;
     drop(simulator);
 
     let input_name = args.input.input.display().to_string();
-    let ledger_name = if args.simulate && args.ledger.is_none() {
-        None
-    } else {
-        Some(ledger_path.display().to_string())
-    };
+    let ledger_name = ledger_path.display().to_string();
+    let hint_args = super::target::args_for_hints(
+        args.server.as_deref(),
+        args.simulate,
+        &args.mapping,
+        args.ledger.ledger.as_deref(),
+    );
     let summary = Summary {
         command: "import",
         input: &input_name,
@@ -277,10 +313,14 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
         elapsed: started.elapsed(),
         paths: reporter.paths(),
         source: &source_info,
-        warnings: &opened.warnings,
+        warnings: &warnings,
         stop_reason: stop.as_ref().map(|(_, reason)| reason.as_str()),
         exit_code: verdict.code(),
-        ledger: ledger_name.as_deref(),
+        ledger: Some(report::LedgerNote {
+            path: &ledger_name,
+            created: ledger_created,
+            target_args: &hint_args,
+        }),
         tokens: if args.simulate { &[] } else { &token_uses },
     };
     report::finish(&summary, args.output.json, ui)?;
@@ -466,8 +506,9 @@ impl Coordinator<'_> {
             Some(Prior::InDoubt { run }) if !self.args.resend_uncertain => {
                 let outcome =
                     Outcome::new(row, payload.key, Status::Uncertain).with_message(format!(
-                        "run {run} sent it but got no answer: check the CRM, then re-run with \
-                     --resend-uncertain to send the missing ones"
+                        "run {run} sent it but got no answer: look it up in the CRM and record \
+                         what you find with `wolkvox-import resolve`; it is sent again only once \
+                         recorded missing"
                     ));
                 self.record(outcome, &cells)?;
                 return Ok(None);
@@ -623,22 +664,6 @@ async fn signal() {
 #[cfg(not(unix))]
 async fn signal() {
     let _ = tokio::signal::ctrl_c().await;
-}
-
-/// The ledger path: `--ledger`, else a temporary one for `--simulate` (its simulator is
-/// new every run), else `<input stem>.ledger.sqlite` beside the input.
-fn ledger_path(
-    args: &ImportArgs,
-    input: &Path,
-) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
-    if let Some(path) = &args.ledger {
-        return Ok((path.clone(), None));
-    }
-    if args.simulate {
-        let dir = tempfile::tempdir().context("could not create a temporary ledger")?;
-        return Ok((dir.path().join("simulate.ledger.sqlite"), Some(dir)));
-    }
-    Ok((report::beside(input, "ledger.sqlite"), None))
 }
 
 fn file_sha256(path: &Path) -> std::io::Result<String> {

@@ -9,25 +9,14 @@ use std::io::Write as _;
 
 use crate::cli::InitMappingArgs;
 use crate::exit::Verdict;
-use crate::mapping::fold;
+use crate::mapping::{fold, guess};
 use crate::source;
 
 const SAMPLE_ROWS: usize = 500;
 
-/// Folded header names that point at each API field, most specific first.
-const GUESSES: [(&str, &[&str]); 8] = [
-    (
-        "contact",
-        &[
-            "correo",
-            "email",
-            "e-mail",
-            "correo electronico",
-            "mail",
-            "contacto",
-            "contact",
-        ],
-    ),
+/// Folded header names that point at each API field, most specific first. The contact
+/// and the key come from `mapping::guess`, which knows the longer headers real exports use.
+const GUESSES: [(&str, &[&str]); 7] = [
     (
         "responsible",
         &[
@@ -74,18 +63,6 @@ const GUESSES: [(&str, &[&str]); 8] = [
     ),
 ];
 
-const KEY_NAMES: [&str; 9] = [
-    "ticket",
-    "id",
-    "numero",
-    "numero de ticket",
-    "radicado",
-    "caso",
-    "consecutivo",
-    "ticket id",
-    "case id",
-];
-
 /// PQRS words and what the CRM calls them.
 const CASE_TYPES: [(&str, &str); 8] = [
     ("peticion", "Request"),
@@ -122,6 +99,20 @@ pub fn starter(input: &str, headers: &[String], columns: &[Vec<String>]) -> Stri
     let folded: Vec<String> = headers.iter().map(|h| fold(h)).collect();
     let mut used = BTreeSet::new();
     let mut fields: Vec<(&str, usize)> = Vec::new();
+    let key = (0..headers.len()).find(|i| guess::is_ticket_number(&headers[*i]));
+    used.extend(key);
+    // The customer's e-mail column by its header, else the one column whose values are all
+    // e-mail addresses (and that no other field claims).
+    let contact = (0..headers.len())
+        .filter(|i| !used.contains(i))
+        .filter_map(|i| guess::contact_rank(&headers[i]).map(|rank| (rank, i)))
+        // The best rank, and the leftmost of equals.
+        .max_by_key(|(rank, i)| (*rank, std::cmp::Reverse(*i)))
+        .map(|(_, i)| i);
+    if let Some(i) = contact {
+        used.insert(i);
+        fields.push(("contact", i));
+    }
     for (field, names) in GUESSES {
         let found = names
             .iter()
@@ -131,7 +122,16 @@ pub fn starter(input: &str, headers: &[String], columns: &[Vec<String>]) -> Stri
             fields.push((field, i));
         }
     }
-    let key = (0..headers.len()).find(|i| KEY_NAMES.contains(&folded[*i].as_str()));
+    if contact.is_none()
+        && let Some(i) = (0..headers.len()).find(|i| {
+            !used.contains(i)
+                && !guess::names_staff(&headers[*i])
+                && matches!(kind_note(&columns[*i]), Some(Kind::Email))
+        })
+    {
+        used.insert(i);
+        fields.push(("contact", i));
+    }
 
     let mut y = String::new();
     let _ = writeln!(
@@ -161,17 +161,21 @@ pub fn starter(input: &str, headers: &[String], columns: &[Vec<String>]) -> Stri
                 "# What identifies a ticket across runs (the ledger skips keys created before)."
             );
             let _ = writeln!(y, "key: [{}]", quote(&headers[i]));
-            used.insert(i);
         }
         None => {
             let _ = writeln!(
                 y,
-                "# No ticket-number column found: the key is a hash of the whole payload."
+                "# TODO key: no column looks like a ticket number, and `import` needs to know what"
             );
             let _ = writeln!(
                 y,
-                "# Name the column that identifies a ticket if there is one: key: [Ticket]"
+                "# identifies a ticket across runs. Name the column(s): key: [Ticket], or as a last"
             );
+            let _ = writeln!(
+                y,
+                "# resort key: payload (a hash of the whole row: any change to a row then creates"
+            );
+            let _ = writeln!(y, "# the ticket again).");
         }
     }
     let _ = writeln!(y);

@@ -74,6 +74,43 @@ pub fn open(
     })
 }
 
+impl Opened {
+    /// `import` refuses a mapping without `key:`; the dry runs say so before anyone tries.
+    pub fn warn_if_no_key(&mut self, mapping_path: &Path) {
+        if self.mapping.key_missing() {
+            let warning = format!(
+                "import will refuse this mapping: {}",
+                no_key_message(mapping_path, &self.source.headers)
+            );
+            tracing::warn!("{warning}");
+            self.warnings.push(warning);
+        }
+    }
+}
+
+/// Why a mapping without `key:` is refused, and what to write instead.
+pub fn no_key_message(mapping: &Path, headers: &[String]) -> String {
+    let candidates = crate::mapping::guess::ticket_number_columns(headers);
+    let suggestion = match candidates.as_slice() {
+        [] => format!(
+            "add `key: [<the column with the ticket number>]` (no header looks like one; the \
+             columns are: {})",
+            headers.join(", ")
+        ),
+        [one] => format!("add `key: [{one}]` (it looks like the ticket number)"),
+        many => format!(
+            "add `key: [<one of them>]`; these columns look like ticket numbers: {}",
+            many.join(", ")
+        ),
+    };
+    format!(
+        "the mapping {} has no `key:`, so a ticket could not be recognised on a later run, \
+         and any change to a row would create it again: {suggestion}. As a last resort, \
+         `key: payload` keys each row by its whole content. Nothing was sent.",
+        mapping.display()
+    )
+}
+
 /// Apply the mapping and the in-file duplicate check to one source row.
 pub fn check(item: RowResult, mapping: &CompiledMapping, keys: &mut DuplicateKeys) -> Checked {
     dedupe(map_row(item, mapping), mapping.on_duplicate_key, keys)

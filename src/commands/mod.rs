@@ -4,8 +4,10 @@ mod import;
 mod init_mapping;
 mod input;
 mod preview;
+mod resolve;
 mod runs;
 mod simulate;
+mod target;
 mod token_info;
 mod tokens;
 mod validate;
@@ -28,6 +30,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Verdict> {
         Command::InitMapping(args) => init_mapping::run(&args),
         Command::Simulate(args) => runtime()?.block_on(simulate::run(&args)),
         Command::Runs(args) => runs::run(&args),
+        Command::Resolve(args) => resolve::run(&args),
         Command::TokenInfo(args) => runtime()?.block_on(token_info::run(&args)),
         Command::Completions { shell } => {
             use clap::CommandFactory;

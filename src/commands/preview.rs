@@ -12,7 +12,8 @@ use crate::source::Cells;
 use super::input::{self, Checked};
 
 pub fn run(args: &PreviewArgs) -> anyhow::Result<Verdict> {
-    let opened = input::open(&args.input, &args.mapping, args.operation.as_deref())?;
+    let mut opened = input::open(&args.input, &args.mapping, args.operation.as_deref())?;
+    opened.warn_if_no_key(&args.mapping);
     let mut keys = DuplicateKeys::default();
     let mut out = std::io::stdout().lock();
     let mut any_invalid = false;

@@ -6,20 +6,22 @@ use anyhow::Context;
 
 use crate::cli::RunsArgs;
 use crate::exit::Verdict;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, location};
 
 pub fn run(args: &RunsArgs) -> anyhow::Result<Verdict> {
-    anyhow::ensure!(
-        args.ledger.exists(),
-        "no ledger at {}: pass the --ledger file an import wrote",
-        args.ledger.display()
-    );
-    let ledger = Ledger::open_read_only(&args.ledger)
-        .with_context(|| format!("could not open the ledger {}", args.ledger.display()))?;
+    let path = match super::target::ledger_of(&args.target)? {
+        Some(_) => super::target::existing_ledger(&args.target)?,
+        None => match only_ledger(args.show.is_some())? {
+            Some(path) => path,
+            None => return Ok(Verdict::Clean),
+        },
+    };
+    let ledger = Ledger::open_read_only(&path)
+        .with_context(|| format!("could not open the ledger {}", path.display()))?;
     let mut out = std::io::stdout().lock();
     let runs = ledger.runs()?;
     if let Some(target) = ledger.target()? {
-        writeln!(out, "ledger {} — target {target}", args.ledger.display())?;
+        writeln!(out, "ledger {} — target {target}", path.display())?;
     }
     match args.show {
         None => {
@@ -46,7 +48,7 @@ pub fn run(args: &RunsArgs) -> anyhow::Result<Verdict> {
             let run = runs
                 .iter()
                 .find(|r| r.id == id)
-                .with_context(|| format!("no run {id} in {}", args.ledger.display()))?;
+                .with_context(|| format!("no run {id} in {}", path.display()))?;
             writeln!(out, "run {}: {} {}", run.id, run.command, run.input)?;
             if let Some(hash) = &run.input_sha256 {
                 writeln!(out, "input   sha256 {hash}")?;
@@ -78,4 +80,58 @@ pub fn run(args: &RunsArgs) -> anyhow::Result<Verdict> {
         }
     }
     Ok(Verdict::Clean)
+}
+
+/// With no target named: the one ledger in the data directory, or a list of them all
+/// (`None`: the list was printed).
+fn only_ledger(must_pick: bool) -> anyhow::Result<Option<std::path::PathBuf>> {
+    let dir = location::data_dir()?;
+    let found = location::known_ledgers()?;
+    match found.as_slice() {
+        [] => anyhow::bail!(
+            "no ledgers in {} yet: an import creates its target's ledger there (or pass --ledger \
+             FILE)",
+            dir.display()
+        ),
+        [one] => Ok(Some(one.clone())),
+        many => {
+            anyhow::ensure!(
+                !must_pick,
+                "{} ledgers in {}: pass the --server (or --simulate) and --mapping of the import, \
+                 or --ledger FILE",
+                many.len(),
+                dir.display()
+            );
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "ledgers in {}:", dir.display())?;
+            for path in many {
+                let about = Ledger::open_read_only(path).and_then(|l| {
+                    let runs = l.runs()?;
+                    Ok((
+                        l.target()?,
+                        runs.len(),
+                        runs.last().map(|r| r.started_at.clone()),
+                    ))
+                });
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                match about {
+                    Ok((target, runs, last)) => writeln!(
+                        out,
+                        "  {name:<48}  target {}  {runs} runs, last {}",
+                        target.as_deref().unwrap_or("?"),
+                        last.as_deref().unwrap_or("-")
+                    )?,
+                    Err(e) => writeln!(out, "  {name:<48}  unreadable: {e}")?,
+                }
+            }
+            writeln!(
+                out,
+                "pick one with --server (or --simulate) and --mapping, or --ledger FILE"
+            )?;
+            Ok(None)
+        }
+    }
 }

@@ -13,7 +13,8 @@ use super::input::{self, Checked};
 
 pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
     let started = Instant::now();
-    let opened = input::open(&args.input, &args.mapping, args.operation.as_deref())?;
+    let mut opened = input::open(&args.input, &args.mapping, args.operation.as_deref())?;
+    opened.warn_if_no_key(&args.mapping);
     let headers = opened.source.headers.clone();
     let mut reporter = input::reporter(&args.input, &args.output, &opened.source)?;
     let mut progress = Progress::new(ui.quiet, opened.source.read_bytes.clone());

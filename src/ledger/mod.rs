@@ -5,6 +5,13 @@
 //! after the answer. A `sending` row found by a later run belonged to a run that died
 //! mid-request: it becomes `uncertain`, and is not resent unless the user says so.
 //! One run at a time: an OS file lock (released by the kernel even on `kill -9`).
+//!
+//! `location` says where a target's ledger lives, `upgrade` brings ledgers of earlier
+//! versions forward, `by_hand` records what a person checked in the CRM.
+
+mod by_hand;
+pub mod location;
+mod upgrade;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -12,9 +19,13 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::outcome::{Status, Tally};
+pub use by_hand::{Finding, Settled, UncertainRow};
+pub use location::Target;
 
-const SCHEMA: &str = "
+use crate::outcome::Status;
+
+/// The tables of schema version 1 (release 0.1.0 wrote them without a version).
+const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS meta (
     name  TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -47,23 +58,40 @@ CREATE TABLE IF NOT EXISTS cases (
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    #[error("the ledger {} is in use by another run{}: wait for it to finish, or pass --ledger with another file", path.display(), holder.as_deref().map(|h| format!(" ({h})")).unwrap_or_default())]
+    #[error("the ledger {} is in use by another run{}: only one run at a time may import into a CRM target; wait for it to finish, then run this command again (nothing was sent)", path.display(), holder.as_deref().map(|h| format!(" ({h})")).unwrap_or_default())]
     Locked {
         path: PathBuf,
         holder: Option<String>,
     },
-    #[error("the ledger {} records imports into {found:?}, not {wanted:?}: pass --ledger with a file for this target", path.display())]
+    #[error("the ledger {} records imports into {found:?}, not {wanted:?}: drop --ledger to use this target's own ledger (a ledger never serves two CRMs)", path.display())]
     OtherTarget {
         path: PathBuf,
         found: String,
         wanted: String,
+    },
+    #[error("no ledger for {target} at {} (--expect-ledger): is the volume that holds it mounted? Nothing was sent; without that ledger every ticket would be created again", path.display())]
+    Missing { path: PathBuf, target: String },
+    #[error("the ledger {} was written by a newer wolkvox-import (ledger version {found}; this one knows up to {known}): upgrade wolkvox-import", path.display())]
+    Newer {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error(
+        "no data directory for the ledger (neither XDG_DATA_HOME nor HOME is usable): pass --ledger FILE or set WOLKVOX_LEDGER"
+    )]
+    NoDataDir,
+    #[error("{} is not a wolkvox-import ledger ({source})", path.display())]
+    NotALedger {
+        path: PathBuf,
+        source: rusqlite::Error,
     },
     #[error("ledger {}: {source}", path.display())]
     Sqlite {
         path: PathBuf,
         source: rusqlite::Error,
     },
-    #[error("ledger lock {}: {source}", path.display())]
+    #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -110,7 +138,8 @@ pub struct OpenRow {
 pub struct Ledger {
     conn: Connection,
     path: PathBuf,
-    _lock: Option<File>,
+    /// The file's lock, and the target's when the file is not the target's default one.
+    _locks: Vec<File>,
     run_id: i64,
 }
 
@@ -138,10 +167,7 @@ impl Ledger {
     /// Open (or create) the ledger for `target`, taking the single-writer lock.
     pub fn open(path: &Path, target: &str) -> Result<Ledger, LedgerError> {
         let lock = take_lock(path)?;
-        let sql = |source| LedgerError::Sqlite {
-            path: path.to_path_buf(),
-            source,
-        };
+        let sql = |source| sqlite_error(path, source);
         let conn = Connection::open(path).map_err(sql)?;
         // WAL + NORMAL: every commit reaches the OS before the request leaves, so a killed
         // process loses nothing; `synchronous = FULL` would add an fsync per row for
@@ -150,7 +176,7 @@ impl Ledger {
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
         )
         .map_err(sql)?;
-        conn.execute_batch(SCHEMA).map_err(sql)?;
+        upgrade::migrate(&conn, path)?;
         let found: Option<String> = conn
             .query_row("SELECT value FROM meta WHERE name = 'target'", [], |r| {
                 r.get(0)
@@ -185,7 +211,7 @@ impl Ledger {
         Ok(Ledger {
             conn,
             path: path.to_path_buf(),
-            _lock: Some(lock),
+            _locks: vec![lock],
             run_id: 0,
         })
     }
@@ -200,7 +226,7 @@ impl Ledger {
         Ok(Ledger {
             conn,
             path: path.to_path_buf(),
-            _lock: None,
+            _locks: Vec::new(),
             run_id: 0,
         })
     }
@@ -355,12 +381,13 @@ impl Ledger {
         Ok(())
     }
 
-    pub fn finish_run(&self, tally: &Tally, exit_code: u8) -> Result<(), LedgerError> {
+    /// Close this run's history line: its exit code and how many rows ended in each state.
+    pub fn finish_run(&self, counts: &[(&str, u64)], exit_code: u8) -> Result<(), LedgerError> {
         self.commit()?;
-        let counts: serde_json::Map<String, serde_json::Value> = Status::ALL
-            .into_iter()
-            .filter(|s| tally.get(*s) > 0)
-            .map(|s| (s.as_str().to_string(), tally.get(s).into()))
+        let counts: serde_json::Map<String, serde_json::Value> = counts
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(name, n)| (name.to_string(), (*n).into()))
             .collect();
         self.conn
             .execute(
@@ -435,6 +462,23 @@ impl Ledger {
     }
 }
 
+/// A SQLite error on `path`; "file is not a database" says so in our words.
+fn sqlite_error(path: &Path, source: rusqlite::Error) -> LedgerError {
+    match &source {
+        rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::NotADatabase => {
+            LedgerError::NotALedger {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+        _ => LedgerError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        },
+    }
+}
+
+/// Take `<path>.lock`, or say who holds it.
 fn take_lock(path: &Path) -> Result<File, LedgerError> {
     let mut lock_path = path.as_os_str().to_owned();
     lock_path.push(".lock");

@@ -77,6 +77,9 @@ pub struct CompiledMapping {
     fields: Vec<(&'static str, CompiledField)>,
     form: Vec<(String, CompiledField)>,
     key: CompiledKey,
+    /// The mapping says nothing about keys: `import` refuses it (a payload hash is only
+    /// used when asked for with `key: payload`).
+    key_missing: bool,
     pub on_duplicate_key: DuplicatePolicy,
     /// Source columns that nothing maps: a renamed column must never vanish silently.
     pub unused_columns: Vec<String>,
@@ -183,8 +186,19 @@ impl CompiledMapping {
                 }
                 CompiledKey::Columns(resolved)
             }
+            Some(KeySpec::Template(template)) if template.trim() == "payload" => {
+                CompiledKey::PayloadHash
+            }
             Some(KeySpec::Template(template)) => {
                 match parse_template(template, &columns, &mut used) {
+                    Ok(parts) if !parts.iter().any(|p| matches!(p, Part::Column(_))) => {
+                        problems.push(format!(
+                            "key: {template:?} names no column in braces, so every row would \
+                             get the same key; write key: [Ticket], key: \"{{Sistema}}-{{Ticket}}\" \
+                             or key: payload"
+                        ));
+                        CompiledKey::PayloadHash
+                    }
                     Ok(parts) => CompiledKey::Template(parts),
                     Err(e) => {
                         problems.push(format!("key: {e}"));
@@ -213,11 +227,17 @@ impl CompiledMapping {
             fields,
             form,
             key,
+            key_missing: spec.key.is_none(),
             on_duplicate_key: spec.on_duplicate_key,
             unused_columns,
             headers: headers.to_vec(),
             feedback_column: headers.iter().position(|h| h == "_row"),
         })
+    }
+
+    /// Whether the mapping has no `key:` at all (not even `key: payload`).
+    pub fn key_missing(&self) -> bool {
+        self.key_missing
     }
 
     pub fn headers(&self) -> &[String] {

@@ -5,6 +5,7 @@
 
 mod compile;
 mod fold;
+pub mod guess;
 mod keys;
 pub mod spec;
 mod transform;

@@ -18,7 +18,9 @@ pub struct MappingSpec {
     /// Custom fields of the CRM form: label → where the value comes from.
     #[serde(default)]
     pub form: BTreeMap<String, Field>,
-    /// What identifies a ticket across runs: a list of columns or a template.
+    /// What identifies a ticket across runs: a list of columns, a template, or `payload`
+    /// (a hash of the whole payload: any change to a row makes a new ticket). `import`
+    /// refuses a mapping without one.
     pub key: Option<KeySpec>,
     /// What to do with a second row carrying a key already seen in the file.
     #[serde(default)]

@@ -13,7 +13,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 pub use progress::Progress;
-pub use summary::{Summary, TokenUse, print_human, print_json};
+pub use summary::{LedgerNote, Summary, TokenUse, print_human, print_json};
 
 use crate::outcome::{Outcome, Tally};
 use crate::source::Cells;

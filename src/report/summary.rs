@@ -22,9 +22,19 @@ pub struct Summary<'a> {
     /// Why the run stopped early, if it did.
     pub stop_reason: Option<&'a str>,
     pub exit_code: u8,
-    pub ledger: Option<&'a str>,
+    pub ledger: Option<LedgerNote<'a>>,
     /// Calls per token, by fingerprint (never the token).
     pub tokens: &'a [TokenUse],
+}
+
+/// The ledger a run used, for the summary and its hints.
+#[derive(Debug, Clone, Copy)]
+pub struct LedgerNote<'a> {
+    pub path: &'a str,
+    /// No ledger existed for the target: this run started one.
+    pub created: bool,
+    /// The arguments that name the target again (`--server … --mapping …`), for hints.
+    pub target_args: &'a str,
 }
 
 /// How a run used one token.
@@ -119,7 +129,12 @@ pub fn print_human(summary: &Summary<'_>, out: &mut dyn Write) -> std::io::Resul
         )?;
     }
     if let Some(ledger) = summary.ledger {
-        writeln!(out, "  ledger:    {ledger}")?;
+        let new = if ledger.created {
+            " (new: no earlier run into this target)"
+        } else {
+            ""
+        };
+        writeln!(out, "  ledger:    {}{new}", ledger.path)?;
     }
     for token in summary.tokens {
         writeln!(
@@ -162,14 +177,18 @@ fn next_steps(summary: &Summary<'_>) -> Vec<String> {
     }
     if t.get(Status::Failed) > 0 {
         hints.push(format!(
-            "{} rows failed without being stored: run again with the same ledger to resend them",
+            "{} rows failed without being stored: run the same command again to resend them",
             t.get(Status::Failed)
         ));
     }
     if t.get(Status::Uncertain) > 0 {
+        let target = summary.ledger.map(|l| l.target_args).unwrap_or("…");
         hints.push(format!(
-            "{} rows uncertain (the CRM may have them): check them in the CRM, then run again \
-             with --resend-uncertain to send those that are missing",
+            "{} rows uncertain (the CRM may have them, so they are not resent on their own): \
+             `wolkvox-import resolve {target} --list > uncertain.csv`, look each key up in the \
+             CRM and write created (with its case id) or missing in its status column, then \
+             `wolkvox-import resolve {target} --file uncertain.csv` and run this import again: \
+             it sends only the missing ones",
             t.get(Status::Uncertain)
         ));
     }
@@ -213,7 +232,8 @@ impl Summary<'_> {
             self.paths.errors.display().to_string(),
         ));
         if let Some(ledger) = self.ledger {
-            pairs.push(("ledger".into(), ledger.to_string()));
+            pairs.push(("ledger".into(), ledger.path.to_string()));
+            pairs.push(("ledger created".into(), ledger.created.to_string()));
         }
         for hint in next_steps(self) {
             pairs.push(("next".into(), hint));
@@ -243,7 +263,10 @@ pub fn print_json(summary: &Summary<'_>, out: &mut dyn Write) -> std::io::Result
     );
     object.insert("exit_code".into(), summary.exit_code.into());
     object.insert("stopped".into(), json!(summary.stop_reason));
-    object.insert("ledger".into(), json!(summary.ledger));
+    object.insert("ledger".into(), json!(summary.ledger.map(|l| l.path)));
+    if let Some(ledger) = summary.ledger {
+        object.insert("ledger_created".into(), ledger.created.into());
+    }
     object.insert("encoding".into(), json!(summary.source.encoding));
     object.insert(
         "encoding_reason".into(),

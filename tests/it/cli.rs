@@ -33,8 +33,8 @@ fn bad_arguments_exit_1() {
 #[test]
 fn validate_reports_every_bad_row_and_sends_nothing() {
     let work = Work::with_sample();
-    let out = bin()
-        .current_dir(work.dir.path())
+    let out = work
+        .bin()
         .args([
             "validate",
             "tickets.csv",
@@ -56,8 +56,7 @@ fn validate_reports_every_bad_row_and_sends_nothing() {
     assert_eq!(count(&results, "valid"), 232);
     assert!(work.path("tickets.errors.csv").exists());
     // A second run does not overwrite the first run's files.
-    bin()
-        .current_dir(work.dir.path())
+    work.bin()
         .args(["validate", "tickets.csv", "--mapping", "tickets.yaml", "-q"])
         .output()
         .unwrap();
@@ -72,8 +71,7 @@ fn validate_reports_every_bad_row_and_sends_nothing() {
 fn the_errors_file_validates_again_with_the_same_mapping_and_keeps_row_numbers() {
     let work = Work::with_sample();
     let run = |input: &str, tag: &str| {
-        bin()
-            .current_dir(work.dir.path())
+        work.bin()
             .args([
                 "validate",
                 input,
@@ -139,8 +137,8 @@ fn the_errors_file_validates_again_with_the_same_mapping_and_keeps_row_numbers()
 #[test]
 fn the_readme_simulate_command_runs_without_network_or_token() {
     let work = Work::with_sample();
-    let out = bin()
-        .current_dir(work.dir.path())
+    let out = work
+        .bin()
         .args([
             "import",
             "tickets.csv",
@@ -172,8 +170,8 @@ fn plain_http_to_a_remote_host_and_retired_hosts_are_refused() {
         ("sv0001.crmvox.com", "crm0001.wolkvox.com"),
         ("https://https://crm0001.wolkvox.com", "twice"),
     ] {
-        let out = bin()
-            .current_dir(work.dir.path())
+        let out = work
+            .bin()
             .env("WOLKVOX_TOKEN", TOKEN)
             .args([
                 "import",
@@ -196,16 +194,21 @@ fn runs_lists_the_ledger_history() {
     let sim = Sim::strict();
     let work = Work::with_sample();
     work.import("tickets.csv", &sim, "one").output().unwrap();
-    let out = bin()
-        .current_dir(work.dir.path())
-        .args(["runs", "--ledger", "ledger.sqlite"])
+    // The target's ledger, found from the import's own --server and --mapping.
+    let out = work
+        .bin()
+        .args(["runs", "--mapping", "tickets.yaml", "--server", &sim.url()])
         .output()
         .unwrap();
-    assert_eq!(code(&out), 0);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("\"created\":232"), "{text}");
-    let out = bin()
-        .current_dir(work.dir.path())
+    // With one ledger in the data directory, `runs` alone shows it.
+    let out = work.bin().arg("runs").output().unwrap();
+    assert_eq!(code(&out), 0);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"created\":232"));
+    let out = work
+        .bin()
         .args(["runs", "--ledger", "missing.sqlite"])
         .output()
         .unwrap();
@@ -234,8 +237,8 @@ fn the_simulate_command_prints_its_address_and_serves() {
     let url = line.trim().to_string();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let work = Work::with_sample();
-    let out = bin()
-        .current_dir(work.dir.path())
+    let out = work
+        .bin()
         .env("WOLKVOX_TOKEN", "demo")
         .args([
             "import",
@@ -260,8 +263,8 @@ fn the_simulate_command_prints_its_address_and_serves() {
 #[test]
 fn init_mapping_then_validate_says_what_is_left_and_then_works() {
     let work = Work::with_sample();
-    let out = bin()
-        .current_dir(work.dir.path())
+    let out = work
+        .bin()
         .args(["init-mapping", "tickets.csv"])
         .output()
         .unwrap();
@@ -276,8 +279,7 @@ fn init_mapping_then_validate_says_what_is_left_and_then_works() {
     work.write("starter.yaml", &starter);
 
     let validate = |mapping: &str| {
-        bin()
-            .current_dir(work.dir.path())
+        work.bin()
             .args([
                 "validate",
                 "tickets.csv",
@@ -319,8 +321,8 @@ fn mapping_errors_name_the_line_and_column_of_the_yaml() {
         .read("tickets.yaml")
         .replace("transforms: [trim, lower]", "transforms: [trim, lowr]");
     work.write("tickets.yaml", &broken);
-    let out = bin()
-        .current_dir(work.dir.path())
+    let out = work
+        .bin()
         .args(["validate", "tickets.csv", "--mapping", "tickets.yaml"])
         .output()
         .unwrap();
@@ -338,8 +340,8 @@ fn mapping_errors_name_the_line_and_column_of_the_yaml() {
 fn an_unreachable_server_is_named_before_anything_is_sent() {
     // Port 1 on loopback: nothing listens there, the connection is refused at once.
     let work = Work::with_sample();
-    let out = bin()
-        .current_dir(work.dir.path())
+    let out = work
+        .bin()
         .env("WOLKVOX_TOKEN", TOKEN)
         .args([
             "import",

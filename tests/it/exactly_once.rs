@@ -161,7 +161,7 @@ fn kill_9_mid_run_then_rerun_loses_and_duplicates_nothing() {
     let partial = work.results("killed");
     let stored: BTreeSet<String> = sim.stored_per_ticket().keys().cloned().collect();
     assert!(keys_with(&partial, "created").is_subset(&stored));
-    let ledger = rusqlite::Connection::open(work.path("ledger.sqlite")).unwrap();
+    let ledger = rusqlite::Connection::open(work.ledger()).unwrap();
     let in_ledger: BTreeSet<String> = ledger
         .prepare("SELECT key FROM cases WHERE status = 'created'")
         .unwrap()

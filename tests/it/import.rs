@@ -255,8 +255,12 @@ fn the_token_file_is_read_and_the_token_never_appears_in_any_output() {
     assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(sim.cases().len(), 232);
     let mut haystacks = vec![out.stdout.clone(), out.stderr.clone()];
-    for file in ["run.results.csv", "run.errors.csv", "ledger.sqlite"] {
-        haystacks.push(std::fs::read(work.path(file)).unwrap());
+    for file in [
+        work.path("run.results.csv"),
+        work.path("run.errors.csv"),
+        work.ledger(),
+    ] {
+        haystacks.push(std::fs::read(file).unwrap());
     }
     for (i, bytes) in haystacks.iter().enumerate() {
         let found = bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes());

@@ -35,8 +35,8 @@ fn an_xlsx_report_has_a_summary_and_every_result_row() {
 #[test]
 fn json_logs_make_stderr_machine_readable() {
     let work = Work::with_sample();
-    let out = bin()
-        .current_dir(work.dir.path())
+    let out = work
+        .bin()
         .args([
             "--log-format",
             "json",
@@ -67,8 +67,8 @@ fn json_logs_make_stderr_machine_readable() {
 fn no_terminal_escapes_reach_a_non_terminal_stderr() {
     let sim = Sim::strict();
     let work = Work::with_sample();
-    let out = bin()
-        .current_dir(work.dir.path())
+    let out = work
+        .bin()
         .env("WOLKVOX_TOKEN", TOKEN)
         .args([
             "import",
@@ -111,8 +111,8 @@ fn a_token_file_readable_by_others_draws_a_warning() {
     let work = Work::with_sample();
     let path = work.write("token.txt", TOKEN);
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = bin()
-        .current_dir(work.dir.path())
+    let out = work
+        .bin()
         .args([
             "import",
             "tickets.csv",
@@ -122,14 +122,7 @@ fn a_token_file_readable_by_others_draws_a_warning() {
             "0",
             "--force",
         ])
-        .args([
-            "--ledger",
-            "l2.sqlite",
-            "--report",
-            "r2.csv",
-            "--errors",
-            "e2.csv",
-        ])
+        .args(["--report", "r2.csv", "--errors", "e2.csv"])
         .args(["--token-file", "token.txt", "--server", &sim.url()])
         .output()
         .unwrap();

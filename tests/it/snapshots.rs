@@ -3,11 +3,7 @@
 use crate::support::*;
 
 fn stderr_of(work: &Work, args: &[&str]) -> String {
-    let out = bin()
-        .current_dir(work.dir.path())
-        .args(args)
-        .output()
-        .unwrap();
+    let out = work.bin().args(args).output().unwrap();
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 

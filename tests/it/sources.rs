@@ -21,8 +21,8 @@ form:
 /// `preview` output: one JSON value per row.
 fn preview(work: &Work, input: &str, extra: &[&str]) -> (i32, Vec<serde_json::Value>, String) {
     work.write("m.yaml", MAPPING);
-    let out = bin()
-        .current_dir(work.dir.path())
+    let out = work
+        .bin()
         .args(["preview", input, "--mapping", "m.yaml", "--rows", "100"])
         .args(extra)
         .output()
@@ -188,8 +188,8 @@ fn the_same_tickets_from_csv_cp1252_xlsx_xls_and_ods_give_identical_payloads() {
 fn cp1252_semicolon_crlf_rows_keep_their_line_numbers() {
     let work = Work::with_sample();
     work.copy("tests/fixtures/tickets-cp1252.csv", "cp1252.csv");
-    let out = bin()
-        .current_dir(work.dir.path())
+    let out = work
+        .bin()
         .args([
             "validate",
             "cp1252.csv",
@@ -204,8 +204,7 @@ fn cp1252_semicolon_crlf_rows_keep_their_line_numbers() {
     assert_eq!(summary["encoding"], "windows-1252");
     assert_eq!(summary["delimiter"], ";");
     let utf8 = read_results(&{
-        bin()
-            .current_dir(work.dir.path())
+        work.bin()
             .args(["validate", "tickets.csv", "--mapping", "tickets.yaml", "-q"])
             .output()
             .unwrap();
@@ -233,8 +232,8 @@ fn error_cells_fail_the_row_naming_the_cell_only_when_mapped() {
     );
     let mapping = MAPPING.replace("Teléfono: Teléfono", "Valor: Valor");
     work.write("m2.yaml", &mapping);
-    let out = bin()
-        .current_dir(work.dir.path())
+    let out = work
+        .bin()
         .args(["preview", "e.xlsx", "--mapping", "m2.yaml"])
         .output()
         .unwrap();
@@ -258,8 +257,8 @@ fn the_1904_date_system_reads_the_same_dates() {
     work.copy("tests/fixtures/date1904.xlsx", "d.xlsx");
     let mapping = MAPPING.replace("Teléfono: Teléfono", "Fecha: Fecha");
     work.write("m.yaml", &mapping);
-    let out = bin()
-        .current_dir(work.dir.path())
+    let out = work
+        .bin()
         .args(["preview", "d.xlsx", "--mapping", "m.yaml"])
         .output()
         .unwrap();
@@ -272,8 +271,8 @@ fn a_ragged_row_keeps_all_its_cells_in_the_errors_file() {
     let work = Work::new();
     work.write("m.yaml", MAPPING);
     work.write("t.csv", "Descripción,Teléfono\nuno,1\nsobra,2,3\ndos,4\n");
-    let out = bin()
-        .current_dir(work.dir.path())
+    let out = work
+        .bin()
         .args(["validate", "t.csv", "--mapping", "m.yaml", "-q"])
         .output()
         .unwrap();
@@ -309,8 +308,8 @@ form:
         "t.csv",
         "Cobro doble,Cali - Valle,ana@ejemplo.co\nDemora,Bogotá - Cundinamarca,no-es-correo\n",
     );
-    let out = bin()
-        .current_dir(work.dir.path())
+    let out = work
+        .bin()
         .args(["preview", "t.csv", "--mapping", "m.yaml", "--no-header"])
         .output()
         .unwrap();
@@ -344,8 +343,8 @@ fn one_unambiguous_date_settles_the_whole_column() {
     work.write("m.yaml", &mapping);
     let preview = |csv: &str| -> Vec<serde_json::Value> {
         work.write("t.csv", csv);
-        let out = bin()
-            .current_dir(work.dir.path())
+        let out = work
+            .bin()
             .args(["preview", "t.csv", "--mapping", "m.yaml", "--rows", "0"])
             .output()
             .unwrap();
@@ -400,8 +399,8 @@ fn a_large_csv_read_in_parallel_gives_the_rows_of_one_pass() {
     assert!(text.len() > 10 * 128 * 1024, "several chunks");
     work.write("big.csv", &text);
 
-    let out = bin()
-        .current_dir(work.dir.path())
+    let out = work
+        .bin()
         .args(["validate", "big.csv", "--mapping", "tickets.yaml", "-q"])
         .args(["--report", "big.results.csv", "--errors", "big.errors.csv"])
         .output()
@@ -410,8 +409,8 @@ fn a_large_csv_read_in_parallel_gives_the_rows_of_one_pass() {
     let results = work.results("big");
     assert_eq!(results.len() as u64, rows);
 
-    let preview = bin()
-        .current_dir(work.dir.path())
+    let preview = work
+        .bin()
         .args([
             "preview",
             "big.csv",

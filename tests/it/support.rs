@@ -10,9 +10,24 @@ use wolkvox_import::simulator::{Running, Scenario, SimState, StoredCase};
 
 pub const TOKEN: &str = "test-token-4f1c9a";
 
+/// The binary, in a clean environment: no token, no ledger settings, and a data directory
+/// of its own (so no test reads another's ledger, or the ledgers of whoever runs them).
 pub fn bin() -> Command {
+    static HOMES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = HOMES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let home = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("data-homes")
+        .join(format!("{}-{n}", std::process::id()));
+    bin_with_data_home(&home)
+}
+
+fn bin_with_data_home(home: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wolkvox-import"));
-    cmd.env_remove("WOLKVOX_TOKEN").env_remove("RUST_LOG");
+    cmd.env_remove("WOLKVOX_TOKEN")
+        .env_remove("RUST_LOG")
+        .env_remove("WOLKVOX_LEDGER")
+        .env_remove("WOLKVOX_EXPECT_LEDGER")
+        .env("XDG_DATA_HOME", home);
     cmd
 }
 
@@ -117,6 +132,42 @@ impl Work {
         self.dir.path().join(name)
     }
 
+    /// The binary run in this directory, with this directory's own data directory: every
+    /// run of one test meets the same default ledgers, as one user's runs do.
+    pub fn bin(&self) -> Command {
+        let mut cmd = bin_with_data_home(&self.data_home());
+        cmd.current_dir(self.dir.path());
+        cmd
+    }
+
+    /// `$XDG_DATA_HOME` of this directory's runs.
+    pub fn data_home(&self) -> PathBuf {
+        self.path("data-home")
+    }
+
+    /// The default ledgers the runs made, one per CRM target.
+    pub fn ledgers(&self) -> Vec<PathBuf> {
+        let dir = self.data_home().join("wolkvox-import");
+        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "sqlite"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        found.sort();
+        found
+    }
+
+    /// The one default ledger the runs made.
+    pub fn ledger(&self) -> PathBuf {
+        let ledgers = self.ledgers();
+        assert_eq!(ledgers.len(), 1, "one ledger expected: {ledgers:?}");
+        ledgers[0].clone()
+    }
+
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
         let path = self.path(name);
         std::fs::write(&path, text).unwrap();
@@ -129,13 +180,13 @@ impl Work {
 
     /// `import <input> --mapping tickets.yaml --server <sim>` with the test token, fresh
     /// report paths each call.
+    /// The default ledger is used: the target's, in this directory's data directory.
     pub fn import(&self, input: &str, sim: &Sim, tag: &str) -> Command {
-        let mut cmd = bin();
-        cmd.current_dir(self.dir.path())
-            .env("WOLKVOX_TOKEN", TOKEN)
+        let mut cmd = self.bin();
+        cmd.env("WOLKVOX_TOKEN", TOKEN)
             .args(["import", input, "--mapping", "tickets.yaml", "--server"])
             .arg(sim.url())
-            .args(["--rate", "0", "--ledger", "ledger.sqlite", "--force", "-q"])
+            .args(["--rate", "0", "--force", "-q"])
             .args(["--report", &format!("{tag}.results.csv")])
             .args(["--errors", &format!("{tag}.errors.csv")]);
         cmd
@@ -221,8 +272,8 @@ pub fn line_of(text: &str, prefix: &str) -> u64 {
 /// as "invalid": their messages name row numbers, which are lines in CSV and rows in
 /// workbooks).
 pub fn payloads(work: &Work, input: &str) -> Vec<serde_json::Value> {
-    let out = bin()
-        .current_dir(work.dir.path())
+    let out = work
+        .bin()
         .args(["preview", input, "--mapping", "tickets.yaml", "--rows", "0"])
         .output()
         .unwrap();

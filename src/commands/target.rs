@@ -1,0 +1,108 @@
+//! Which CRM target a command works on, and so which ledger: shared by `import`,
+//! `resolve` and `runs`, so each finds the same file from the same arguments.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::cli::TargetArgs;
+use crate::ledger::{Target, location};
+use crate::mapping;
+use crate::sender;
+
+/// The target of `--server URL` (or `--simulate`) and an operation.
+pub fn of(server: Option<&str>, simulate: bool, operation: &str) -> anyhow::Result<Target> {
+    if simulate {
+        return Ok(Target::simulator(operation));
+    }
+    let server = server.context("--server or --simulate is required")?;
+    let url = sender::client::insert_url(server)?;
+    Ok(Target::server(
+        url.host_str().unwrap_or_default(),
+        url.port_or_known_default().unwrap_or(443),
+        operation,
+    ))
+}
+
+/// The operation of `--operation`, else of the mapping's `operation:`.
+fn operation(args: &TargetArgs) -> anyhow::Result<Option<String>> {
+    if let Some(operation) = &args.operation {
+        return Ok(Some(operation.clone()));
+    }
+    let Some(path) = &args.mapping else {
+        return Ok(None);
+    };
+    let (spec, _) = mapping::load(path)?;
+    Ok(spec.operation.filter(|o| !o.trim().is_empty()))
+}
+
+/// The ledger `args` name: `--ledger`, else the target's file in the data directory.
+/// `None` when they name no target at all.
+pub fn ledger_of(args: &TargetArgs) -> anyhow::Result<Option<(PathBuf, Option<Target>)>> {
+    if let Some(path) = &args.ledger {
+        return Ok(Some((path.clone(), None)));
+    }
+    if args.server.is_none() && !args.simulate {
+        return Ok(None);
+    }
+    let operation = operation(args)?
+        .context("which operation? pass --mapping (the one the import used) or --operation")?;
+    let target = of(args.server.as_deref(), args.simulate, &operation)?;
+    Ok(Some((location::default_path(&target)?, Some(target))))
+}
+
+/// The ledger `args` name, which must exist: a command that reads history never starts one.
+pub fn existing_ledger(args: &TargetArgs) -> anyhow::Result<PathBuf> {
+    let (path, target) = ledger_of(args)?.context(
+        "which CRM target? pass the --server (or --simulate) and --mapping the import used, or \
+         --ledger FILE",
+    )?;
+    if !path.exists() {
+        match target {
+            Some(target) => anyhow::bail!(
+                "no ledger for {target} at {}: no import into this target has run with the \
+                 default ledger (check --server and the operation, or pass --ledger FILE)",
+                path.display()
+            ),
+            None => anyhow::bail!("no ledger at {}", path.display()),
+        }
+    }
+    Ok(path)
+}
+
+/// The arguments that name this target again, for the hints a summary prints.
+pub fn args_for_hints(
+    server: Option<&str>,
+    simulate: bool,
+    mapping: &Path,
+    ledger: Option<&Path>,
+) -> String {
+    let mut args = match server {
+        Some(server) if !simulate => format!("--server {}", shell_word(server)),
+        _ => "--simulate".to_string(),
+    };
+    args.push_str(&format!(
+        " --mapping {}",
+        shell_word(&mapping.display().to_string())
+    ));
+    if let Some(ledger) = ledger {
+        args.push_str(&format!(
+            " --ledger {}",
+            shell_word(&ledger.display().to_string())
+        ));
+    }
+    args
+}
+
+/// A word a shell reads back as it is: quoted when it holds anything but plain characters.
+fn shell_word(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c))
+    {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
