@@ -63,6 +63,8 @@ pub struct SimState {
     uses: Mutex<HashMap<String, u64>>,
     in_flight: Mutex<HashMap<String, usize>>,
     peak_in_flight: AtomicUsize,
+    /// Faults switched off for the rest of the run (`heal`).
+    healed: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -84,7 +86,14 @@ impl SimState {
             uses: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
             peak_in_flight: AtomicUsize::new(0),
+            healed: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// From now on the CRM and its network behave: no more injected faults (tests of what
+    /// a person does after a bad night, against the same server).
+    pub fn heal(&self) {
+        self.healed.store(true, Ordering::SeqCst);
     }
 
     /// The most insert requests that were being answered at once, over all tokens.
@@ -352,7 +361,12 @@ async fn answer_insert(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let f = &s.faults;
+    let calm = Faults::default();
+    let f = if state.healed.load(Ordering::SeqCst) {
+        &calm
+    } else {
+        &s.faults
+    };
     if chance(f.too_many_429) {
         let mut r = error(429, "TOO MANY REQUESTS", "TOO MANY REQUESTS");
         if let Ok(v) = f.retry_after_secs.to_string().parse() {

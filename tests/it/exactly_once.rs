@@ -10,25 +10,7 @@ use crate::support::*;
 
 /// A CSV of `n` valid tickets T-000001…, in the sample's columns.
 fn valid_tickets(work: &Work, name: &str, n: usize) {
-    let sample = csv::Reader::from_path(repo("samples/tickets.csv"))
-        .unwrap()
-        .records()
-        .next()
-        .unwrap()
-        .unwrap();
-    let mut writer = csv::Writer::from_path(work.path(name)).unwrap();
-    let headers = csv::Reader::from_path(repo("samples/tickets.csv"))
-        .unwrap()
-        .headers()
-        .unwrap()
-        .clone();
-    writer.write_record(&headers).unwrap();
-    for i in 1..=n {
-        let mut cells: Vec<String> = sample.iter().map(str::to_string).collect();
-        cells[0] = format!("T-{i:06}");
-        writer.write_record(&cells).unwrap();
-    }
-    writer.flush().unwrap();
+    tickets_csv(work, name, 1..=n);
 }
 
 fn keys_with(results: &[ResultRow], status: &str) -> BTreeSet<String> {

@@ -10,3 +10,4 @@ mod simulator;
 mod snapshots;
 mod sources;
 mod support;
+mod workflows;

@@ -293,3 +293,28 @@ pub fn payloads(work: &Work, input: &str) -> Vec<serde_json::Value> {
         })
         .collect()
 }
+
+/// The ticket number `tickets_csv` gives row `i`.
+pub fn ticket(i: usize) -> String {
+    format!("T-{i:06}")
+}
+
+/// The column of the contact's e-mail (`Correo`) in the sample's layout.
+pub const CORREO: usize = 6;
+
+/// A CSV of valid tickets numbered `range` (T-000001…), in the sample's columns: the
+/// first sample row with its ticket number changed.
+pub fn tickets_csv(work: &Work, name: &str, range: std::ops::RangeInclusive<usize>) {
+    let mut sample = csv::Reader::from_path(repo("samples/tickets.csv")).unwrap();
+    let headers = sample.headers().unwrap().clone();
+    assert_eq!(&headers[CORREO], "Correo");
+    let first = sample.records().next().unwrap().unwrap();
+    let mut writer = csv::Writer::from_path(work.path(name)).unwrap();
+    writer.write_record(&headers).unwrap();
+    for i in range {
+        let mut cells: Vec<String> = first.iter().map(str::to_string).collect();
+        cells[0] = ticket(i);
+        writer.write_record(&cells).unwrap();
+    }
+    writer.flush().unwrap();
+}

@@ -1,0 +1,598 @@
+//! The workflows people follow, with the defaults they use (no `--ledger` unless the test
+//! is about it), each judged by what the CRM stored: every ticket exactly once.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use wolkvox_import::simulator::{Faults, Scenario};
+
+use crate::support::*;
+
+fn json_of(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON summary ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn assert_each_once(sim: &Sim, tickets: impl IntoIterator<Item = usize>) {
+    let stored = sim.stored_per_ticket();
+    let wanted: BTreeMap<String, usize> = tickets.into_iter().map(|i| (ticket(i), 1)).collect();
+    assert_eq!(
+        stored, wanted,
+        "the CRM must hold every ticket exactly once"
+    );
+}
+
+#[test]
+fn a_renamed_nightly_export_creates_only_the_new_tickets() {
+    let sim = Sim::strict();
+    let work = Work::with_sample();
+    tickets_csv(&work, "export-2026-11-30.csv", 1..=60);
+    let night1 = work
+        .import("export-2026-11-30.csv", &sim, "night1")
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(
+        code(&night1),
+        0,
+        "{}",
+        String::from_utf8_lossy(&night1.stderr)
+    );
+    assert_eq!(json_of(&night1)["ledger_created"], true);
+
+    // The next night's export has a new name and carries half of last night's tickets.
+    tickets_csv(&work, "export-2026-12-01.csv", 31..=90);
+    let night2 = work
+        .import("export-2026-12-01.csv", &sim, "night2")
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(code(&night2), 0);
+    let summary = json_of(&night2);
+    assert_eq!(summary["ledger_created"], false);
+    assert_eq!(
+        (summary["created"].as_u64(), summary["skipped"].as_u64()),
+        (Some(30), Some(30))
+    );
+    assert_eq!(summary["ledger"], json_of(&night1)["ledger"]);
+    assert_each_once(&sim, 1..=90);
+}
+
+#[test]
+fn the_errors_file_loop_creates_each_fixed_ticket_once() {
+    let sim = Sim::strict();
+    let work = Work::with_sample();
+    tickets_csv(&work, "tickets-40.csv", 1..=40);
+    let original = work.read("tickets-40.csv");
+    let broken = break_emails(&original, &[5, 17, 33]);
+    work.write("tickets-40.csv", &broken);
+    let first = work
+        .import("tickets-40.csv", &sim, "first")
+        .output()
+        .unwrap();
+    assert_eq!(code(&first), 2);
+    assert_eq!(sim.cases().len(), 37);
+
+    // As the hint says: fix the rows in the errors file and run it with the same mapping.
+    let errors = work.read("first.errors.csv");
+    assert!(errors.contains("ana@"), "{errors}");
+    work.write(
+        "fixed.csv",
+        &errors
+            .replace("ana@\"", "ana@x.co\"")
+            .replace("ana@,", "ana@x.co,"),
+    );
+    let fixed = work.import("fixed.csv", &sim, "fixed").output().unwrap();
+    assert_eq!(
+        code(&fixed),
+        0,
+        "{}",
+        String::from_utf8_lossy(&fixed.stderr)
+    );
+    assert_eq!(count(&work.results("fixed"), "created"), 3);
+
+    // Later someone fixes the original too and runs it again: nothing is created twice.
+    work.write("tickets-40.csv", &original);
+    let again = work
+        .import("tickets-40.csv", &sim, "again")
+        .output()
+        .unwrap();
+    assert_eq!(code(&again), 0);
+    assert_eq!(count(&work.results("again"), "skipped"), 40);
+    assert_each_once(&sim, 1..=40);
+}
+
+/// The CSV with the e-mail of the given tickets made invalid (`ana@`).
+fn break_emails(csv_text: &str, tickets: &[usize]) -> String {
+    let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(reader.headers().unwrap()).unwrap();
+    for record in reader.records() {
+        let mut cells: Vec<String> = record.unwrap().iter().map(str::to_string).collect();
+        if tickets.iter().any(|t| cells[0] == ticket(*t)) {
+            cells[CORREO] = "ana@".into();
+        }
+        writer.write_record(&cells).unwrap();
+    }
+    String::from_utf8(writer.into_inner().unwrap()).unwrap()
+}
+
+#[test]
+fn a_second_run_into_the_same_target_is_refused_whatever_file_or_ledger_it_names() {
+    let sim = Sim::strict();
+    let work = Work::with_sample();
+    tickets_csv(&work, "monday.csv", 1..=300);
+    let mut first = work
+        .import("monday.csv", &sim, "first")
+        .args(["--rate", "50"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(20), || !sim
+        .cases()
+        .is_empty()));
+    tickets_csv(&work, "tuesday.csv", 1..=300);
+    let another_file = work.import("tuesday.csv", &sim, "second").output().unwrap();
+    let another_ledger = work
+        .import("tuesday.csv", &sim, "third")
+        .args(["--ledger", "elsewhere.sqlite"])
+        .output()
+        .unwrap();
+    first.kill().unwrap();
+    first.wait().unwrap();
+    for out in [&another_file, &another_ledger] {
+        assert_eq!(code(out), 1);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("in use by another run"), "{stderr}");
+        assert!(stderr.contains("wait for it to finish"), "{stderr}");
+        assert!(
+            !stderr.contains("another file"),
+            "never advise another ledger: {stderr}"
+        );
+    }
+    // The killed run is picked up by the next one: still no duplicate.
+    let rest = work.import("tuesday.csv", &sim, "rest").output().unwrap();
+    assert!(
+        [0, 2].contains(&code(&rest)),
+        "{}",
+        String::from_utf8_lossy(&rest.stderr)
+    );
+    let stored = sim.stored_per_ticket();
+    assert!(stored.values().all(|n| *n == 1), "a duplicate: {stored:?}");
+}
+
+#[test]
+fn a_mapping_without_a_key_is_refused_before_anything_is_sent() {
+    let sim = Sim::strict();
+    let work = Work::with_sample();
+    let mapping = work.read("tickets.yaml");
+    work.write("tickets.yaml", &mapping.replace("key: [Ticket]", ""));
+    let out = work.import("tickets.csv", &sim, "nokey").output().unwrap();
+    assert_eq!(code(&out), 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("has no `key:`"), "{stderr}");
+    assert!(
+        stderr.contains("add `key: [Ticket]`"),
+        "names the column: {stderr}"
+    );
+    assert!(stderr.contains("key: payload"), "{stderr}");
+    assert!(
+        sim.state().calls_per_token().is_empty(),
+        "not even the preflight call"
+    );
+    assert!(sim.cases().is_empty());
+
+    let validate = work
+        .bin()
+        .args(["validate", "tickets.csv", "--mapping", "tickets.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&validate), 2, "the sample's bad rows");
+    assert!(String::from_utf8_lossy(&validate.stderr).contains("import will refuse this mapping"));
+
+    // `key: payload` is the explicit choice of a payload hash.
+    work.write(
+        "tickets.yaml",
+        &mapping.replace("key: [Ticket]", "key: payload"),
+    );
+    let out = work
+        .import("tickets.csv", &sim, "payload")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2);
+    // The sample's one repeated ticket number has other content: with a payload hash it is
+    // a ticket of its own (what "any change makes a new ticket" means).
+    assert_eq!(sim.cases().len(), 233);
+}
+
+#[test]
+fn init_mapping_finds_the_key_and_the_contact_in_real_export_headers() {
+    let work = Work::new();
+    // (ticket-number header, contact header): each a style real exports use.
+    let styles = [
+        ("Nro Ticket", "Correo del cliente"),
+        ("No. Ticket", "E-mail"),
+        ("N° Radicado", "Correo electrónico del cliente"),
+        ("Número de caso", "Email cliente"),
+        ("ID Ticket", "Contact email"),
+        ("Consecutivo", "Correo"),
+        ("Ticket #", "Datos de contacto"),
+    ];
+    for (i, (key, contact)) in styles.iter().enumerate() {
+        let name = format!("export-{i}.csv");
+        // The agent's e-mail is never the contact; `Datos de contacto` is found by its values.
+        work.write(
+            &name,
+            &format!(
+                "{key},Asunto,Correo del asesor,{contact},Estado\n\
+                 A-1,No llega la factura,asesor1@empresa.co,ana@cliente.co,Abierto\n\
+                 A-2,Cambio de plan,asesor2@empresa.co,luis@cliente.co,Cerrado\n"
+            ),
+        );
+        let out = work.bin().args(["init-mapping", &name]).output().unwrap();
+        assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+        let yaml = String::from_utf8(out.stdout).unwrap();
+        let mapping: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
+        assert_eq!(mapping["key"], serde_json::json!([key]), "{key}:\n{yaml}");
+        let chosen = &mapping["fields"]["contact"];
+        let chosen = chosen.get("column").unwrap_or(chosen);
+        assert_eq!(chosen, contact, "{contact}:\n{yaml}");
+    }
+}
+
+#[test]
+fn resolve_then_a_rerun_sends_only_the_rows_marked_missing() {
+    let sim = Sim::start(Scenario {
+        tokens: vec![TOKEN.into()],
+        faults: Faults {
+            error_500_before_store: 0.1,
+            error_500_after_store: 0.1,
+            ..Faults::default()
+        },
+        ..Scenario::default()
+    });
+    let work = Work::with_sample();
+    tickets_csv(&work, "tickets-80.csv", 1..=80);
+    let first = work
+        .bin()
+        .env("WOLKVOX_TOKEN", TOKEN)
+        .args([
+            "import",
+            "tickets-80.csv",
+            "--mapping",
+            "tickets.yaml",
+            "--server",
+        ])
+        .arg(sim.url())
+        .args(["--rate", "0", "--max-retries", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        code(&first),
+        2,
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let uncertain = count(
+        &read_results(&work.path("tickets-80.results.csv")),
+        "uncertain",
+    );
+    assert!(uncertain > 0, "the faults made no uncertain row");
+
+    // Follow the hint literally: it names the resolve command with this import's target.
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    let hint = stderr
+        .split("`wolkvox-import resolve ")
+        .nth(1)
+        .and_then(|rest| rest.split(" --list").next())
+        .unwrap_or_else(|| panic!("no resolve hint: {stderr}"));
+    let target: Vec<&str> = hint.split_whitespace().collect();
+    let list = work
+        .bin()
+        .arg("resolve")
+        .args(&target)
+        .arg("--list")
+        .output()
+        .unwrap();
+    assert_eq!(code(&list), 0, "{}", String::from_utf8_lossy(&list.stderr));
+
+    // The person looks each key up in the CRM and writes what they found.
+    let stored: BTreeMap<String, String> = sim
+        .cases()
+        .iter()
+        .map(|c| (ticket_of(c), c.id.clone()))
+        .collect();
+    let mut reader = csv::Reader::from_reader(list.stdout.as_slice());
+    let mut filled = csv::Writer::from_path(work.path("uncertain.csv")).unwrap();
+    filled.write_record(reader.headers().unwrap()).unwrap();
+    let mut missing = 0;
+    for record in reader.records() {
+        let mut cells: Vec<String> = record.unwrap().iter().map(str::to_string).collect();
+        match stored.get(&cells[0]) {
+            Some(id) => {
+                cells[1] = "created".into();
+                cells[2] = id.clone();
+            }
+            None => {
+                cells[1] = "missing".into();
+                missing += 1;
+            }
+        }
+        filled.write_record(&cells).unwrap();
+    }
+    filled.flush().unwrap();
+    let recorded = work
+        .bin()
+        .arg("resolve")
+        .args(&target)
+        .args(["--file", "uncertain.csv"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        code(&recorded),
+        0,
+        "{}",
+        String::from_utf8_lossy(&recorded.stderr)
+    );
+
+    sim.state().heal();
+    let again = work
+        .bin()
+        .env("WOLKVOX_TOKEN", TOKEN)
+        .args([
+            "import",
+            "tickets-80.csv",
+            "--mapping",
+            "tickets.yaml",
+            "--server",
+        ])
+        .arg(sim.url())
+        .args(["--rate", "0", "--json"])
+        .output()
+        .unwrap();
+    let summary = json_of(&again);
+    assert_eq!(summary["uncertain"], 0, "{summary}");
+    assert_eq!(
+        summary["created"], missing,
+        "only the missing ones are sent: {summary}"
+    );
+    assert_each_once(&sim, 1..=80);
+    // The case ids found by hand are the ones the results carry now.
+    let results = read_results(&work.path(summary["report"].as_str().unwrap()));
+    for row in results.iter().filter(|r| r.status == "skipped") {
+        assert_eq!(Some(&row.case_id), stored.get(&row.key), "{row:?}");
+    }
+}
+
+#[test]
+fn a_finding_that_could_duplicate_is_refused_and_nothing_is_recorded() {
+    let sim = Sim::strict();
+    let work = Work::with_sample();
+    tickets_csv(&work, "few.csv", 1..=3);
+    assert_eq!(
+        code(&work.import("few.csv", &sim, "one").output().unwrap()),
+        0
+    );
+    let out = work
+        .bin()
+        .args([
+            "resolve",
+            "--server",
+            &sim.url(),
+            "--mapping",
+            "tickets.yaml",
+        ])
+        .args(["--missing", &ticket(2)])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not marked missing"), "{stderr}");
+    let again = work.import("few.csv", &sim, "two").output().unwrap();
+    assert_eq!(code(&again), 0);
+    assert_eq!(count(&work.results("two"), "skipped"), 3);
+    assert_each_once(&sim, 1..=3);
+}
+
+#[test]
+fn a_ledger_of_release_0_1_0_beside_the_input_is_merged_and_its_tickets_skipped() {
+    let sim = Sim::strict();
+    let work = Work::new();
+    for file in ["tickets.csv", "tickets.yaml"] {
+        work.copy(&format!("tests/fixtures/ledger-0.1.0/{file}"), file);
+    }
+    // Where 0.1.0 kept it: beside the input, as <input>.ledger.sqlite, for this server.
+    let legacy = work.path("tickets.ledger.sqlite");
+    std::fs::copy(repo("tests/fixtures/ledger-0.1.0/ledger.sqlite"), &legacy).unwrap();
+    let address = sim.url().trim_start_matches("http://").to_string();
+    rusqlite::Connection::open(&legacy)
+        .unwrap()
+        .execute(
+            "UPDATE meta SET value = ?1 WHERE name = 'target'",
+            [format!("{address}|modulotest01")],
+        )
+        .unwrap();
+
+    let out = work
+        .import("tickets.csv", &sim, "upgraded")
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "its uncertain rows stay uncertain");
+    let summary = json_of(&out);
+    assert!(
+        summary["warnings"].to_string().contains("moved the ledger"),
+        "{summary}"
+    );
+    assert_eq!(summary["ledger_created"], false, "{summary}");
+    let results = work.results("upgraded");
+    assert_eq!(count(&results, "skipped"), 24);
+    assert_eq!(count(&results, "uncertain"), 3);
+    assert!(
+        sim.cases().is_empty(),
+        "nothing the old ledger knows is sent again"
+    );
+    assert!(!legacy.exists() && work.path("tickets.ledger.sqlite.migrated").exists());
+
+    // Its history is the target's history now.
+    let runs = work
+        .bin()
+        .args(["runs", "--server", &sim.url(), "--mapping", "tickets.yaml"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&runs.stdout);
+    assert!(text.contains("{\"created\":14}"), "run 1 of 0.1.0: {text}");
+    assert!(text.contains("\"uncertain\":3"), "run 2 of 0.1.0: {text}");
+    let run_lines = text
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .next()
+                .is_some_and(|w| w.parse::<u32>().is_ok())
+        })
+        .count();
+    assert_eq!(run_lines, 3, "the two runs of 0.1.0 and this one: {text}");
+    let shown = work
+        .bin()
+        .args([
+            "runs",
+            "--server",
+            &sim.url(),
+            "--mapping",
+            "tickets.yaml",
+            "--show",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("first.csv"));
+}
+
+#[test]
+fn an_explicit_ledger_from_release_0_1_0_opens_and_keeps_its_history() {
+    let sim = Sim::strict();
+    let work = Work::new();
+    for file in ["tickets.csv", "tickets.yaml"] {
+        work.copy(&format!("tests/fixtures/ledger-0.1.0/{file}"), file);
+    }
+    let path = work.path("kept.sqlite");
+    std::fs::copy(repo("tests/fixtures/ledger-0.1.0/ledger.sqlite"), &path).unwrap();
+    let address = sim.url().trim_start_matches("http://").to_string();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute(
+            "UPDATE meta SET value = ?1 WHERE name = 'target'",
+            [format!("{address}|modulotest01")],
+        )
+        .unwrap();
+    let out = work
+        .import("tickets.csv", &sim, "kept")
+        .args(["--ledger", "kept.sqlite"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2);
+    assert_eq!(count(&work.results("kept"), "skipped"), 24);
+    assert!(sim.cases().is_empty());
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert!(version >= 1, "the ledger was upgraded in place");
+    let runs: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(runs, 3, "the two runs of 0.1.0 and this one");
+}
+
+#[test]
+fn expect_ledger_refuses_to_start_from_nothing() {
+    let sim = Sim::strict();
+    let work = Work::with_sample();
+    for out in [
+        work.import("tickets.csv", &sim, "a")
+            .arg("--expect-ledger")
+            .output()
+            .unwrap(),
+        work.import("tickets.csv", &sim, "b")
+            .env("WOLKVOX_EXPECT_LEDGER", "true")
+            .output()
+            .unwrap(),
+    ] {
+        assert_eq!(code(&out), 1);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("no ledger for") && stderr.contains("mounted"),
+            "{stderr}"
+        );
+    }
+    assert!(sim.state().calls_per_token().is_empty() && sim.cases().is_empty());
+    assert_eq!(
+        code(&work.import("tickets.csv", &sim, "c").output().unwrap()),
+        2
+    );
+    let out = work
+        .import("tickets.csv", &sim, "d")
+        .arg("--expect-ledger")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2);
+    assert_eq!(count(&work.results("d"), "skipped"), 232);
+}
+
+#[test]
+fn an_explicit_ledger_beside_the_targets_own_is_a_warning_naming_it() {
+    let sim = Sim::strict();
+    let work = Work::with_sample();
+    assert_eq!(
+        code(&work.import("tickets.csv", &sim, "a").output().unwrap()),
+        2
+    );
+    let out = work
+        .import("tickets.csv", &sim, "b")
+        .args(["--ledger", "other.sqlite", "--json"])
+        .output()
+        .unwrap();
+    let summary = json_of(&out);
+    let warnings = summary["warnings"].to_string();
+    let own = work.ledger();
+    assert!(warnings.contains(&*own.display().to_string()), "{warnings}");
+    assert!(warnings.contains("would be created again"), "{warnings}");
+    assert_eq!(summary["ledger_created"], true);
+}
+
+#[test]
+fn simulate_runs_share_the_simulators_ledger_also_when_given_one() {
+    let work = Work::with_sample();
+    let simulate = |extra: &[&str]| {
+        let out = work
+            .bin()
+            .args([
+                "import",
+                "tickets.csv",
+                "--mapping",
+                "tickets.yaml",
+                "--simulate",
+            ])
+            .args(["--rate", "0", "--json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+        json_of(&out)
+    };
+    assert_eq!(simulate(&[])["created"], 232);
+    let second = simulate(&[]);
+    assert_eq!(
+        (second["created"].as_u64(), second["skipped"].as_u64()),
+        (Some(0), Some(232))
+    );
+    assert_eq!(simulate(&["--ledger", "rehearsal.sqlite"])["created"], 232);
+    assert_eq!(simulate(&["--ledger", "rehearsal.sqlite"])["skipped"], 232);
+}
