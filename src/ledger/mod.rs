@@ -452,6 +452,27 @@ impl Ledger {
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
     }
 
+    /// The mapping's `key:` that the created tickets were recorded under, if known.
+    pub fn key_definition(&self) -> Result<Option<String>, LedgerError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE name = 'key'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.sql(e))
+    }
+
+    pub fn set_key_definition(&self, key: &str) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta(name, value) VALUES ('key', ?1)
+                 ON CONFLICT(name) DO UPDATE SET value = ?1",
+                params![key],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
     pub fn target(&self) -> Result<Option<String>, LedgerError> {
         self.conn
             .query_row("SELECT value FROM meta WHERE name = 'target'", [], |r| {

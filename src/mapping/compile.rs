@@ -80,6 +80,8 @@ pub struct CompiledMapping {
     /// The mapping says nothing about keys: `import` refuses it (a payload hash is only
     /// used when asked for with `key: payload`).
     key_missing: bool,
+    /// The `key:` as written, so the ledger can tell when it changes between runs.
+    key_definition: String,
     pub on_duplicate_key: DuplicatePolicy,
     /// Source columns that nothing maps: a renamed column must never vanish silently.
     pub unused_columns: Vec<String>,
@@ -228,11 +230,21 @@ impl CompiledMapping {
             form,
             key,
             key_missing: spec.key.is_none(),
+            key_definition: match &spec.key {
+                None => "payload".into(),
+                Some(KeySpec::Columns(names)) => format!("[{}]", names.join(", ")),
+                Some(KeySpec::Template(template)) => template.trim().to_string(),
+            },
             on_duplicate_key: spec.on_duplicate_key,
             unused_columns,
             headers: headers.to_vec(),
             feedback_column: headers.iter().position(|h| h == "_row"),
         })
+    }
+
+    /// The `key:` as written (`[Ticket]`, `{Sistema}-{Ticket}`, `payload`).
+    pub fn key_definition(&self) -> &str {
+        &self.key_definition
     }
 
     /// Whether the mapping has no `key:` at all (not even `key: payload`).

@@ -596,3 +596,27 @@ fn simulate_runs_share_the_simulators_ledger_also_when_given_one() {
     assert_eq!(simulate(&["--ledger", "rehearsal.sqlite"])["created"], 232);
     assert_eq!(simulate(&["--ledger", "rehearsal.sqlite"])["skipped"], 232);
 }
+
+#[test]
+fn a_changed_key_is_refused_once_tickets_were_created_under_the_old_one() {
+    let sim = Sim::strict();
+    let work = Work::with_sample();
+    tickets_csv(&work, "few.csv", 1..=5);
+    assert_eq!(
+        code(&work.import("few.csv", &sim, "one").output().unwrap()),
+        0
+    );
+    let mapping = work.read("tickets.yaml");
+    work.write(
+        "tickets.yaml",
+        &mapping.replace("key: [Ticket]", "key: [Ticket, Ciudad]"),
+    );
+    let out = work.import("few.csv", &sim, "two").output().unwrap();
+    assert_eq!(code(&out), 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("key changed from `key: [Ticket]` to `key: [Ticket, Ciudad]`"),
+        "{stderr}"
+    );
+    assert_each_once(&sim, 1..=5);
+}
