@@ -42,6 +42,12 @@ pub struct Cli {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Durability {
+    Full,
+    Fast,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Human,
     Json,
@@ -241,6 +247,13 @@ pub struct ImportArgs {
 
     #[command(flatten)]
     pub ledger: LedgerArgs,
+
+    /// When a row's `sending` mark must be on disk: `full` syncs it before the request
+    /// leaves, so not even a power cut can make a re-run send a ticket twice; `fast` leaves
+    /// the writing to the OS (safe when the importer dies, not when the machine does).
+    /// Default: full, or fast with --simulate.
+    #[arg(long, value_enum, env = "WOLKVOX_DURABILITY")]
+    pub durability: Option<Durability>,
 
     /// Send again every row an earlier run left uncertain, without asking anyone: those the
     /// CRM already has are duplicated. To send only the missing ones, record what you found

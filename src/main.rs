@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     match wolkvox_import::run(cli) {
         Ok(verdict) => verdict.into(),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", wolkvox_import::commands::error_text(&e));
             ExitCode::from(exit::NOTHING_DONE)
         }
     }

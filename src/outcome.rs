@@ -130,3 +130,12 @@ impl Tally {
             .sum()
     }
 }
+
+/// How a run used one token, for the summary (by fingerprint, never the token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenUse {
+    pub fingerprint: String,
+    pub calls: u64,
+    /// `ok`, `rejected` or `quota`.
+    pub state: &'static str,
+}

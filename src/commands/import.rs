@@ -14,10 +14,10 @@ use anyhow::Context;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::cli::ImportArgs;
+use crate::cli::{Durability, ImportArgs};
 use crate::exit::Verdict;
 use crate::ledger::location::Wanted;
-use crate::ledger::{self, Ledger, Prior};
+use crate::ledger::{self, Ledger, LedgerError, Prior};
 use crate::mapping::Payload;
 use crate::outcome::{Outcome, Status};
 use crate::report::{self, Progress, Reporter, Summary, Ui};
@@ -28,7 +28,7 @@ use crate::simulator::{Running, Scenario};
 use crate::source::Cells;
 
 use super::input::{self, Checked};
-use super::tokens::{SlotState, TokenPool};
+use crate::sender::pool::{SlotState, TokenPool};
 
 /// A row on its way to the CRM.
 struct Outgoing {
@@ -41,6 +41,28 @@ struct Outgoing {
 /// not take the slot, so several may pass before one is sent); bounded so that signals
 /// and answers are still looked at.
 const REFILL_AT_ONCE: usize = 64;
+
+/// A sync of the ledger's WAL in progress: the commit count it covers, and its task.
+type Syncing = (u64, tokio::task::JoinHandle<Result<(), LedgerError>>);
+
+/// The end of the sync in progress; never, when there is none.
+async fn wait_for(
+    syncing: &mut Option<Syncing>,
+) -> (u64, Result<Result<(), LedgerError>, tokio::task::JoinError>) {
+    match syncing {
+        Some((covers, task)) => {
+            let synced = task.await;
+            let covers = *covers;
+            *syncing = None;
+            (covers, synced)
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Most rows marked `sending` ahead of a free slot, waiting for their sync: the bound,
+/// with the rows in flight, on what a power cut can leave uncertain.
+const MAX_AHEAD: usize = 64;
 
 /// How often the results and errors files are flushed during a run.
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
@@ -205,6 +227,12 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
     let interrupted = Arc::new(AtomicBool::new(false));
     let signals = tokio::spawn(watch_signals(stop_tx.clone(), interrupted.clone()));
 
+    let fast = args.durability.unwrap_or(if args.simulate {
+        Durability::Fast
+    } else {
+        Durability::Full
+    }) == Durability::Fast;
+    let syncer = if fast { None } else { Some(ledger.syncer()?) };
     let mut run = Coordinator {
         args,
         ledger: &ledger,
@@ -217,71 +245,101 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
         progress: Progress::new(ui.quiet, opened.source.read_bytes.clone()),
         pool: &mut pool,
         requeued: VecDeque::new(),
+        ready: VecDeque::new(),
+        durable: 0,
+        ahead: 0,
+        answers_in_sync: 0,
+        answers_per_sync: 0.0,
         answered: Vec::new(),
         flushed: Instant::now(),
         nothing_prior,
+        broken: None,
+        report_broken: false,
+        departed: 0,
     };
     if let Some(answer) = early_stop {
         run.out_of_tokens(&answer);
     }
     let mut in_flight: JoinSet<(usize, Outgoing, Delivery)> = JoinSet::new();
+    let mut syncing: Option<Syncing> = None;
     let mut reader_done = false;
     loop {
-        // Rows given back by a dropped token go first, to another token.
+        if syncer.is_none() {
+            run.durable = run.ledger.committed();
+        }
+        // Rows given back by a dropped token go first, to another token; then the rows
+        // whose `sending` mark is on disk, in file order.
         while let Some(slot) = run.next_slot() {
-            let Some(outgoing) = run.requeued.pop_front() else {
-                break;
+            let outgoing = match run.requeued.pop_front() {
+                Some(outgoing) => outgoing,
+                None if run
+                    .ready
+                    .front()
+                    .is_some_and(|(seq, _)| *seq <= run.durable) =>
+                {
+                    match run.ready.pop_front() {
+                        Some((_, outgoing)) => outgoing,
+                        None => break,
+                    }
+                }
+                None => break,
             };
             spawn(&mut in_flight, &sender, &stop_rx, &mut run, slot, outgoing);
         }
         if run.stop.is_some() {
-            run.flush_requeued()?;
+            run.flush_unsent();
         }
-        if reader_done && in_flight.is_empty() && run.requeued.is_empty() {
+        if reader_done && in_flight.is_empty() && run.requeued.is_empty() && run.ready.is_empty() {
             break;
         }
         if run.stop.is_none() && !run.pool.usable() {
             run.out_of_tokens("");
             continue;
         }
+        // One sync at a time; it covers every commit made before it starts.
+        if let Some(syncer) = &syncer
+            && syncing.is_none()
+            && run.ready.front().is_some_and(|(seq, _)| *seq > run.durable)
+        {
+            let covers = run.ledger.committed();
+            let syncer = syncer.clone();
+            run.answers_in_sync = 0;
+            syncing = Some((covers, tokio::task::spawn_blocking(move || syncer.sync())));
+        }
         // Nothing recorded waits in memory while the run waits.
-        run.settle()?;
-        let can_take = run.stop.is_some() || run.next_slot().is_some();
+        run.settle();
+        let can_take = run.stop.is_some() || run.wants_rows();
         tokio::select! {
             biased;
+            (covers, synced) = wait_for(&mut syncing) => {
+                match synced {
+                    Ok(Ok(())) => run.synced(covers),
+                    Ok(Err(e)) => run.break_down(e.into()),
+                    Err(e) => run.break_down(anyhow::anyhow!("the ledger sync failed: {e}")),
+                }
+            }
             Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
                 match joined {
-                    Ok((slot, outgoing, delivery)) => run.delivered(slot, outgoing, delivery)?,
+                    Ok((slot, outgoing, delivery)) => run.delivered(slot, outgoing, delivery),
                     Err(e) => anyhow::bail!("a send task failed: {e}"),
                 }
-                // Refill the freed slot at once when a row is ready: its `sending` mark
-                // then commits together with the answer just recorded.
+                // Take the rows that are ready at once: their marks then commit (and sync)
+                // together, and the freed slot is refilled without a wait.
                 for _ in 0..REFILL_AT_ONCE {
-                    if reader_done || !run.requeued.is_empty() || run.stop.is_some() {
+                    if reader_done || !run.requeued.is_empty() || !run.wants_rows() {
                         break;
                     }
-                    let Some(slot) = run.next_slot() else { break };
                     match rows.try_next() {
                         std::task::Poll::Pending => break,
                         std::task::Poll::Ready(None) => reader_done = true,
-                        std::task::Poll::Ready(Some(checked)) => {
-                            if let Some(outgoing) = run.admit(checked)? {
-                                spawn(&mut in_flight, &sender, &stop_rx, &mut run, slot, outgoing);
-                            }
-                        }
+                        std::task::Poll::Ready(Some(checked)) => run.admit(checked),
                     }
                 }
             }
             item = rows.next(), if !reader_done && can_take && run.requeued.is_empty() => {
                 match item {
                     None => reader_done = true,
-                    Some(checked) => {
-                        if let Some(outgoing) = run.admit(checked)?
-                            && let Some(slot) = run.next_slot()
-                        {
-                            spawn(&mut in_flight, &sender, &stop_rx, &mut run, slot, outgoing);
-                        }
-                    }
+                    Some(checked) => run.admit(checked),
                 }
             }
         }
@@ -289,14 +347,21 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
             run.stop = Some((Verdict::Interrupted, "interrupted (Ctrl-C)".into()));
         }
     }
-    run.settle()?;
-    run.reporter.flush()?;
+    if let Some((_, task)) = syncing.take() {
+        let _ = task.await;
+    }
+    run.settle();
+    if let Err(e) = run.reporter.flush() {
+        run.break_down(e.into());
+    }
+    let broken = run.broken.take();
     let token_uses = run.pool.uses();
     run.progress.finish();
     signals.abort();
     rows.join()?;
 
     let stop = run.stop.clone();
+    let sent = run.departed;
     let tally = reporter.tally().clone();
     let verdict = match &stop {
         Some((verdict, _)) => *verdict,
@@ -309,8 +374,19 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
         .into_iter()
         .map(|s| (s.as_str(), tally.get(s)))
         .collect();
-    ledger.finish_run(&counts, verdict.code())?;
+    if broken.is_none() {
+        ledger.finish_run(&counts, verdict.code())?;
+        // The last answers on disk too: a power cut after the exit loses nothing.
+        if let Some(syncer) = &syncer {
+            syncer.sync()?;
+        }
+    }
     drop(simulator);
+    if let Some(error) = &broken
+        && sent == 0
+    {
+        anyhow::bail!("{}", super::error_text(error));
+    }
 
     let input_name = args.input.input.display().to_string();
     let ledger_name = ledger_path.display().to_string();
@@ -350,6 +426,7 @@ fn spawn(
     outgoing: Outgoing,
 ) {
     run.pool.start(slot);
+    run.departed += 1;
     let token = run.pool.token(slot);
     let sender = sender.clone();
     let mut stop = stop_rx.clone();
@@ -364,6 +441,27 @@ struct Coordinator<'a> {
     pool: &'a mut TokenPool,
     /// Rows whose token was dropped mid-run: nothing was stored, another token sends them.
     requeued: VecDeque<Outgoing>,
+    /// Rows marked `sending`, each with the commit of its mark: it may leave once a sync
+    /// covering that commit has finished (`durable`).
+    ready: VecDeque<(u64, Outgoing)>,
+    /// Commits known to be on disk.
+    durable: u64,
+    /// Rows that may wait marked beyond the free slots: none while the CRM answers fewer
+    /// rows than the disk syncs (a kill then leaves only the rows in flight uncertain);
+    /// twice the answers of a sync when it answers faster, so it never waits for the
+    /// disk; at most `MAX_AHEAD`.
+    ahead: usize,
+    /// Answers during the sync in progress, and their running average over syncs.
+    answers_in_sync: usize,
+    answers_per_sync: f64,
+    /// The ledger or a results file could not be written: nothing more is sent or
+    /// recorded, and the run ends with exit 3 (1 if nothing had been sent).
+    broken: Option<anyhow::Error>,
+    /// The results or errors file could not be written: no more lines are tried.
+    report_broken: bool,
+    /// Requests that left (or were handed to the sender): after the first, a failure
+    /// ends the run with exit 3, not 1.
+    departed: u64,
     /// Answers recorded in the ledger's open transaction, whose results lines wait for
     /// its commit (see `settle`).
     answered: Vec<(Outcome, Cells)>,
@@ -383,25 +481,72 @@ struct Coordinator<'a> {
 }
 
 impl Coordinator<'_> {
-    fn record(&mut self, outcome: Outcome, cells: &Cells) -> anyhow::Result<()> {
-        self.reporter.record(&outcome, cells, self.headers)?;
-        Ok(())
+    fn record(&mut self, outcome: Outcome, cells: &Cells) {
+        if self.report_broken {
+            return;
+        }
+        if let Err(e) = self.reporter.record(&outcome, cells, self.headers) {
+            self.report_broken = true;
+            self.break_down(e.into());
+        }
+    }
+
+    /// Stop at once after a failed write: no request leaves without its durable mark,
+    /// and nothing claims more than was recorded. Said once, naming the file.
+    fn break_down(&mut self, error: anyhow::Error) {
+        if self.broken.is_some() {
+            return;
+        }
+        let reason = format!(
+            "{}; stopped sending at once (rows in flight are left uncertain): make room \
+             or fix the file, then run the same command again, it continues where this run \
+             stopped",
+            super::error_text(&error)
+        );
+        self.broken = Some(error);
+        self.halt(Verdict::Aborted, reason);
     }
 
     /// Commit the ledger, then write the results lines of what it now holds: after a
     /// kill -9 the results file never says more than the ledger. The files are flushed a
     /// few times a second (and at the end), not once a row: the ledger is what a re-run
     /// trusts, and a write per row was a tenth of the importer's own cost.
-    fn settle(&mut self) -> anyhow::Result<()> {
-        self.ledger.commit()?;
+    fn settle(&mut self) {
+        if self.broken.is_none()
+            && let Err(e) = self.ledger.commit()
+        {
+            self.answered_lost();
+            self.break_down(e.into());
+        }
         for (outcome, cells) in std::mem::take(&mut self.answered) {
-            self.record(outcome, &cells)?;
+            self.record(outcome, &cells);
         }
         if self.flushed.elapsed() >= FLUSH_EVERY {
-            self.reporter.flush()?;
+            if !self.report_broken
+                && let Err(e) = self.reporter.flush()
+            {
+                self.report_broken = true;
+                self.break_down(e.into());
+            }
             self.flushed = Instant::now();
         }
-        Ok(())
+    }
+
+    /// A sync covering the first `covers` commits finished.
+    fn synced(&mut self, covers: u64) {
+        self.durable = self.durable.max(covers);
+        self.answers_per_sync = 0.8 * self.answers_per_sync + 0.2 * self.answers_in_sync as f64;
+        self.ahead = if self.answers_per_sync < 1.0 {
+            0
+        } else {
+            ((2.0 * self.answers_per_sync).ceil() as usize).min(MAX_AHEAD)
+        };
+    }
+
+    /// Whether to take another row from the reader: room in a slot, or in the rows that
+    /// may wait for their sync.
+    fn wants_rows(&self) -> bool {
+        self.stop.is_none() && self.ready.len() < self.pool.free_slots() + self.ahead
     }
 
     /// Send nothing more. An abort also cuts short the retries of rows in flight; a
@@ -460,31 +605,51 @@ impl Coordinator<'_> {
         }
     }
 
-    /// Once stopped, rows waiting for another token are pending.
-    fn flush_requeued(&mut self) -> anyhow::Result<()> {
+    /// Once stopped, rows not sent (waiting for another token, or for their sync) are
+    /// pending: their marks say so, and a re-run sends them.
+    fn flush_unsent(&mut self) {
         let reason = self
             .stop
             .as_ref()
             .map(|(_, r)| r.clone())
             .unwrap_or_default();
-        while let Some(outgoing) = self.requeued.pop_front() {
-            self.ledger.record(
-                &outgoing.payload.key,
-                Status::Pending,
-                None,
-                None,
-                0,
-                "not sent",
-            )?;
+        let unsent: Vec<Outgoing> = self
+            .requeued
+            .drain(..)
+            .chain(self.ready.drain(..).map(|(_, o)| o))
+            .collect();
+        for outgoing in unsent {
+            if self.broken.is_none()
+                && let Err(e) = self.ledger.record(
+                    &outgoing.payload.key,
+                    Status::Pending,
+                    None,
+                    None,
+                    0,
+                    "not sent",
+                )
+            {
+                self.break_down(e.into());
+            }
+            // Marked `sending` but never sent: with the ledger broken, that mark stays, and
+            // the next run lists the row as uncertain although it never left.
+            let message = if self.broken.is_some() {
+                format!(
+                    "not sent ({reason}); the ledger could not record that, so the next run \
+                     lists it as uncertain: it never left, `resolve --missing` it"
+                )
+            } else {
+                format!("not sent: {reason}")
+            };
             let outcome = Outcome::new(outgoing.row, outgoing.payload.key, Status::Pending)
-                .with_message(format!("not sent: {reason}"));
+                .with_message(message);
             self.answered.push((outcome, outgoing.cells));
         }
-        Ok(())
     }
 
-    /// Decide what to do with a checked row: record it now, or hand it to the sender.
-    fn admit(&mut self, checked: Checked) -> anyhow::Result<Option<Outgoing>> {
+    /// Decide what to do with a checked row: record it now, or mark it `sending` and
+    /// queue it until that mark is on disk.
+    fn admit(&mut self, checked: Checked) {
         let (row, cells, payload) = match checked {
             Checked::Invalid {
                 row,
@@ -495,8 +660,8 @@ impl Coordinator<'_> {
                 self.record(
                     Outcome::new(row, key, Status::Invalid).with_message(message),
                     &cells,
-                )?;
-                return Ok(None);
+                );
+                return;
             }
             Checked::Ready {
                 row,
@@ -504,18 +669,21 @@ impl Coordinator<'_> {
                 payload,
             } => (row, cells, payload),
         };
-        let prior = if self.nothing_prior {
-            None
-        } else {
-            self.ledger.prior(&payload.key)?
+        let prior = match (self.nothing_prior, &self.broken) {
+            (true, _) | (_, Some(_)) => Ok(None),
+            (false, None) => self.ledger.prior(&payload.key),
         };
+        let prior = prior.unwrap_or_else(|e| {
+            self.break_down(e.into());
+            None
+        });
         match prior {
             Some(Prior::Created { case_id, run }) => {
                 let mut outcome = Outcome::new(row, payload.key, Status::Skipped)
                     .with_message(format!("already created by run {run}"));
                 outcome.case_id = case_id;
-                self.record(outcome, &cells)?;
-                return Ok(None);
+                self.record(outcome, &cells);
+                return;
             }
             Some(Prior::InDoubt { run }) if !self.args.resend_uncertain => {
                 let outcome =
@@ -524,41 +692,71 @@ impl Coordinator<'_> {
                          what you find with `wolkvox-import resolve`; it is sent again only once \
                          recorded missing"
                     ));
-                self.record(outcome, &cells)?;
-                return Ok(None);
+                self.record(outcome, &cells);
+                return;
             }
             _ => {}
         }
         if let Some((_, reason)) = &self.stop {
             let outcome = Outcome::new(row, payload.key, Status::Pending)
                 .with_message(format!("not sent: {reason}"));
-            self.record(outcome, &cells)?;
-            return Ok(None);
+            self.record(outcome, &cells);
+            return;
         }
         if self.args.limit.is_some_and(|limit| self.sent >= limit) {
             let outcome = Outcome::new(row, payload.key, Status::Pending)
                 .with_message("not sent: --limit reached");
-            self.record(outcome, &cells)?;
-            return Ok(None);
+            self.record(outcome, &cells);
+            return;
         }
-        // Durable before the request leaves: a crash from here on leaves it "sending".
-        self.ledger.mark_sending(&payload.key, row)?;
+        // Committed now, on disk after the next sync: only then may the request leave.
+        if let Err(e) = self.ledger.mark_sending(&payload.key, row) {
+            self.answered_lost();
+            self.break_down(e.into());
+            let reason = self
+                .stop
+                .as_ref()
+                .map(|(_, r)| r.clone())
+                .unwrap_or_default();
+            let outcome = Outcome::new(row, payload.key, Status::Pending)
+                .with_message(format!("not sent: {reason}"));
+            self.record(outcome, &cells);
+            return;
+        }
         self.sent += 1;
         self.progress.update(self.reporter.tally(), 1);
-        Ok(Some(Outgoing {
-            row,
-            cells,
-            payload,
-        }))
+        self.ready.push_back((
+            self.ledger.committed(),
+            Outgoing {
+                row,
+                cells,
+                payload,
+            },
+        ));
     }
 
-    fn delivered(
-        &mut self,
-        slot: usize,
-        outgoing: Outgoing,
-        delivery: Delivery,
-    ) -> anyhow::Result<()> {
+    /// A commit failed: the answers waiting for it are not in the ledger, which still says
+    /// `sending` for them, so a re-run treats them as uncertain. The results say so too.
+    fn answered_lost(&mut self) {
+        for (outcome, _) in &mut self.answered {
+            if outcome.status == Status::Pending {
+                continue;
+            }
+            let answer = match &outcome.case_id {
+                Some(id) => format!("{} (case {id})", outcome.status.as_str()),
+                None => outcome.status.as_str().to_string(),
+            };
+            outcome.message = format!(
+                "the CRM answered {answer}, but the ledger could not record it; a re-run \
+                 finds it uncertain: record it with `wolkvox-import resolve`"
+            );
+            outcome.status = Status::Uncertain;
+        }
+    }
+
+    fn delivered(&mut self, slot: usize, outgoing: Outgoing, delivery: Delivery) {
         self.pool.finish(slot, delivery.attempts);
+        self.answers_in_sync += 1;
         // A token refused by the CRM stored nothing: drop the token, and if another one is
         // left, the row goes out again with it.
         if let Final::Stop(kind @ (StopKind::TokenRejected | StopKind::Quota)) = &delivery.end {
@@ -569,7 +767,7 @@ impl Coordinator<'_> {
                 SlotState::Rejected
             };
             self.pool.mark(slot, state);
-            if self.pool.len() > 1 {
+            if self.pool.tokens() > 1 {
                 tracing::warn!(
                     token = %fingerprint,
                     answer = %delivery.message,
@@ -579,7 +777,7 @@ impl Coordinator<'_> {
             }
             if self.pool.usable() && self.stop.is_none() {
                 self.requeued.push_back(outgoing);
-                return Ok(());
+                return;
             }
         }
         let Outgoing {
@@ -595,14 +793,20 @@ impl Coordinator<'_> {
             Final::Uncertain => (Status::Uncertain, None),
             Final::NotSent | Final::Stop(_) => (Status::Pending, None),
         };
-        self.ledger.record(
-            &payload.key,
-            status,
-            case_id.as_deref(),
-            delivery.http_status,
-            delivery.attempts,
-            &delivery.message,
-        )?;
+        let recorded = match &self.broken {
+            Some(_) => Err(None),
+            None => self
+                .ledger
+                .record(
+                    &payload.key,
+                    status,
+                    case_id.as_deref(),
+                    delivery.http_status,
+                    delivery.attempts,
+                    &delivery.message,
+                )
+                .map_err(Some),
+        };
         match &delivery.end {
             Final::Stop(StopKind::TokenRejected | StopKind::Quota) => {
                 if self.stop.is_none() && !self.pool.usable() {
@@ -635,8 +839,13 @@ impl Coordinator<'_> {
         outcome.http_status = delivery.http_status;
         outcome.attempts = delivery.attempts;
         self.answered.push((outcome, cells));
+        if let Err(error) = recorded {
+            self.answered_lost();
+            if let Some(error) = error {
+                self.break_down(error.into());
+            }
+        }
         self.progress.update(self.reporter.tally(), 0);
-        Ok(())
     }
 }
 

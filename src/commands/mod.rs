@@ -9,7 +9,7 @@ mod runs;
 mod simulate;
 mod target;
 mod token_info;
-mod tokens;
+
 mod validate;
 
 use crate::cli::{Cli, Command};
@@ -44,6 +44,24 @@ pub fn run(cli: Cli) -> anyhow::Result<Verdict> {
             Ok(Verdict::Clean)
         }
     }
+}
+
+/// An error and its causes, each said once: our messages already quote the OS's or
+/// SQLite's words, and a chain printed whole would repeat them ("disk full: disk full").
+pub fn error_text(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let cause = cause.to_string();
+        // A cause our message already quotes: its own causes are in it too.
+        if text.contains(&cause) {
+            break;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
 }
 
 fn single_thread_runtime() -> anyhow::Result<tokio::runtime::Runtime> {

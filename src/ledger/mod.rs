@@ -10,6 +10,7 @@
 //! versions forward, `by_hand` records what a person checked in the CRM.
 
 mod by_hand;
+mod durable;
 pub mod location;
 mod upgrade;
 
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub use by_hand::{Finding, Settled, UncertainRow};
+pub use durable::Syncer;
 pub use location::Target;
 
 use crate::outcome::Status;
@@ -86,7 +88,7 @@ pub enum LedgerError {
         path: PathBuf,
         source: rusqlite::Error,
     },
-    #[error("ledger {}: {source}", path.display())]
+    #[error("ledger {}: {}", path.display(), sqlite_text(source))]
     Sqlite {
         path: PathBuf,
         source: rusqlite::Error,
@@ -141,6 +143,9 @@ pub struct Ledger {
     /// The file's lock, and the target's when the file is not the target's default one.
     _locks: Vec<File>,
     run_id: i64,
+    /// Transactions committed so far: a mark is durable once a sync that started after
+    /// its commit has finished (see `durable`).
+    commits: std::cell::Cell<u64>,
 }
 
 impl Drop for Ledger {
@@ -213,6 +218,7 @@ impl Ledger {
             path: path.to_path_buf(),
             _locks: vec![lock],
             run_id: 0,
+            commits: std::cell::Cell::new(0),
         })
     }
 
@@ -228,6 +234,7 @@ impl Ledger {
             path: path.to_path_buf(),
             _locks: Vec::new(),
             run_id: 0,
+            commits: std::cell::Cell::new(0),
         })
     }
 
@@ -267,6 +274,11 @@ impl Ledger {
             .query_row("SELECT EXISTS (SELECT 1 FROM cases)", [], |r| r.get(0))
             .map_err(|e| self.sql(e))?;
         Ok(!any)
+    }
+
+    /// How many transactions this connection committed: the sequence number of the last.
+    pub fn committed(&self) -> u64 {
+        self.commits.get()
     }
 
     pub fn run_id(&self) -> i64 {
@@ -336,6 +348,7 @@ impl Ledger {
                 .prepare_cached("COMMIT")
                 .and_then(|mut commit| commit.execute([]))
                 .map_err(|e| self.sql(e))?;
+            self.commits.set(self.commits.get() + 1);
         }
         Ok(())
     }
@@ -480,6 +493,16 @@ impl Ledger {
             })
             .optional()
             .map_err(|e| self.sql(e))
+    }
+}
+
+/// SQLite's text for an error, once: rusqlite's own Display repeats it ("database or disk
+/// is full: Error code 13: database or disk is full").
+fn sqlite_text(error: &rusqlite::Error) -> String {
+    match error {
+        rusqlite::Error::SqliteFailure(_, Some(message)) if !message.is_empty() => message.clone(),
+        rusqlite::Error::SqliteFailure(e, None) => e.to_string(),
+        other => other.to_string(),
     }
 }
 

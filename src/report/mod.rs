@@ -12,8 +12,9 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+pub use crate::outcome::TokenUse;
 pub use progress::Progress;
-pub use summary::{LedgerNote, Summary, TokenUse, print_human, print_json};
+pub use summary::{LedgerNote, Summary, print_human, print_json};
 
 use crate::outcome::{Outcome, Tally};
 use crate::source::Cells;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::ReportPaths;
-use crate::outcome::{Status, Tally};
+use crate::outcome::{Status, Tally, TokenUse};
 use crate::source::SourceInfo;
 
 /// Everything a summary says.
@@ -35,15 +35,6 @@ pub struct LedgerNote<'a> {
     pub created: bool,
     /// The arguments that name the target again (`--server … --mapping …`), for hints.
     pub target_args: &'a str,
-}
-
-/// How a run used one token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenUse {
-    pub fingerprint: String,
-    pub calls: u64,
-    /// `ok`, `rejected` or `quota`.
-    pub state: &'static str,
 }
 
 impl Summary<'_> {

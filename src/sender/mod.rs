@@ -6,6 +6,7 @@
 mod backoff;
 pub mod classify;
 pub mod client;
+pub mod pool;
 pub mod token;
 
 use std::num::NonZeroU32;

@@ -1,8 +1,10 @@
 //! Integration tests: the real binary against the built-in simulator on 127.0.0.1:0.
 
 mod cli;
+mod durability;
 mod exactly_once;
 mod import;
+mod machine_faults;
 mod quota;
 mod reports;
 mod scripted;

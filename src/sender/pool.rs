@@ -1,6 +1,6 @@
 //! The run's tokens: each with its own concurrency slots, call count and quota budget.
 
-use crate::report::TokenUse;
+use crate::outcome::TokenUse;
 use crate::sender::Token;
 use crate::sender::client::{Client, TokenInfoError};
 
@@ -129,6 +129,21 @@ impl TokenPool {
             .map(|(i, _)| i)
     }
 
+    /// How many more requests could start now, over every token.
+    pub fn free_slots(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| s.state == SlotState::Live)
+            .map(|s| {
+                let free = self.per_token.saturating_sub(s.in_flight);
+                match s.budget {
+                    Some(b) => free.min(b.saturating_sub(s.calls + s.in_flight as u64) as usize),
+                    None => free,
+                }
+            })
+            .sum()
+    }
+
     /// Whether any token could still send, now or once its requests in flight end.
     pub fn usable(&self) -> bool {
         self.slots.iter().any(|s| {
@@ -167,7 +182,8 @@ impl TokenPool {
             .count()
     }
 
-    pub fn len(&self) -> usize {
+    /// How many tokens the run was given (live or not).
+    pub fn tokens(&self) -> usize {
         self.slots.len()
     }
 
