@@ -250,6 +250,7 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
         ahead: 0,
         answers_in_sync: 0,
         answers_per_sync: 0.0,
+        fast,
         answered: Vec::new(),
         flushed: Instant::now(),
         nothing_prior,
@@ -446,14 +447,15 @@ struct Coordinator<'a> {
     ready: VecDeque<(u64, Outgoing)>,
     /// Commits known to be on disk.
     durable: u64,
-    /// Rows that may wait marked beyond the free slots: none while the CRM answers fewer
-    /// rows than the disk syncs (a kill then leaves only the rows in flight uncertain);
-    /// twice the answers of a sync when it answers faster, so it never waits for the
-    /// disk; at most `MAX_AHEAD`.
+    /// Rows that may wait marked beyond one per slot: none while the CRM answers fewer
+    /// rows than the disk syncs; twice the answers of a sync when it answers faster, so
+    /// it never waits for the disk; at most `MAX_AHEAD`.
     ahead: usize,
     /// Answers during the sync in progress, and their running average over syncs.
     answers_in_sync: usize,
     answers_per_sync: f64,
+    /// `--durability fast`: a mark may leave as soon as it is committed.
+    fast: bool,
     /// The ledger or a results file could not be written: nothing more is sent or
     /// recorded, and the run ends with exit 3 (1 if nothing had been sent).
     broken: Option<anyhow::Error>,
@@ -546,7 +548,14 @@ impl Coordinator<'_> {
     /// Whether to take another row from the reader: room in a slot, or in the rows that
     /// may wait for their sync.
     fn wants_rows(&self) -> bool {
-        self.stop.is_none() && self.ready.len() < self.pool.free_slots() + self.ahead
+        // With durable marks, each busy slot has its next row marked (and synced while its
+        // request is out), so a slot that frees never waits for the disk.
+        let ahead = if self.fast {
+            0
+        } else {
+            self.pool.in_flight() + self.ahead
+        };
+        self.stop.is_none() && self.ready.len() < self.pool.free_slots() + ahead
     }
 
     /// Send nothing more. An abort also cuts short the retries of rows in flight; a

@@ -129,6 +129,11 @@ impl TokenPool {
             .map(|(i, _)| i)
     }
 
+    /// Requests in flight, over every token.
+    pub fn in_flight(&self) -> usize {
+        self.slots.iter().map(|s| s.in_flight).sum()
+    }
+
     /// How many more requests could start now, over every token.
     pub fn free_slots(&self) -> usize {
         self.slots

@@ -165,9 +165,11 @@ fn kill_9_mid_run_then_rerun_loses_and_duplicates_nothing() {
         "a ticket was stored twice"
     );
     let uncertain = keys_with(&rerun, "uncertain");
+    // The bound the README gives: the 2 requests in flight, and the next row of each slot,
+    // marked (and on disk) while its request was out.
     assert!(
-        uncertain.len() <= 2,
-        "more uncertain rows than requests in flight: {uncertain:?}"
+        uncertain.len() <= 4,
+        "more uncertain rows than requests in flight and marked next: {uncertain:?}"
     );
     // Every ticket is in the CRM, or flagged uncertain for the user to check.
     let accounted: BTreeSet<String> = stored
