@@ -475,6 +475,33 @@ pub struct RunsArgs {
     pub show: Option<i64>,
 }
 
+impl Command {
+    /// The command's name, as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Validate(_) => "validate",
+            Command::Import(_) => "import",
+            Command::Preview(_) => "preview",
+            Command::InitMapping(_) => "init-mapping",
+            Command::Simulate(_) => "simulate",
+            Command::TokenInfo(_) => "token-info",
+            Command::Completions { .. } => "completions",
+            Command::Resolve(_) => "resolve",
+            Command::Runs(_) => "runs",
+        }
+    }
+
+    /// Whether `--json` asked for one summary object on stdout, whatever the exit.
+    pub fn wants_json(&self) -> bool {
+        match self {
+            Command::Validate(args) => args.output.json,
+            Command::Import(args) => args.output.json,
+            Command::TokenInfo(args) => args.json,
+            _ => false,
+        }
+    }
+}
+
 fn parse_delimiter(text: &str) -> Result<u8, String> {
     match text {
         "tab" | "\\t" | "\t" => Ok(b'\t'),

@@ -25,10 +25,29 @@ fn main() -> ExitCode {
         }
     };
     init_logs(&cli);
+    let json_summary = cli.command.wants_json();
+    let json_logs = cli.log_format == LogFormat::Json;
+    let command = cli.command.name();
     match wolkvox_import::run(cli) {
         Ok(verdict) => verdict.into(),
         Err(e) => {
-            eprintln!("error: {}", wolkvox_import::commands::error_text(&e));
+            let error = wolkvox_import::commands::error_text(&e);
+            // A nightly `--json >> nightly.jsonl` records the nights nothing was done too.
+            if json_summary {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "command": command,
+                        "exit_code": exit::NOTHING_DONE,
+                        "error": error,
+                    })
+                );
+            }
+            if json_logs {
+                tracing::error!(exit_code = exit::NOTHING_DONE, error = %error, "Nothing was done.");
+            } else {
+                eprintln!("error: {error}");
+            }
             ExitCode::from(exit::NOTHING_DONE)
         }
     }

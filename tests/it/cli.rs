@@ -360,3 +360,40 @@ fn an_unreachable_server_is_named_before_anything_is_sent() {
         "{stderr}"
     );
 }
+
+#[test]
+fn json_summary_and_json_logs_are_there_when_nothing_was_done() {
+    let work = Work::with_sample();
+    let out = work
+        .bin()
+        .args([
+            "--log-format",
+            "json",
+            "import",
+            "tickets.csv",
+            "--mapping",
+            "missing.yaml",
+        ])
+        .args(["--simulate", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["exit_code"], 1);
+    assert!(
+        summary["error"].as_str().unwrap().contains("missing.yaml"),
+        "{summary}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["level"] == "ERROR"
+            && l["fields"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("missing.yaml"))),
+        "{stderr}"
+    );
+}
