@@ -17,9 +17,17 @@ pub struct Target {
 }
 
 impl Target {
+    /// The target of a host and port. One server has one name here: case and a trailing
+    /// dot are dropped, and every loopback name (`localhost`, `127.0.0.1`, `[::1]`) is
+    /// `127.0.0.1`, so two spellings of one CRM never get two ledgers.
     pub fn server(host: &str, port: u16, operation: &str) -> Target {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let host = match host.trim_start_matches('[').trim_end_matches(']') {
+            "localhost" | "::1" => "127.0.0.1".to_string(),
+            _ => host,
+        };
         Target {
-            server: format!("{}:{port}", host.to_ascii_lowercase()),
+            server: format!("{host}:{port}"),
             operation: operation.to_string(),
         }
     }
@@ -30,6 +38,10 @@ impl Target {
             server: "simulator".into(),
             operation: operation.to_string(),
         }
+    }
+
+    pub fn is_simulator(&self) -> bool {
+        self.server == "simulator"
     }
 
     /// How the ledger records its target: `host:port|operation`, as release 0.1.0 did.
@@ -161,6 +173,14 @@ pub fn open(wanted: Wanted<'_>) -> Result<Chosen, LedgerError> {
             ));
         }
     }
+    // And across users and data directories of this machine: a lock file in the shared
+    // temporary directory, open to every user (best effort: a read-only /tmp skips it).
+    // Not for `--simulate`: each run has a simulator, a CRM, of its own.
+    if !target.is_simulator()
+        && let Some(lock) = machine_lock(target)?
+    {
+        locks.push(lock);
+    }
     let existed = is_ledger_file(&path);
     let mut adopt = None;
     if explicit.is_none()
@@ -210,6 +230,62 @@ pub fn open(wanted: Wanted<'_>) -> Result<Chosen, LedgerError> {
     })
 }
 
+/// `$TMPDIR/wolkvox-import-locks/<target>.lock`, locked; `None` where it cannot be made.
+fn machine_lock(target: &Target) -> Result<Option<std::fs::File>, LedgerError> {
+    use std::io::Write;
+    let dir = std::env::temp_dir().join("wolkvox-import-locks");
+    if std::fs::create_dir_all(&dir).is_err() {
+        return Ok(None);
+    }
+    set_mode(&dir, 0o1777);
+    let path = dir.join(format!("{}.lock", target.file_name()));
+    let writable = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path);
+    let (mut file, can_write) = match writable {
+        Ok(file) => {
+            set_mode(&path, 0o666);
+            (file, true)
+        }
+        // Made by another user: reading is enough to take the lock.
+        Err(_) => match std::fs::File::open(&path) {
+            Ok(file) => (file, false),
+            Err(_) => return Ok(None),
+        },
+    };
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path)
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty());
+            return Err(LedgerError::TargetBusy {
+                target: target.to_string(),
+                holder,
+            });
+        }
+        Err(std::fs::TryLockError::Error(_)) => return Ok(None),
+    }
+    if can_write {
+        let _ = file.set_len(0);
+        let _ = write!(file, "pid {}", std::process::id());
+    }
+    Ok(Some(file))
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
+}
+
+#[cfg(not(unix))]
+fn set_mode(_: &Path, _: u32) {}
+
 /// A file that holds something (SQLite creates an empty file on a failed open).
 fn is_ledger_file(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() > 0)
@@ -244,6 +320,20 @@ mod tests {
             Target::server("crm0001.wolkvox.com", 443, "modulotest01").id(),
             "crm0001.wolkvox.com:443|modulotest01"
         );
+    }
+
+    #[test]
+    fn one_server_has_one_target_however_it_is_spelt() {
+        let one = Target::server("127.0.0.1", 8080, "op");
+        for spelling in ["localhost", "LOCALHOST", "[::1]", "::1", "localhost."] {
+            assert_eq!(Target::server(spelling, 8080, "op"), one, "{spelling}");
+        }
+        assert_eq!(
+            Target::server("crm0001.wolkvox.com.", 443, "op"),
+            Target::server("CRM0001.wolkvox.com", 443, "op")
+        );
+        assert_ne!(Target::server("127.0.0.1", 8081, "op"), one);
+        assert_ne!(Target::server("127.0.0.2", 8080, "op"), one);
     }
 
     #[test]

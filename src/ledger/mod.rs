@@ -65,6 +65,11 @@ pub enum LedgerError {
         path: PathBuf,
         holder: Option<String>,
     },
+    #[error("another run on this machine is importing into {target}{}: only one run at a time may import into a CRM target; wait for it to finish, then run this command again (nothing was sent)", holder.as_deref().map(|h| format!(" ({h})")).unwrap_or_default())]
+    TargetBusy {
+        target: String,
+        holder: Option<String>,
+    },
     #[error("the ledger {} records imports into {found:?}, not {wanted:?}: drop --ledger to use this target's own ledger (a ledger never serves two CRMs)", path.display())]
     OtherTarget {
         path: PathBuf,

@@ -102,10 +102,37 @@ impl ReportPaths {
                 return Ok(path.to_path_buf());
             }
             let plain = beside(input, &format!("{kind}.csv"));
-            if !plain.exists() || force {
+            if force {
                 return Ok(plain);
             }
-            Ok(beside(input, &format!("{kind}.{stamp}.csv")))
+            // Each name is claimed by creating it: two runs started in the same second
+            // must not both take it and overwrite each other's lines.
+            let candidates = std::iter::once(plain)
+                .chain(std::iter::once(beside(
+                    input,
+                    &format!("{kind}.{stamp}.csv"),
+                )))
+                .chain((2..1000).map(|n| beside(input, &format!("{kind}.{stamp}-{n}.csv"))));
+            for candidate in candidates {
+                match std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&candidate)
+                {
+                    Ok(_) => return Ok(candidate),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                    Err(source) => {
+                        return Err(ReportError::Io {
+                            path: candidate,
+                            source,
+                        });
+                    }
+                }
+            }
+            Err(ReportError::Exists(beside(
+                input,
+                &format!("{kind}.{stamp}.csv"),
+            )))
         };
         Ok(ReportPaths {
             results: pick(results, "results")?,

@@ -620,3 +620,94 @@ fn a_changed_key_is_refused_once_tickets_were_created_under_the_old_one() {
     );
     assert_each_once(&sim, 1..=5);
 }
+
+#[test]
+fn one_crm_is_one_target_however_its_address_is_spelt_and_whoever_runs_it() {
+    let sim = Sim::strict();
+    let work = Work::with_sample();
+    tickets_csv(&work, "many.csv", 1..=300);
+    let localhost = sim.url().replace("127.0.0.1", "localhost");
+    let mut first = work
+        .import("many.csv", &sim, "first")
+        .args(["--rate", "50"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(20), || !sim
+        .cases()
+        .is_empty()));
+    // Another user's data directory, another spelling of the same server.
+    let elsewhere = work
+        .bin()
+        .env("XDG_DATA_HOME", work.path("other-user"))
+        .env("WOLKVOX_TOKEN", TOKEN)
+        .args([
+            "import",
+            "many.csv",
+            "--mapping",
+            "tickets.yaml",
+            "--server",
+            &localhost,
+        ])
+        .args(["--rate", "0", "--report", "x.csv", "--errors", "y.csv"])
+        .output()
+        .unwrap();
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(code(&elsewhere), 1);
+    let stderr = String::from_utf8_lossy(&elsewhere.stderr);
+    assert!(
+        stderr.contains("another run on this machine is importing"),
+        "{stderr}"
+    );
+
+    // Once the first is done, `localhost` meets the ledger `127.0.0.1` made.
+    let again = work
+        .bin()
+        .env("WOLKVOX_TOKEN", TOKEN)
+        .args([
+            "import",
+            "many.csv",
+            "--mapping",
+            "tickets.yaml",
+            "--server",
+            &localhost,
+        ])
+        .args([
+            "--rate", "0", "--json", "--report", "z.csv", "--errors", "w.csv",
+        ])
+        .output()
+        .unwrap();
+    let summary = json_of(&again);
+    assert_eq!(summary["ledger_created"], false, "{summary}");
+    assert_eq!(work.ledgers().len(), 1);
+    let stored = sim.stored_per_ticket();
+    assert!(stored.values().all(|n| *n == 1), "a duplicate");
+}
+
+#[test]
+fn runs_started_in_the_same_second_keep_their_own_results_files() {
+    let sim = Sim::strict();
+    let work = Work::with_sample();
+    tickets_csv(&work, "few.csv", 1..=3);
+    let run = || {
+        let out = work
+            .bin()
+            .env("WOLKVOX_TOKEN", TOKEN)
+            .args([
+                "import",
+                "few.csv",
+                "--mapping",
+                "tickets.yaml",
+                "--server",
+                &sim.url(),
+            ])
+            .args(["--rate", "0", "--json"])
+            .output()
+            .unwrap();
+        json_of(&out)["report"].as_str().unwrap().to_string()
+    };
+    let reports: std::collections::BTreeSet<String> = (0..4).map(|_| run()).collect();
+    assert_eq!(reports.len(), 4, "{reports:?}");
+}
