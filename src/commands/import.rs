@@ -146,20 +146,7 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
             tracing::warn!("{message}");
         }
     }
-    // A new key definition gives every ticket a new key: all of them would be created again.
-    let key = opened.mapping.key_definition();
-    match ledger.key_definition()? {
-        Some(before) if before != key && !ledger.has_no_cases()? => anyhow::bail!(
-            "the mapping's key changed from `key: {before}` to `key: {key}` since the tickets in \
-             {} were created: every ticket would get a new key and be created again in the CRM. \
-             Put `key: {before}` back in {} (rows a key cannot tell apart can be fixed in the \
-             file instead). Nothing was sent.",
-            ledger_path.display(),
-            args.mapping.display()
-        ),
-        Some(before) if before == key => {}
-        _ => ledger.set_key_definition(key)?,
-    }
+    input::check_key_definition(&args.input, &args.mapping, &opened, &ledger, &mut warnings)?;
     // The input's hash lets `runs` show which file each run read (a changed export shows).
     let input_hash = file_sha256(&args.input.input).ok();
     ledger.begin_run(

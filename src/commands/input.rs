@@ -111,6 +111,82 @@ pub fn no_key_message(mapping: &Path, headers: &[String]) -> String {
     )
 }
 
+/// A mapping whose `key:` differs from every one the ledger's tickets were created under
+/// is either another export (its own tickets, its own key) or the same tickets under a new
+/// key, which would create every one of them again. Tell them apart by the file itself:
+/// if an earlier key, applied to this file's rows, finds a ticket the ledger created, the
+/// key changed, and the run is refused before anything is sent.
+pub fn check_key_definition(
+    input: &crate::cli::InputArgs,
+    mapping_path: &Path,
+    opened: &Opened,
+    ledger: &crate::ledger::Ledger,
+    warnings: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    use crate::mapping::spec::KeySpec;
+    let current = opened.mapping.key_definition();
+    let current_text = serde_json::to_string(current)?;
+    let known = ledger.key_definitions()?;
+    if known.contains(&current_text) {
+        return Ok(());
+    }
+    if !ledger.has_no_cases()? {
+        let (spec, _) = mapping::load(mapping_path)?;
+        let options = source_options(input)?;
+        for old in known
+            .iter()
+            .filter_map(|k| serde_json::from_str::<KeySpec>(k).ok())
+        {
+            let mut old_spec = spec.clone();
+            old_spec.key = Some(old.clone());
+            let source = source::open(&input.input, &options)?;
+            // The old key's columns are not in this file: another export, not this one.
+            let Ok(old_mapping) = CompiledMapping::compile(
+                &old_spec,
+                &source.headers,
+                Some(&opened.mapping.operation),
+                mapping_path,
+                &input.input,
+            ) else {
+                continue;
+            };
+            for row in source.rows.flatten() {
+                let key = old_mapping
+                    .apply(&row)
+                    .map(|p| p.key)
+                    .unwrap_or_else(|_| old_mapping.key_hint(&row));
+                if key.is_empty() {
+                    continue;
+                }
+                if let Some(crate::ledger::Prior::Created { run, .. }) = ledger.prior(&key)? {
+                    anyhow::bail!(
+                        "the mapping's key changed from `key: {old}` to `key: {current}`, and \
+                         under the old key row {} is {key:?}, which run {run} created: under the \
+                         new key every such ticket would be created again in the CRM. Put `key: \
+                         {old}` back in {} (rows a key cannot tell apart can be fixed in the file \
+                         instead). Nothing was sent.",
+                        row.number,
+                        mapping_path.display()
+                    );
+                }
+            }
+        }
+        if let Some(last) = known
+            .last()
+            .and_then(|k| serde_json::from_str::<KeySpec>(k).ok())
+        {
+            let note = format!(
+                "a new key for this CRM target: `key: {current}` (earlier runs used `key: \
+                 {last}`, and none of this file's rows is a ticket they created under it)"
+            );
+            tracing::info!("{note}");
+            warnings.push(note);
+        }
+    }
+    ledger.add_key_definition(&current_text)?;
+    Ok(())
+}
+
 /// Apply the mapping and the in-file duplicate check to one source row.
 pub fn check(item: RowResult, mapping: &CompiledMapping, keys: &mut DuplicateKeys) -> Checked {
     dedupe(map_row(item, mapping), mapping.on_duplicate_key, keys)

@@ -470,22 +470,32 @@ impl Ledger {
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
     }
 
-    /// The mapping's `key:` that the created tickets were recorded under, if known.
-    pub fn key_definition(&self) -> Result<Option<String>, LedgerError> {
-        self.conn
-            .query_row("SELECT value FROM meta WHERE name = 'key'", [], |r| {
+    /// The mappings' `key:` definitions that tickets were recorded under (as JSON text),
+    /// oldest first.
+    pub fn key_definitions(&self) -> Result<Vec<String>, LedgerError> {
+        let text: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE name = 'keys'", [], |r| {
                 r.get(0)
             })
             .optional()
-            .map_err(|e| self.sql(e))
+            .map_err(|e| self.sql(e))?;
+        Ok(text
+            .and_then(|t| serde_json::from_str::<Vec<String>>(&t).ok())
+            .unwrap_or_default())
     }
 
-    pub fn set_key_definition(&self, key: &str) -> Result<(), LedgerError> {
+    pub fn add_key_definition(&self, key: &str) -> Result<(), LedgerError> {
+        let mut keys = self.key_definitions()?;
+        if keys.iter().any(|k| k == key) {
+            return Ok(());
+        }
+        keys.push(key.to_string());
         self.conn
             .execute(
-                "INSERT INTO meta(name, value) VALUES ('key', ?1)
+                "INSERT INTO meta(name, value) VALUES ('keys', ?1)
                  ON CONFLICT(name) DO UPDATE SET value = ?1",
-                params![key],
+                params![serde_json::Value::from(keys).to_string()],
             )
             .map_err(|e| self.sql(e))?;
         Ok(())

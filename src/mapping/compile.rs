@@ -81,7 +81,7 @@ pub struct CompiledMapping {
     /// used when asked for with `key: payload`).
     key_missing: bool,
     /// The `key:` as written, so the ledger can tell when it changes between runs.
-    key_definition: String,
+    key_definition: KeySpec,
     pub on_duplicate_key: DuplicatePolicy,
     /// Source columns that nothing maps: a renamed column must never vanish silently.
     pub unused_columns: Vec<String>,
@@ -230,11 +230,10 @@ impl CompiledMapping {
             form,
             key,
             key_missing: spec.key.is_none(),
-            key_definition: match &spec.key {
-                None => "payload".into(),
-                Some(KeySpec::Columns(names)) => format!("[{}]", names.join(", ")),
-                Some(KeySpec::Template(template)) => template.trim().to_string(),
-            },
+            key_definition: spec
+                .key
+                .clone()
+                .unwrap_or_else(|| KeySpec::Template("payload".into())),
             on_duplicate_key: spec.on_duplicate_key,
             unused_columns,
             headers: headers.to_vec(),
@@ -243,7 +242,7 @@ impl CompiledMapping {
     }
 
     /// The `key:` as written (`[Ticket]`, `{Sistema}-{Ticket}`, `payload`).
-    pub fn key_definition(&self) -> &str {
+    pub fn key_definition(&self) -> &KeySpec {
         &self.key_definition
     }
 

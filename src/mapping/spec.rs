@@ -37,11 +37,22 @@ pub enum DuplicatePolicy {
     Send,
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum KeySpec {
     Columns(Vec<String>),
     Template(String),
+}
+
+impl std::fmt::Display for KeySpec {
+    /// As written in a mapping: `[Sistema, Ticket]`, `"{Sistema}-{Ticket}"`, `payload`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeySpec::Columns(names) => write!(f, "[{}]", names.join(", ")),
+            KeySpec::Template(t) if t.trim() == "payload" => f.write_str("payload"),
+            KeySpec::Template(t) => write!(f, "{t:?}"),
+        }
+    }
 }
 
 /// Where one value comes from, how it is cleaned and what it must satisfy.

@@ -184,8 +184,13 @@ fn next_steps(summary: &Summary<'_>) -> Vec<String> {
         ));
     }
     if t.get(Status::Pending) > 0 {
+        let when = match summary.exit_code {
+            crate::exit::ABORTED => "once what stopped the run (above) is fixed, run",
+            crate::exit::QUOTA_STOP => "after the quota resets, run",
+            _ => "run",
+        };
         hints.push(format!(
-            "{} rows pending: run the same command again; the ledger skips what was created",
+            "{} rows pending: {when} the same command again; the ledger skips what was created",
             t.get(Status::Pending)
         ));
     }

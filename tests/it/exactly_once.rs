@@ -230,7 +230,10 @@ fn a_second_run_on_the_same_ledger_refuses_to_start() {
     first.wait().unwrap();
     assert_eq!(code(&out), 1);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("in use by another run"), "{stderr}");
+    assert!(
+        stderr.contains("another run") && stderr.contains("wait for it to finish"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -149,7 +149,10 @@ fn a_second_run_into_the_same_target_is_refused_whatever_file_or_ledger_it_names
     for out in [&another_file, &another_ledger] {
         assert_eq!(code(out), 1);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("in use by another run"), "{stderr}");
+        assert!(
+            stderr.contains("another run") && stderr.contains("wait for it to finish"),
+            "{stderr}"
+        );
         assert!(stderr.contains("wait for it to finish"), "{stderr}");
         assert!(
             !stderr.contains("another file"),
@@ -710,4 +713,55 @@ fn runs_started_in_the_same_second_keep_their_own_results_files() {
     };
     let reports: std::collections::BTreeSet<String> = (0..4).map(|_| run()).collect();
     assert_eq!(reports.len(), 4, "{reports:?}");
+}
+
+#[test]
+fn another_export_with_its_own_key_goes_into_the_same_crm() {
+    let sim = Sim::strict();
+    let work = Work::with_sample();
+    tickets_csv(&work, "helpdesk-a.csv", 1..=5);
+    assert_eq!(
+        code(&work.import("helpdesk-a.csv", &sim, "a").output().unwrap()),
+        0
+    );
+    // A second system's export: its ticket column has another name, its numbers others.
+    let a = work.read("helpdesk-a.csv");
+    let b = a
+        .replacen("Ticket,", "Nro Ticket,", 1)
+        .replace("T-0000", "B-0000");
+    work.write("helpdesk-b.csv", &b);
+    let mapping = work.read("tickets.yaml");
+    work.write(
+        "helpdesk-b.yaml",
+        &mapping
+            .replace("key: [Ticket]", "key: [Nro Ticket]")
+            .replace("Número de ticket: Ticket", "Número de ticket: Nro Ticket"),
+    );
+    let out = work
+        .import("helpdesk-b.csv", &sim, "b")
+        .args(["--mapping", "helpdesk-b.yaml", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let summary = json_of(&out);
+    assert_eq!(summary["created"], 5);
+    assert!(
+        summary["warnings"]
+            .to_string()
+            .contains("a new key for this CRM target")
+    );
+    // Both keys are known now: each export's re-run skips its own tickets.
+    for (file, mapping, tag) in [
+        ("helpdesk-a.csv", "tickets.yaml", "a2"),
+        ("helpdesk-b.csv", "helpdesk-b.yaml", "b2"),
+    ] {
+        let out = work
+            .import(file, &sim, tag)
+            .args(["--mapping", mapping])
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(count(&work.results(tag), "skipped"), 5);
+    }
+    assert_eq!(sim.cases().len(), 10);
 }
