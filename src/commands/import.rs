@@ -43,12 +43,15 @@ struct Outgoing {
 const REFILL_AT_ONCE: usize = 64;
 
 /// A sync of the ledger's WAL in progress: the commit count it covers, and its task.
-type Syncing = (u64, tokio::task::JoinHandle<Result<(), LedgerError>>);
+type Syncing = (u64, tokio::task::JoinHandle<Result<Duration, LedgerError>>);
 
 /// The end of the sync in progress; never, when there is none.
 async fn wait_for(
     syncing: &mut Option<Syncing>,
-) -> (u64, Result<Result<(), LedgerError>, tokio::task::JoinError>) {
+) -> (
+    u64,
+    Result<Result<Duration, LedgerError>, tokio::task::JoinError>,
+) {
     match syncing {
         Some((covers, task)) => {
             let synced = task.await;
@@ -59,6 +62,18 @@ async fn wait_for(
         None => std::future::pending().await,
     }
 }
+
+/// A running average that follows a change within some ten samples.
+fn average(mean: f64, sample: f64) -> f64 {
+    if mean == 0.0 {
+        sample
+    } else {
+        0.8 * mean + 0.2 * sample
+    }
+}
+
+/// The least time of sending one sync should cover (see `size_ahead`).
+const BATCH_WINDOW: Duration = Duration::from_millis(2);
 
 /// Most rows marked `sending` ahead of a free slot, waiting for their sync: the bound,
 /// with the rows in flight, on what a power cut can leave uncertain.
@@ -235,8 +250,8 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
         ready: VecDeque::new(),
         durable: 0,
         ahead: 0,
-        answers_in_sync: 0,
-        answers_per_sync: 0.0,
+        service_secs: 0.0,
+        sync_secs: 0.0,
         fast,
         answered: Vec::new(),
         flushed: Instant::now(),
@@ -248,7 +263,7 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
     if let Some(answer) = early_stop {
         run.out_of_tokens(&answer);
     }
-    let mut in_flight: JoinSet<(usize, Outgoing, Delivery)> = JoinSet::new();
+    let mut in_flight: JoinSet<(usize, Outgoing, Delivery, Duration)> = JoinSet::new();
     let mut syncing: Option<Syncing> = None;
     let mut reader_done = false;
     loop {
@@ -289,10 +304,17 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
             && syncing.is_none()
             && run.ready.front().is_some_and(|(seq, _)| *seq > run.durable)
         {
+            // The batch of marks made since the last sync, committed together.
+            run.settle_now();
             let covers = run.ledger.committed();
             let syncer = syncer.clone();
-            run.answers_in_sync = 0;
-            syncing = Some((covers, tokio::task::spawn_blocking(move || syncer.sync())));
+            syncing = Some((
+                covers,
+                tokio::task::spawn_blocking(move || {
+                    let started = Instant::now();
+                    syncer.sync().map(|()| started.elapsed())
+                }),
+            ));
         }
         // Nothing recorded waits in memory while the run waits.
         run.settle();
@@ -301,14 +323,17 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
             biased;
             (covers, synced) = wait_for(&mut syncing) => {
                 match synced {
-                    Ok(Ok(())) => run.synced(covers),
+                    Ok(Ok(took)) => run.synced(covers, took),
                     Ok(Err(e)) => run.break_down(e.into()),
                     Err(e) => run.break_down(anyhow::anyhow!("the ledger sync failed: {e}")),
                 }
             }
             Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
                 match joined {
-                    Ok((slot, outgoing, delivery)) => run.delivered(slot, outgoing, delivery),
+                    Ok((slot, outgoing, delivery, took)) => {
+                        run.served(took);
+                        run.delivered(slot, outgoing, delivery)
+                    }
                     Err(e) => anyhow::bail!("a send task failed: {e}"),
                 }
                 // Take the rows that are ready at once: their marks then commit (and sync)
@@ -338,6 +363,12 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
     if let Some((_, task)) = syncing.take() {
         let _ = task.await;
     }
+    tracing::debug!(
+        sync_ms = run.sync_secs * 1000.0,
+        request_ms = run.service_secs * 1000.0,
+        ahead = run.ahead,
+        "Durable marks: the last averages."
+    );
     run.settle();
     if let Err(e) = run.reporter.flush() {
         run.break_down(e.into());
@@ -406,7 +437,7 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
 }
 
 fn spawn(
-    in_flight: &mut JoinSet<(usize, Outgoing, Delivery)>,
+    in_flight: &mut JoinSet<(usize, Outgoing, Delivery, Duration)>,
     sender: &Sender,
     stop_rx: &watch::Receiver<bool>,
     run: &mut Coordinator<'_>,
@@ -419,8 +450,9 @@ fn spawn(
     let sender = sender.clone();
     let mut stop = stop_rx.clone();
     in_flight.spawn(async move {
+        let started = Instant::now();
         let delivery = sender.deliver(&outgoing.payload, &token, &mut stop).await;
-        (slot, outgoing, delivery)
+        (slot, outgoing, delivery, started.elapsed())
     });
 }
 
@@ -438,9 +470,10 @@ struct Coordinator<'a> {
     /// rows than the disk syncs; twice the answers of a sync when it answers faster, so
     /// it never waits for the disk; at most `MAX_AHEAD`.
     ahead: usize,
-    /// Answers during the sync in progress, and their running average over syncs.
-    answers_in_sync: usize,
-    answers_per_sync: f64,
+    /// Running averages of how long one request takes (permit wait included) and one
+    /// sync, in seconds.
+    service_secs: f64,
+    sync_secs: f64,
     /// `--durability fast`: a mark may leave as soon as it is committed.
     fast: bool,
     /// The ledger or a results file could not be written: nothing more is sent or
@@ -487,7 +520,8 @@ impl Coordinator<'_> {
             return;
         }
         let reason = format!(
-            "{}; stopped sending at once (rows in flight are left uncertain): make room \
+            "{}; stopped sending at once (rows in flight, and answers not yet recorded, are \
+             left uncertain): make room \
              or fix the file, then run the same command again, it continues where this run \
              stopped",
             super::error_text(&error)
@@ -501,6 +535,20 @@ impl Coordinator<'_> {
     /// few times a second (and at the end), not once a row: the ledger is what a re-run
     /// trusts, and a write per row was a tenth of the importer's own cost.
     fn settle(&mut self) {
+        // Marks waiting for a sync are committed as one batch when it starts (the loop's
+        // `settle_now`); committing them one by one would cost SQLite's locks for each.
+        let marks_waiting = !self.fast
+            && self
+                .ready
+                .back()
+                .is_some_and(|(seq, _)| *seq > self.ledger.committed());
+        if !marks_waiting {
+            self.settle_now();
+        }
+    }
+
+    /// Commit the ledger now, then write the results lines it holds.
+    fn settle_now(&mut self) {
         if self.broken.is_none()
             && let Err(e) = self.ledger.commit()
         {
@@ -522,13 +570,35 @@ impl Coordinator<'_> {
     }
 
     /// A sync covering the first `covers` commits finished.
-    fn synced(&mut self, covers: u64) {
+    fn synced(&mut self, covers: u64, took: Duration) {
         self.durable = self.durable.max(covers);
-        self.answers_per_sync = 0.8 * self.answers_per_sync + 0.2 * self.answers_in_sync as f64;
-        self.ahead = if self.answers_per_sync < 1.0 {
+        self.sync_secs = average(self.sync_secs, took.as_secs_f64());
+        self.size_ahead();
+    }
+
+    /// A request took `took`, from its spawn to its answer.
+    fn served(&mut self, took: Duration) {
+        self.service_secs = average(self.service_secs, took.as_secs_f64());
+        self.size_ahead();
+    }
+
+    /// Enough rows marked ahead that the slots never wait for the disk: the rows they send
+    /// during two syncs (a row marked while one sync runs waits for the next), and at least
+    /// those of `BATCH_WINDOW`, so a CRM that answers in a fraction of a millisecond gets
+    /// one sync per batch of rows, not per row. Zero while a request takes longer than
+    /// that (the next row of each slot suffices): at a real CRM's pace a crash leaves only
+    /// the rows in flight and those next rows uncertain.
+    fn size_ahead(&mut self) {
+        if self.service_secs <= 0.0 || self.sync_secs <= 0.0 {
+            return;
+        }
+        let slots = (self.pool.in_flight() + self.pool.free_slots()) as f64;
+        let window = self.sync_secs.max(BATCH_WINDOW.as_secs_f64());
+        let per_sync = slots * window / self.service_secs;
+        self.ahead = if per_sync < 1.0 {
             0
         } else {
-            ((2.0 * self.answers_per_sync).ceil() as usize).min(MAX_AHEAD)
+            ((2.0 * per_sync).ceil() as usize).min(MAX_AHEAD)
         };
     }
 
@@ -627,12 +697,13 @@ impl Coordinator<'_> {
             {
                 self.break_down(e.into());
             }
-            // Marked `sending` but never sent: with the ledger broken, that mark stays, and
-            // the next run lists the row as uncertain although it never left.
+            // Marked `sending` but never sent: with the ledger broken, a mark that was
+            // committed stays, and the next run lists the row as uncertain although it
+            // never left.
             let message = if self.broken.is_some() {
                 format!(
-                    "not sent ({reason}); the ledger could not record that, so the next run \
-                     lists it as uncertain: it never left, `resolve --missing` it"
+                    "not sent ({reason}); the ledger could not record that: it never left, so \
+                     if the next run lists it as uncertain, `resolve --missing` it"
                 )
             } else {
                 format!("not sent: {reason}")
@@ -681,6 +752,14 @@ impl Coordinator<'_> {
                 self.record(outcome, &cells);
                 return;
             }
+            // The same key as a row this run has marked (`on_duplicate_key: send`): that one
+            // is on its way, this one must not follow it.
+            Some(Prior::InDoubt { run }) if run == self.ledger.run_id() => {
+                let outcome = Outcome::new(row, payload.key, Status::Skipped)
+                    .with_message("the same key as an earlier row of this run, sent once");
+                self.record(outcome, &cells);
+                return;
+            }
             Some(Prior::InDoubt { run }) if !self.args.resend_uncertain => {
                 let outcome =
                     Outcome::new(row, payload.key, Status::Uncertain).with_message(format!(
@@ -705,8 +784,14 @@ impl Coordinator<'_> {
             self.record(outcome, &cells);
             return;
         }
-        // Committed now, on disk after the next sync: only then may the request leave.
-        if let Err(e) = self.ledger.mark_sending(&payload.key, row) {
+        // Committed now (or, with durable marks, in the batch the next sync covers), on
+        // disk after that sync: only then may the request leave.
+        let marked = if self.fast {
+            self.ledger.mark_sending(&payload.key, row)
+        } else {
+            self.ledger.mark_sending_deferred(&payload.key, row)
+        };
+        if let Err(e) = marked {
             self.answered_lost();
             self.break_down(e.into());
             let reason = self
@@ -721,8 +806,13 @@ impl Coordinator<'_> {
         }
         self.sent += 1;
         self.progress.update(self.reporter.tally(), 1);
+        let commit = if self.fast {
+            self.ledger.committed()
+        } else {
+            self.ledger.committed() + 1
+        };
         self.ready.push_back((
-            self.ledger.committed(),
+            commit,
             Outgoing {
                 row,
                 cells,
@@ -752,7 +842,6 @@ impl Coordinator<'_> {
 
     fn delivered(&mut self, slot: usize, outgoing: Outgoing, delivery: Delivery) {
         self.pool.finish(slot, delivery.attempts);
-        self.answers_in_sync += 1;
         // A token refused by the CRM stored nothing: drop the token, and if another one is
         // left, the row goes out again with it.
         if let Final::Stop(kind @ (StopKind::TokenRejected | StopKind::Quota)) = &delivery.end {

@@ -316,6 +316,14 @@ impl Ledger {
     /// Answers recorded since the last commit are committed with it: one commit a row,
     /// not two (each commit costs some fifteen system calls for SQLite's locks and the WAL).
     pub fn mark_sending(&self, key: &str, row: u64) -> Result<(), LedgerError> {
+        self.mark_sending_deferred(key, row)?;
+        self.commit()
+    }
+
+    /// Record that `key` is about to be sent, in the open transaction: it is committed
+    /// by the next `commit`, whose sequence number is `committed() + 1`. For group commit:
+    /// the importer commits a batch of marks at once, then has it synced.
+    pub fn mark_sending_deferred(&self, key: &str, row: u64) -> Result<(), LedgerError> {
         self.begin()?;
         let mut statement = self
             .conn
@@ -330,7 +338,7 @@ impl Ledger {
         statement
             .execute(params![key, self.run_id, row as i64, now()])
             .map_err(|e| self.sql(e))?;
-        self.commit()
+        Ok(())
     }
 
     /// Open a transaction unless one is open.
