@@ -21,10 +21,12 @@ if [ -n "${QUICK:-}" ]; then
   ROWS_CSV=20000 ROWS_XLSX=2000 ROWS_BIG=100000 ROWS_MID=10000 ROWS_HTTP=2000
 fi
 
-cargo build --release --quiet --bin wolkvox-import --example generate --example baseline
-BIN=target/release/wolkvox-import
-GEN=target/release/examples/generate
-BASE=target/release/examples/baseline
+# The profiling profile is the release build with symbols kept (Cargo.toml), so the binaries
+# timed here are the ones perf and callgrind can read afterwards.
+cargo build --profile profiling --quiet --bin wolkvox-import --example generate --example baseline
+BIN=target/profiling/wolkvox-import
+GEN=target/profiling/examples/generate
+BASE=target/profiling/examples/baseline
 MAP=mappings/tickets.yaml
 
 gen() { [ -f "$DIR/$1.csv" ] || "$GEN" --rows "$2" --seed 11 --out "$DIR/$1" --wide --bad-every 1000 ${3:-}; }

@@ -70,6 +70,15 @@ pub fn insert_url(server: &str) -> Result<Url, ServerError> {
     Ok(url)
 }
 
+/// The CA roots compiled into the binary (webpki-root-certs, Mozilla's list).
+fn bundled_roots() -> impl Iterator<Item = reqwest::Certificate> {
+    webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        // `from_der` only copies the bytes (rustls parses them when the client is built,
+        // see the test below), so none is dropped here.
+        .filter_map(|der| reqwest::Certificate::from_der(der.as_ref()).ok())
+}
+
 pub fn is_loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host == "localhost"
@@ -100,7 +109,12 @@ impl Client {
             // Every retry is ours, decided by what the answer proves (`classify`): none
             // behind our back. (reqwest's default retries only HTTP/2 refusals, which we
             // do not speak, but it still copied every request in case.)
-            .retry(reqwest::retry::never().max_retries_per_request(0));
+            .retry(reqwest::retry::never().max_retries_per_request(0))
+            // Mozilla's roots beside the system's: a static binary in an empty container
+            // has no system store (and rustls' platform verifier will not build a client
+            // with no roots), while a system that has one, or SSL_CERT_FILE, still adds
+            // its own roots (a private CA, a TLS-inspecting proxy).
+            .tls_certs_merge(bundled_roots());
         if url.host_str().is_some_and(is_loopback) {
             // A proxy from the environment must not carry simulator traffic.
             builder = builder.no_proxy();
@@ -369,6 +383,17 @@ mod tests {
         );
         let holding = [("description", "see --XyZ above")];
         assert_eq!(multipart_body("XyZ", holding.into_iter()), None);
+    }
+
+    #[test]
+    fn the_client_builds_with_every_bundled_root() {
+        // The verifier parses each extra root and fails the build on a bad one.
+        assert_eq!(
+            bundled_roots().count(),
+            webpki_root_certs::TLS_SERVER_ROOT_CERTS.len()
+        );
+        let url = insert_url("crm0001.wolkvox.com").unwrap();
+        assert!(Client::new(url, Duration::from_secs(5)).is_ok());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! A Wolkvox-compatible Cases Insert server (wolkvox-api.md §7), for `--simulate`,
+//! A Wolkvox-compatible Cases Insert server (docs/wolkvox-api.md §7), for `--simulate`,
 //! `simulate` and the tests. It has its own wire types and imports no pipeline stage,
 //! so it cannot share a bug with the client.
 

@@ -1,5 +1,6 @@
 //! Integration tests: the real binary against the built-in simulator on 127.0.0.1:0.
 
+mod ca_roots;
 mod cli;
 mod durability;
 mod exactly_once;

@@ -1,4 +1,4 @@
-//! The simulator keeps the contract of wolkvox-api.md §7, checked over real HTTP.
+//! The simulator keeps the contract of docs/wolkvox-api.md §7, checked over real HTTP.
 
 use wolkvox_import::simulator::{Running, Scenario};
 
