@@ -6,6 +6,7 @@
 mod compile;
 mod fold;
 mod keys;
+mod phone;
 pub mod spec;
 mod transform;
 
@@ -40,6 +41,9 @@ pub struct Payload {
     /// `operation` first, then the API fields that have a value: each name and where its
     /// value ends in `text`.
     fields: Vec<(&'static str, usize)>,
+    /// Values sent with a doubt (a phone kept as typed): the row is valid, but a user
+    /// should hear of them.
+    warnings: Vec<FieldError>,
 }
 
 impl Payload {
@@ -49,7 +53,13 @@ impl Payload {
             key: String::new(),
             text: String::with_capacity(1024),
             fields: Vec::with_capacity(API_FIELDS.len() + 1),
+            warnings: Vec::new(),
         }
+    }
+
+    /// What was sent with a doubt, one entry per value (empty for most rows).
+    pub fn warnings(&self) -> &[FieldError] {
+        &self.warnings
     }
 
     fn push(&mut self, name: &'static str, value: &str) {

@@ -3,6 +3,7 @@
 mod cli;
 mod exactly_once;
 mod import;
+mod phone;
 mod quota;
 mod reports;
 mod scripted;
