@@ -88,8 +88,13 @@ impl PhoneStep {
         if text.is_empty() {
             return Reading::Blank;
         }
-        if let Some(number) = self.plain.as_ref().and_then(|plain| plain.read(text)) {
-            return Reading::Number(number);
+        if let Some(plain) = &self.plain {
+            if let Some(number) = plain.read(text) {
+                return Reading::Number(number);
+            }
+            if plain.surely_none(text) {
+                return self.not_a_number(text);
+            }
         }
         self.read_with_library(text)
     }
@@ -98,21 +103,25 @@ impl PhoneStep {
     fn read_with_library(&self, text: &str) -> Reading {
         match self.first_number(text).and_then(|n| self.write(&n)) {
             Some(number) => Reading::Number(number),
-            None => Reading::NotANumber(match self.region {
-                Some(region) => {
-                    format!(
-                        "not a phone number for {}: {:?}",
-                        region.as_ref(),
-                        clip(text)
-                    )
-                }
-                None => format!(
-                    "not a phone number: {:?} (with no `country_code` or `region`, only \
-                     numbers written with + and their country code are read)",
-                    clip(text)
-                ),
-            }),
+            None => self.not_a_number(text),
         }
+    }
+
+    fn not_a_number(&self, text: &str) -> Reading {
+        Reading::NotANumber(match self.region {
+            Some(region) => {
+                format!(
+                    "not a phone number for {}: {:?}",
+                    region.as_ref(),
+                    clip(text)
+                )
+            }
+            None => format!(
+                "not a phone number: {:?} (with no `country_code` or `region`, only \
+                     numbers written with + and their country code are read)",
+                clip(text)
+            ),
+        })
     }
 
     /// The first number of a value that may hold several (`301 555 0101 / 310 222 3333`).
@@ -213,19 +222,41 @@ impl PhoneStep {
 /// metadata). Such a number is `+`, the code and those digits whichever way it is read;
 /// anything else goes to the library, and a property test holds the two to the same
 /// answers.
+///
+/// The same goes for the commonest value that is no number: digits (and `()-.`, no space)
+/// with no `+`, international prefix or country code in front, in a region whose metadata
+/// rewrites no prefix. Whatever the library strips from such digits, what is left is a
+/// tail of them with the region's code; when no tail fits the plan, it has no answer.
 #[derive(Debug, Clone)]
 struct Plain {
     code: String,
     plan: Arc<Regex>,
     /// Matches at the start of digits the library would not take as they are.
     special: Regex,
+    /// Matches at the start of digits the library would read as international.
+    international: Regex,
+    /// Whether some tail of the digits fits the plan.
+    some_tail_fits: Regex,
+    /// Whether a region of the code rewrites its national prefix (then the library's
+    /// national number need not be a tail of the digits).
+    rewrites: bool,
 }
 
 impl Plain {
     fn compile(code: u16, plan: Arc<Regex>) -> Option<Plain> {
         let regions = DATABASE.by_code(&code)?;
         let mut starts = Vec::new();
+        let mut international = Vec::new();
+        let mut general = Vec::new();
         for meta in &regions {
+            international.extend(
+                meta.international_prefix()
+                    .map(|re| format!("(?:{})", re.as_str())),
+            );
+            general.push(format!(
+                "(?:{})",
+                meta.descriptors().general().national_number().as_str()
+            ));
             starts.extend(
                 meta.international_prefix()
                     .map(|re| re.as_str().to_string()),
@@ -242,20 +273,30 @@ impl Plain {
         }
         let starts: Vec<String> = starts.iter().map(|s| format!("(?:{s})")).collect();
         let special = Regex::new(&format!("(?x)^(?:{})", starts.join("|"))).ok()?;
+        if international.is_empty() {
+            international.push("[^\\s\\S]".into());
+        }
+        let international = Regex::new(&format!("(?x)^(?:{})", international.join("|"))).ok()?;
+        let some_tail_fits = Regex::new(&format!("(?x)^[0-9]*(?:{})$", general.join("|"))).ok()?;
         Some(Plain {
             code: code.to_string(),
             plan,
             special,
+            international,
+            some_tail_fits,
+            rewrites: regions
+                .iter()
+                .any(|meta| meta.national_prefix_transform_rule().is_some()),
         })
     }
 
-    fn read(&self, text: &str) -> Option<String> {
-        let mut digits = [0u8; 24];
+    /// The digits of a plainly written value (digits, spaces, `()-.` and a leading `+`).
+    fn digits<'b>(text: &str, buffer: &'b mut [u8; 24]) -> Option<&'b str> {
         let mut count = 0;
         for (i, byte) in text.bytes().enumerate() {
             match byte {
                 b'0'..=b'9' => {
-                    *digits.get_mut(count)? = byte;
+                    *buffer.get_mut(count)? = byte;
                     count += 1;
                 }
                 b' ' | b'(' | b')' | b'-' | b'.' => {}
@@ -263,7 +304,28 @@ impl Plain {
                 _ => return None,
             }
         }
-        let digits = std::str::from_utf8(digits.get(..count)?).ok()?;
+        std::str::from_utf8(buffer.get(..count)?).ok()
+    }
+
+    /// Whether the library surely finds no number in `text` (see the type's comment).
+    fn surely_none(&self, text: &str) -> bool {
+        let mut buffer = [0u8; 24];
+        let Some(digits) = Self::digits(text, &mut buffer) else {
+            return false;
+        };
+        // A space could part two numbers (see `first_number`); `00` is tried as `+`.
+        !self.rewrites
+            && !text.starts_with('+')
+            && !text.bytes().any(|b| b == b' ')
+            && !digits.starts_with("00")
+            && !digits.starts_with(self.code.as_str())
+            && !self.international.is_match(digits)
+            && !self.some_tail_fits.is_match(digits)
+    }
+
+    fn read(&self, text: &str) -> Option<String> {
+        let mut buffer = [0u8; 24];
+        let digits = Self::digits(text, &mut buffer)?;
         // `00` is read as `+` (see `PhoneStep::number`).
         let international = if text.starts_with('+') {
             Some(digits)
@@ -441,6 +503,13 @@ mod tests {
                 "{typed:?}"
             );
         }
+        // The shortcuts answer the commonest values without the library's parser.
+        let plain = co.plain.as_ref().unwrap();
+        assert_eq!(
+            plain.read("+57 300 555 0001").as_deref(),
+            Some("+573005550001")
+        );
+        assert!(plain.surely_none("06000003") && plain.surely_none("0300123456"));
         // The national trunk prefix is the library's business: 0 before a full number goes.
         assert_eq!(co.read("0 601 555 0101"), number("+576015550101"));
     }
@@ -536,6 +605,10 @@ mod tests {
                     phone.read_with_library(text.trim()),
                     "{}", text
                 );
+            }
+            if phone.plain.as_ref().is_some_and(|p| p.surely_none(text.trim())) {
+                let library = phone.read_with_library(text.trim());
+                proptest::prop_assert!(matches!(library, Reading::NotANumber(_)), "{}: {:?}", text, library);
             }
         }
 
