@@ -138,11 +138,11 @@ impl PhoneStep {
         // that is a number, when what follows is clearly not part of it: no digits, or
         // enough for a number of its own. A stray digit or two (`3015550101 2`) could be a
         // typo inside the number, so that value stays refused.
-        let spaces = part
+        let spaces: Vec<usize> = part
             .char_indices()
             .filter(|(_, c)| c.is_whitespace())
-            .map(|(i, _)| i);
-        let spaces: Vec<usize> = spaces.collect();
+            .map(|(i, _)| i)
+            .collect();
         for &cut in spaces.iter().rev() {
             let rest_digits = part[cut..].bytes().filter(u8::is_ascii_digit).count();
             if rest_digits != 0 && rest_digits < MIN_DIGITS_OF_A_NUMBER {
@@ -189,7 +189,7 @@ impl PhoneStep {
 
     /// Whether the national number is one its country's numbering plan has room for (its
     /// general pattern, which also fixes the lengths). The library's parse alone accepts
-    /// any digits it could not strip further (`0300123456` in CO leaves `00123456`), and
+    /// any digits it could not strip further (`0300123456` in CO leaves `0123456`), and
     /// its `is_valid` knows only the ranges assigned when its metadata was made.
     fn fits_plan(&self, number: &PhoneNumber) -> bool {
         let code = number.code().value();
