@@ -116,7 +116,8 @@ fn ticket(rng: &mut StdRng, n: usize, bad: Option<usize>, wide: bool) -> Ticket 
         0 => format!("0057 3{:02} 555 {:04}", rng.random_range(0..30), n % 10_000),
         1 => format!("+57 3{:02} 555 {:04}", rng.random_range(0..30), n % 10_000),
         2 => format!("3{:02}555{:04}", rng.random_range(0..30), n % 10_000),
-        _ => format!("0{}", 6_000_000 + n % 1_000_000),
+        // A landline as Colombia has dialled them since 2021 (60 + area + 7 digits).
+        _ => format!("(60{}) {:03} {:04}", 1 + n % 8, 200 + n % 700, n % 10_000),
     };
     let date = (2024, rng.random_range(1..=12), rng.random_range(1..=28));
     let state = pick(rng, &STATES);

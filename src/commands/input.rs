@@ -345,8 +345,14 @@ pub struct CheckedRows {
     reassembler: Option<Reassembler>,
     /// CSV: the file's size, until the first chunk tells how many rows to expect.
     file_size: Option<u64>,
+    /// Rows with a value kept as typed (a phone that is none): the first few are
+    /// logged, then only counted, so a file full of them does not flood the log.
+    warned_rows: u64,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
+
+/// How many rows with warnings are logged one by one before they are only counted.
+const LOGGED_WARNINGS: u64 = 5;
 
 const MAP_WORKERS: usize = 2;
 
@@ -421,6 +427,7 @@ impl CheckedRows {
             mapping,
             reassembler: shape.map(Reassembler::new),
             file_size,
+            warned_rows: 0,
             threads,
         })
     }
@@ -430,7 +437,9 @@ impl CheckedRows {
     fn take_in_order(&mut self) -> Option<Checked> {
         loop {
             if let Some(checked) = self.current.next() {
-                return Some(dedupe(checked, self.policy, &mut self.keys));
+                let checked = dedupe(checked, self.policy, &mut self.keys);
+                self.log_warnings(&checked);
+                return Some(checked);
             }
             let done = self.early.remove(&self.next_batch)?;
             self.next_batch += 1;
@@ -512,8 +521,28 @@ impl CheckedRows {
         }
     }
 
+    fn log_warnings(&mut self, checked: &Checked) {
+        let Checked::Ready { row, payload, .. } = checked else {
+            return;
+        };
+        if payload.warnings().is_empty() {
+            return;
+        }
+        self.warned_rows += 1;
+        if self.warned_rows <= LOGGED_WARNINGS {
+            tracing::warn!("row {row}: {}", mapping::describe(payload.warnings()));
+        }
+    }
+
     /// Wait for the threads; a panic in them is a bug worth reporting.
     pub fn join(mut self) -> anyhow::Result<()> {
+        if self.warned_rows > LOGGED_WARNINGS {
+            tracing::warn!(
+                "{} rows in all have a value kept as typed (the results file of `validate` \
+                 lists each one)",
+                self.warned_rows
+            );
+        }
         self.rx.close();
         while self.rx.try_recv().is_ok() {}
         for thread in self.threads {

@@ -29,11 +29,18 @@ pub fn run(args: &PreviewArgs) -> anyhow::Result<Verdict> {
                 row,
                 cells,
                 payload,
-            } => json!({
-                "row": row,
-                "cells": decoded(&headers, &cells),
-                "payload": payload.to_json(),
-            }),
+            } => {
+                let mut line = json!({
+                    "row": row,
+                    "cells": decoded(&headers, &cells),
+                    "payload": payload.to_json(),
+                });
+                // Only when there are some: most rows have none.
+                if !payload.warnings().is_empty() {
+                    line["warnings"] = payload.warnings().iter().map(ToString::to_string).collect();
+                }
+                line
+            }
             Checked::Invalid {
                 row,
                 cells,

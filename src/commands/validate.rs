@@ -6,6 +6,7 @@ use anyhow::Context;
 
 use crate::cli::ValidateArgs;
 use crate::exit::Verdict;
+use crate::mapping;
 use crate::outcome::{Outcome, Status};
 use crate::report::{self, Progress, Summary, Ui};
 
@@ -27,7 +28,12 @@ pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
                 row,
                 cells,
                 payload,
-            } => (Outcome::new(row, payload.key, Status::Valid), cells),
+            } => {
+                // A value sent with a doubt (a phone kept as typed) is said on its row.
+                let warnings = mapping::describe(payload.warnings());
+                let outcome = Outcome::new(row, payload.key, Status::Valid);
+                (outcome.with_message(warnings), cells)
+            }
             Checked::Invalid {
                 row,
                 cells,

@@ -265,8 +265,9 @@ impl CompiledMapping {
         let mut errors = Vec::new();
         let mut payload = Payload::start();
         payload.push("operation", &self.operation);
+        let mut warnings = Vec::new();
         for (api, field) in &self.fields {
-            if let Some(value) = field.evaluate(row, &mut errors)
+            if let Some(value) = field.evaluate(row, &mut errors, &mut warnings)
                 && !value.is_empty()
             {
                 payload.push(api, &value);
@@ -276,7 +277,7 @@ impl CompiledMapping {
         let form_start = payload.text.len();
         payload.text.push('{');
         for (label, field) in &self.form {
-            if let Some(value) = field.evaluate(row, &mut errors)
+            if let Some(value) = field.evaluate(row, &mut errors, &mut warnings)
                 && !value.is_empty()
             {
                 if payload.text.len() > form_start + 1 {
@@ -331,6 +332,7 @@ impl CompiledMapping {
         match key {
             Some(key) if errors.is_empty() => {
                 payload.key = key;
+                payload.warnings = warnings;
                 Ok(payload)
             }
             _ => Err(errors),
@@ -426,7 +428,12 @@ fn is_feedback_column(header: &str) -> bool {
 }
 
 impl CompiledField {
-    fn evaluate<'a>(&'a self, row: &'a Row, errors: &mut Vec<FieldError>) -> Option<Cow<'a, str>> {
+    fn evaluate<'a>(
+        &'a self,
+        row: &'a Row,
+        errors: &mut Vec<FieldError>,
+        warnings: &mut Vec<FieldError>,
+    ) -> Option<Cow<'a, str>> {
         let mut value = match &self.origin {
             Origin::Column(index) => {
                 if let Some((_, message)) = row.cell_errors.iter().find(|(c, _)| c == index) {
@@ -438,8 +445,9 @@ impl CompiledField {
             Origin::Constant(text) => Cow::Borrowed(text.as_str()),
             Origin::Template(parts) => Cow::Owned(render(parts, row)),
         };
+        let mut notes = Vec::new();
         for step in &self.steps {
-            match step.apply(value) {
+            match step.apply_noting(value, &mut notes) {
                 Ok(next) => value = next,
                 Err(message) => {
                     errors.push(self.error(message));
@@ -447,6 +455,7 @@ impl CompiledField {
                 }
             }
         }
+        warnings.extend(notes.into_iter().map(|note| self.error(note)));
         if trimmed(&value).is_empty()
             && let Some(default) = &self.default
         {

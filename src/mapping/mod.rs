@@ -7,6 +7,7 @@ mod compile;
 mod fold;
 pub mod guess;
 mod keys;
+mod phone;
 pub mod spec;
 mod transform;
 
@@ -41,6 +42,9 @@ pub struct Payload {
     /// `operation` first, then the API fields that have a value: each name and where its
     /// value ends in `text`.
     fields: Vec<(&'static str, usize)>,
+    /// Values sent with a doubt (a phone kept as typed): the row is valid, but a user
+    /// should hear of them.
+    warnings: Vec<FieldError>,
 }
 
 impl Payload {
@@ -50,7 +54,13 @@ impl Payload {
             key: String::new(),
             text: String::with_capacity(1024),
             fields: Vec::with_capacity(API_FIELDS.len() + 1),
+            warnings: Vec::new(),
         }
+    }
+
+    /// What was sent with a doubt, one entry per value (empty for most rows).
+    pub fn warnings(&self) -> &[FieldError] {
+        &self.warnings
     }
 
     fn push(&mut self, name: &'static str, value: &str) {
@@ -122,12 +132,28 @@ pub enum MappingError {
     },
     #[error("the mapping {} is not valid: {message}", path.display())]
     Syntax { path: PathBuf, message: String },
+    #[error("{}: `{key}` is given twice: {}; keep one", path.display(), lines(*first, *second))]
+    DuplicateKey {
+        path: PathBuf,
+        key: String,
+        first: u64,
+        second: u64,
+    },
     #[error("the mapping {} does not fit {}:\n  - {}", path.display(), input.display(), problems.join("\n  - "))]
     Compile {
         path: PathBuf,
         input: PathBuf,
         problems: Vec<String>,
     },
+}
+
+/// Where a key given twice is: two lines, or one (`{default: a, default: b}`).
+fn lines(first: u64, second: u64) -> String {
+    if first == second {
+        format!("both on line {first}")
+    } else {
+        format!("lines {first} and {second}")
+    }
 }
 
 /// Read and parse a mapping file; YAML and schema errors name its line and column.
@@ -137,11 +163,117 @@ pub fn load(path: &Path) -> Result<(MappingSpec, String), MappingError> {
         source,
     })?;
     // serde-saphyr's message already names the line and column and quotes the lines.
-    let spec = serde_saphyr::from_str::<MappingSpec>(&text).map_err(|e| MappingError::Syntax {
-        path: path.to_path_buf(),
-        message: e.to_string().trim_start_matches("error: ").to_string(),
+    let spec = serde_saphyr::from_str::<MappingSpec>(&text).map_err(|e| {
+        // Except for a key given twice: it shows only the second line, with advice about
+        // its own options and `<input>` for the file. Ours names the file and both lines.
+        if let serde_saphyr::Error::DuplicateMappingKey { key, location } = e.without_snippet()
+            && let Some((key, first, second)) =
+                first_duplicate_key(&text, key.as_deref(), location.line())
+        {
+            return MappingError::DuplicateKey {
+                path: path.to_path_buf(),
+                key,
+                first,
+                second,
+            };
+        }
+        MappingError::Syntax {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_start_matches("error: ").to_string(),
+        }
     })?;
     Ok((spec, text))
+}
+
+/// A key that one mapping of `text` gives twice, with the lines of both: the one the YAML
+/// reader stopped at (`line`, `key`), found again by walking the document's events.
+fn first_duplicate_key(text: &str, key: Option<&str>, line: u64) -> Option<(String, u64, u64)> {
+    use serde_saphyr::granit_parser::{Event, Parser};
+    /// An open collection: for a mapping, the keys seen (text → line) and whether the next
+    /// node is a key.
+    enum Open {
+        Mapping {
+            keys: std::collections::HashMap<String, u64>,
+            at_key: bool,
+        },
+        Sequence,
+    }
+    // A node is over: in a mapping, a key is followed by its value and the value by a key.
+    fn done(stack: &mut [Open]) {
+        if let Some(Open::Mapping { at_key, .. }) = stack.last_mut() {
+            *at_key = !*at_key;
+        }
+    }
+    let mut stack: Vec<Open> = Vec::new();
+    for event in Parser::new_from_str(text) {
+        let (event, span) = event.ok()?;
+        let here = span.start.line() as u64;
+        match event {
+            Event::Scalar(value, ..) => {
+                if let Some(Open::Mapping { keys, at_key: true }) = stack.last_mut()
+                    && let Some(&first) = keys.get(value.as_ref())
+                    && here == line
+                    && key.is_none_or(|k| k == value)
+                {
+                    return Some((value.into_owned(), first, here));
+                }
+                if let Some(Open::Mapping { keys, at_key: true }) = stack.last_mut() {
+                    keys.entry(value.into_owned()).or_insert(here);
+                }
+                done(&mut stack);
+            }
+            Event::Alias(_) => done(&mut stack),
+            Event::MappingStart(..) => stack.push(Open::Mapping {
+                keys: Default::default(),
+                at_key: true,
+            }),
+            Event::SequenceStart(..) => stack.push(Open::Sequence),
+            Event::MappingEnd | Event::SequenceEnd => {
+                stack.pop();
+                done(&mut stack);
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod load_tests {
+    fn load(text: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tickets.yaml");
+        std::fs::write(&path, text).unwrap();
+        let error = super::load(&path).unwrap_err().to_string();
+        error.replace(&format!("{}", dir.path().display()), "<dir>")
+    }
+
+    #[test]
+    fn a_key_given_twice_names_the_file_and_both_lines() {
+        let text = "operation: op\nfields:\n  priority: Prioridad\n  status: Estado\n  \
+                    priority: Urgencia\n";
+        assert_eq!(
+            load(text),
+            "<dir>/tickets.yaml: `priority` is given twice: lines 3 and 5; keep one"
+        );
+    }
+
+    #[test]
+    fn the_same_key_in_two_mappings_is_no_duplicate_but_a_second_one_is() {
+        let text = "operation: op\n\
+                    fields:\n  \
+                      status: { column: Estado, default: Abierto }\n  \
+                      priority: { column: Prioridad, default: Media, default: Alta }\n";
+        assert_eq!(
+            load(text),
+            "<dir>/tickets.yaml: `default` is given twice: both on line 4; keep one"
+        );
+        let top = "operation: op\nfields: {}\noperation: other\n";
+        assert_eq!(
+            load(top),
+            "<dir>/tickets.yaml: `operation` is given twice: lines 1 and 3; keep one"
+        );
+    }
 }
 
 #[cfg(test)]

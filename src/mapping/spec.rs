@@ -94,7 +94,7 @@ pub enum Transform {
     Map(BTreeMap<String, String>),
     /// Re-format a date: `{from: ["%d/%m/%Y"], to: "%Y-%m-%d"}`.
     Date(DateSpec),
-    /// Keep digits and `+`; with `country_code`, add it to numbers that lack one.
+    /// The first phone number of the value, in E.164: `{country_code: "+57"}` or `{region: CO}`.
     Phone(PhoneSpec),
     /// Keep at most this many characters.
     Truncate(usize),
@@ -126,10 +126,42 @@ impl DateSpec {
     }
 }
 
+/// A phone number read with libphonenumber's metadata and written in E.164 (`+573001234567`).
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PhoneSpec {
+    /// The country calling code of numbers written without one: `"+57"`.
     pub country_code: Option<String>,
+    /// Or the region (ISO 3166 code) those numbers belong to: `CO`. Needed to tell apart
+    /// regions that share a code (`+1`: `US`, `CA`, …); one is enough.
+    pub region: Option<String>,
+    /// What becomes of an extension (`ext 12`): dropped, or kept as `;ext=12`.
+    #[serde(default)]
+    pub extension: PhoneExtension,
+    /// A value with no phone number in it: the row is invalid, or the value is kept as typed
+    /// (with a warning).
+    #[serde(default)]
+    pub on_invalid: OnInvalidPhone,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PhoneExtension {
+    /// The number alone.
+    #[default]
+    Drop,
+    /// Appended in RFC 3966 form: `+573001234567;ext=12`.
+    Keep,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnInvalidPhone {
+    /// The row is invalid, and the message quotes the value.
+    #[default]
+    Error,
+    /// The value is sent as typed, and the row carries a warning.
+    Keep,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -7,6 +7,7 @@ use chrono::NaiveDate;
 use regex::Regex;
 
 use super::fold::fold;
+use super::phone::{PhoneStep, Reading};
 use super::spec::Transform;
 
 #[derive(Debug, Clone)]
@@ -27,9 +28,7 @@ pub enum Step {
         from: Vec<DateFormat>,
         to: DateOutput,
     },
-    Phone {
-        country_code: Option<String>,
-    },
+    Phone(PhoneStep),
     Truncate(usize),
     Replace {
         pattern: Regex,
@@ -93,9 +92,8 @@ impl Step {
                     .collect::<Result<_, _>>()?;
                 Step::Date { from, to }
             }
-            Transform::Phone(spec) => Step::Phone {
-                country_code: spec.country_code.clone(),
-            },
+            // Region and options settled here, not per row.
+            Transform::Phone(spec) => Step::Phone(PhoneStep::compile(spec)?),
             Transform::Truncate(n) => Step::Truncate(*n),
             Transform::Split(spec) => {
                 if spec.separator.is_empty() {
@@ -114,9 +112,19 @@ impl Step {
         })
     }
 
-    /// Apply this step. Values are borrowed from the row (or the mapping) until a step
-    /// changes them: most cells pass most steps unchanged, and then nothing is copied.
+    /// Apply this step, with nowhere for warnings to go (the column scan, tests).
     pub fn apply<'a>(&'a self, value: Cow<'a, str>) -> Result<Cow<'a, str>, String> {
+        self.apply_noting(value, &mut Vec::new())
+    }
+
+    /// Apply this step; a value it passes on with a doubt (a phone kept as typed) adds a
+    /// warning to `warnings`. Values are borrowed from the row (or the mapping) until a
+    /// step changes them: most cells pass most steps unchanged, and then nothing is copied.
+    pub fn apply_noting<'a>(
+        &'a self,
+        value: Cow<'a, str>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Cow<'a, str>, String> {
         Ok(match self {
             Step::Trim if trimmed(&value).len() == value.len() => value,
             Step::Trim => match value {
@@ -165,7 +173,15 @@ impl Step {
                 }
                 Cow::Owned(reformat_date(text, from, to)?)
             }
-            Step::Phone { country_code } => Cow::Owned(phone(&value, country_code.as_deref())),
+            Step::Phone(phone) => match phone.read(&value) {
+                Reading::Number(number) => Cow::Owned(number),
+                Reading::Blank => value,
+                Reading::NotANumber(message) if phone.keeps_invalid() => {
+                    warnings.push(format!("{message}; kept as typed"));
+                    value
+                }
+                Reading::NotANumber(message) => return Err(message),
+            },
             // No more bytes than `n` means no more characters either.
             Step::Truncate(n) if value.len() <= *n => value,
             Step::Truncate(n) => Cow::Owned(value.chars().take(*n).collect()),
@@ -442,32 +458,6 @@ fn format_date(date: NaiveDate, to: &DateOutput) -> String {
     date.format_with_items(to.items.iter()).to_string()
 }
 
-fn phone(value: &str, country_code: Option<&str>) -> String {
-    let mut digits = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_digit() || byte == b'+' {
-            digits.push(char::from(byte));
-        }
-    }
-    match country_code {
-        Some(code) if !digits.is_empty() && !digits.starts_with('+') => {
-            let bare = code.trim_start_matches('+');
-            let mut out = String::with_capacity(digits.len() + bare.len() + 1);
-            out.push('+');
-            if let Some(international) = digits.strip_prefix("00") {
-                out.push_str(international);
-            } else if digits.starts_with(bare) && digits.len() > 10 {
-                out.push_str(&digits);
-            } else {
-                out.push_str(bare);
-                out.push_str(&digits);
-            }
-            out
-        }
-        _ => digits,
-    }
-}
-
 /// A value for a message: at most 40 characters.
 pub fn clip(value: &str) -> String {
     if value.chars().count() <= 40 {
@@ -593,18 +583,32 @@ mod tests {
     }
 
     #[test]
-    fn phones_keep_digits_and_gain_a_country_code() {
-        let s = step(Transform::Phone(super::super::spec::PhoneSpec {
-            country_code: Some("+57".into()),
-        }));
-        assert_eq!(s.apply("301 555 0101".into()).unwrap(), "+573015550101");
+    fn a_phone_that_is_none_is_an_error_or_a_warning() {
+        let phone = |on_invalid| {
+            step(Transform::Phone(super::super::spec::PhoneSpec {
+                country_code: Some("+57".into()),
+                on_invalid,
+                ..Default::default()
+            }))
+        };
+        let refuse = phone(super::super::spec::OnInvalidPhone::Error);
         assert_eq!(
-            s.apply("+57 (301) 555-0101".into()).unwrap(),
-            "+573015550101"
+            refuse.apply("abc".into()).unwrap_err(),
+            "not a phone number for CO: \"abc\""
         );
         assert_eq!(
-            s.apply("0057 301 555 0101".into()).unwrap(),
+            refuse.apply("301 555 0101".into()).unwrap(),
             "+573015550101"
+        );
+        let keep = phone(super::super::spec::OnInvalidPhone::Keep);
+        let mut warnings = Vec::new();
+        assert_eq!(
+            keep.apply_noting("abc".into(), &mut warnings).unwrap(),
+            "abc"
+        );
+        assert_eq!(
+            warnings,
+            ["not a phone number for CO: \"abc\"; kept as typed"]
         );
     }
 

@@ -6,6 +6,8 @@ use calamine::{Data, ExcelDateTime};
 ///
 /// - text stays text byte for byte (leading zeros, `+57…`, 16+ digit numbers typed as text);
 /// - whole-number floats print without `.0`; other floats in shortest round-trip form;
+/// - in XLSX, a whole number under a format of only zeros (`0000000000`) is padded as
+///   Excel shows it (`0300123456`; `zero_padded`, applied by the XLSX reader);
 /// - dates → `2024-03-07`, datetimes → `2024-03-07T14:05:00`, times → `14:05:00`;
 /// - booleans → `true`/`false`; formulas arrive as their cached value.
 pub fn cell_text(cell: &Data) -> Result<String, String> {
@@ -20,6 +22,32 @@ pub fn cell_text(cell: &Data) -> Result<String, String> {
         Data::DurationIso(s) => s.clone(),
         Data::Error(e) => return Err(format!("{e}")),
     })
+}
+
+/// The number of digits a number format pads whole numbers to, when it does nothing else:
+/// `0000000000` (Excel shows 300123456 as `0300123456`). Any other format (decimals,
+/// thousands separators, literals, several sections) is `None`: those cells keep the
+/// plain number.
+pub fn zero_pad_width(format_code: &str) -> Option<usize> {
+    let code = format_code.trim();
+    (!code.is_empty() && code.bytes().all(|b| b == b'0')).then_some(code.len())
+}
+
+/// A number cell as a zero-padding format shows it (`-0042` for -42 in `0000`), as text,
+/// so it reaches the mapping as Excel shows it. A number with a fraction is left alone:
+/// Excel would show it rounded, and rounding a cell would lose what it holds.
+pub fn zero_padded(cell: Data, width: usize) -> Data {
+    let whole = match cell {
+        Data::Int(i) => i,
+        Data::Float(f)
+            if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 =>
+        {
+            f as i64
+        }
+        other => return other,
+    };
+    let sign = if whole < 0 { "-" } else { "" };
+    Data::String(format!("{sign}{:0width$}", whole.unsigned_abs()))
 }
 
 fn float_text(f: f64) -> String {
@@ -128,6 +156,37 @@ mod tests {
             cell_text(&date(45358.0 - 1462.0, true)).unwrap(),
             "2024-03-07"
         );
+    }
+
+    #[test]
+    fn only_formats_of_zeros_pad() {
+        assert_eq!(zero_pad_width("0000000000"), Some(10));
+        assert_eq!(zero_pad_width("0"), Some(1));
+        for other in [
+            "General",
+            "0.00",
+            "#,##0",
+            "00000;-00000",
+            "\"N\"000",
+            "@",
+            "",
+        ] {
+            assert_eq!(zero_pad_width(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn zero_padded_numbers_read_as_excel_shows_them() {
+        let text = |cell: Data, width| cell_text(&zero_padded(cell, width)).unwrap();
+        assert_eq!(text(Data::Float(300123456.0), 10), "0300123456");
+        assert_eq!(text(Data::Int(42), 5), "00042");
+        assert_eq!(text(Data::Float(-42.0), 4), "-0042");
+        // Wider than the format: all the digits, as Excel shows them.
+        assert_eq!(text(Data::Float(3015550101.0), 5), "3015550101");
+        // A fraction, text and dates are left as they are.
+        assert_eq!(text(Data::Float(12.5), 4), "12.5");
+        assert_eq!(text(Data::String("0057".into()), 10), "0057");
+        assert_eq!(text(date(45358.0, false), 10), "2024-03-07");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use calamine::{Data, Reader, Xlsx, open_workbook};
 
-use super::cell::cell_text;
+use super::cell::{cell_text, zero_pad_width, zero_padded};
 use super::excel::choose_sheet;
 use super::{
     Cells, Row, RowError, RowResult, Source, SourceError, SourceInfo, SourceOptions, column_letter,
@@ -103,6 +103,16 @@ fn stream(
         Ok(reader) => reader,
         Err(e) => return fail(e.to_string()),
     };
+    // Per style id (the cell's `s`, an index into `cellXfs`): the width its number format
+    // pads to, if it is only zeros (`0000000000`). Worked out once, not per cell.
+    let pads: Vec<Option<usize>> = cells
+        .styles()
+        .iter()
+        .map(|style| {
+            let format = style.number_format.as_ref()?;
+            zero_pad_width(&format.format_code)
+        })
+        .collect();
 
     // Cells arrive row by row; gather each row before handing it on.
     let mut pending: Option<RawRow> = None;
@@ -110,10 +120,13 @@ fn stream(
     let mut next_row = || -> Result<Option<RawRow>, String> {
         // The reader must not be asked again once it said the sheet is over.
         while !finished {
-            match cells.next_cell() {
-                Ok(Some(cell)) => {
+            match cells.next_cell_with_style_id() {
+                Ok(Some((cell, style))) => {
                     let (r, c) = cell.get_position();
-                    let value = Data::from(cell.get_value().clone());
+                    let mut value = Data::from(cell.get_value().clone());
+                    if let Some(width) = pads.get(style).copied().flatten() {
+                        value = zero_padded(value, width);
+                    }
                     match &mut pending {
                         Some(raw) if raw.row == r => raw.cells.push((c, value)),
                         _ => {

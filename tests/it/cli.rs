@@ -31,6 +31,33 @@ fn bad_arguments_exit_1() {
 }
 
 #[test]
+fn a_key_given_twice_in_the_mapping_names_the_file_and_both_lines() {
+    let work = Work::with_sample();
+    let mapping = work.read("tickets.yaml");
+    let line = |prefix: &str| mapping.lines().position(|l| l.starts_with(prefix)).unwrap() + 1;
+    let (first, solution) = (line("  priority: "), line("  solution: "));
+    // A second `priority` where `solution` is: a slip a user makes when copying lines.
+    work.write(
+        "twice.yaml",
+        &mapping.replace("  solution: Solución", "  priority: Urgencia"),
+    );
+    let out = bin()
+        .current_dir(work.dir.path())
+        .args(["validate", "tickets.csv", "--mapping", "twice.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "twice.yaml: `priority` is given twice: lines {first} and {solution}; keep one"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("DuplicateKeyPolicy"), "{stderr}");
+}
+
+#[test]
 fn validate_reports_every_bad_row_and_sends_nothing() {
     let work = Work::with_sample();
     let out = work

@@ -6,6 +6,7 @@ mod durability;
 mod exactly_once;
 mod import;
 mod machine_faults;
+mod phone;
 mod quota;
 mod reports;
 mod scripted;

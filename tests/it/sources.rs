@@ -98,6 +98,40 @@ fn title_lines_above_the_header_are_explained_and_header_row_fixes_it() {
 }
 
 #[test]
+fn xlsx_numbers_with_a_zero_padded_format_read_as_excel_shows_them() {
+    let work = Work::new();
+    let mut workbook = Workbook::new();
+    let sheet = workbook.add_worksheet();
+    let padded = Format::new().set_num_format("0000000000");
+    let decimals = Format::new().set_num_format("0.00");
+    sheet.write_string(0, 0, "Descripción").unwrap();
+    sheet.write_string(0, 1, "Teléfono").unwrap();
+    for (row, (description, number, format)) in [
+        ("padded", 300123456.0, &padded),
+        ("already ten digits", 3015550101.0, &padded),
+        ("other formats keep the number", 300123456.0, &decimals),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let row = row as u32 + 1;
+        sheet.write_string(row, 0, description).unwrap();
+        sheet
+            .write_number_with_format(row, 1, number, format)
+            .unwrap();
+    }
+    workbook.save(work.path("t.xlsx")).unwrap();
+
+    let (code, rows, stderr) = preview(&work, "t.xlsx", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let phones: Vec<&str> = rows
+        .iter()
+        .map(|r| r["cells"]["Teléfono"].as_str().unwrap())
+        .collect();
+    assert_eq!(phones, ["0300123456", "3015550101", "300123456"]);
+}
+
+#[test]
 fn workbook_cells_are_read_faithfully() {
     let work = Work::new();
     let mut workbook = Workbook::new();
