@@ -445,6 +445,16 @@ impl CompiledField {
             Origin::Constant(text) => Cow::Borrowed(text.as_str()),
             Origin::Template(parts) => Cow::Owned(render(parts, row)),
         };
+        // A NUL byte ends a string in the CRM's PHP back end: never send one.
+        if memchr::memchr(0, value.as_bytes()).is_some() {
+            errors.push(
+                self.error(
+                    "holds a NUL byte (\\0), which the CRM cannot store: remove it from the cell"
+                        .into(),
+                ),
+            );
+            return None;
+        }
         let mut notes = Vec::new();
         for step in &self.steps {
             match step.apply_noting(value, &mut notes) {

@@ -183,6 +183,8 @@ pub enum SourceError {
     },
     #[error("{} is empty: there is no header row", path.display())]
     Empty { path: PathBuf },
+    #[error("{}: {problem}", path.display())]
+    Misnamed { path: PathBuf, problem: String },
     #[error("{}: {message}", path.display())]
     Header { path: PathBuf, message: String },
     #[error("cannot open the workbook {}: {message}", path.display())]
@@ -207,6 +209,12 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
+    if let Some(problem) = misnamed(path, &ext) {
+        return Err(SourceError::Misnamed {
+            path: path.to_path_buf(),
+            problem,
+        });
+    }
     let mut source = match ext.as_str() {
         "csv" | "txt" | "tsv" | "" => csv::open(path, options),
         "xlsx" | "xlsm" | "xls" | "xlsb" | "ods" | "xla" | "xlam" => excel::open(path, options),
@@ -226,6 +234,59 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
         source.rows.first = Some(Ok(first));
     }
     Ok(source)
+}
+
+/// What a file's first bytes say it is, when its name says otherwise: a PDF, an archive
+/// or a program named `.csv`, a CSV named `.xlsx`. `None` when they agree (or the file
+/// cannot be read: opening it says why).
+fn misnamed(path: &Path, ext: &str) -> Option<String> {
+    use std::io::Read;
+    let mut head = [0u8; 8];
+    let mut file = std::fs::File::open(path).ok()?;
+    let n = file.read(&mut head).ok()?;
+    let head = &head[..n];
+    let zip = head.starts_with(b"PK\x03\x04");
+    let ole = head.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]);
+    let kind = if zip {
+        "a ZIP archive (an .xlsx or .ods workbook is one)"
+    } else if ole {
+        "an old-style Office file (an .xls workbook is one)"
+    } else if head.starts_with(b"%PDF") {
+        "a PDF file"
+    } else if head.starts_with(b"\x7fELF") {
+        "a program (ELF)"
+    } else if head.starts_with(&[0x1F, 0x8B]) {
+        "a gzip archive"
+    } else {
+        "text"
+    };
+    match ext {
+        "csv" | "txt" | "tsv" | "" if kind != "text" => Some(format!(
+            "this looks like {kind}, not CSV text{}",
+            if zip || ole {
+                ": if it is a workbook, give it its real extension (.xlsx, .ods, .xls)"
+            } else {
+                ""
+            }
+        )),
+        "xlsx" | "xlsm" | "xlsb" | "ods" | "xla" | "xlam" if !zip && n > 0 => Some(format!(
+            "this looks like {kind}, not an .{ext} workbook (which is a ZIP archive){}",
+            if kind == "text" {
+                ": if it is CSV, name it .csv"
+            } else {
+                ""
+            }
+        )),
+        "xls" if !ole && !zip && n > 0 => Some(format!(
+            "this looks like {kind}, not an .xls workbook{}",
+            if kind == "text" {
+                ": if it is CSV, name it .csv"
+            } else {
+                ""
+            }
+        )),
+        _ => None,
+    }
 }
 
 /// Excel-style column letters for a 0-based index: 0 → A, 26 → AA.

@@ -4,6 +4,7 @@ mod ca_roots;
 mod cli;
 mod durability;
 mod exactly_once;
+mod hostile;
 mod import;
 mod machine_faults;
 mod phone;
