@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use super::{Ledger, LedgerError, SCHEMA_V1};
 
@@ -48,19 +48,7 @@ pub(super) fn migrate(conn: &Connection, path: &Path) -> Result<(), LedgerError>
 
 /// The target an existing ledger file records, read without taking its lock.
 pub(super) fn target_of(path: &Path) -> Result<Option<String>, LedgerError> {
-    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|source| LedgerError::Sqlite {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    conn.query_row("SELECT value FROM meta WHERE name = 'target'", [], |r| {
-        r.get(0)
-    })
-    .optional()
-    .map_err(|source| LedgerError::NotALedger {
-        path: path.to_path_buf(),
-        source,
-    })
+    Ledger::open_read_only(path)?.target()
 }
 
 /// What merging an earlier release's ledger brought in.

@@ -403,9 +403,20 @@ fn a_finding_that_could_duplicate_is_refused_and_nothing_is_recorded() {
     assert_each_once(&sim, 1..=3);
 }
 
-/// The input and mapping that made the 0.1.0 ledger. The mapping gets the one change the
-/// sample mapping got since: phone numbers no plan has are sent as typed, not refused.
-fn copy_fixture_0_1_0(work: &Work) {
+/// The input and mapping that made the 0.1.0 ledger, and the ledger as `ledger` with its
+/// target rewritten to `sim`'s address. The mapping gets the one change the sample mapping
+/// got since: phone numbers no plan has are sent as typed, not refused.
+fn copy_fixture_0_1_0(work: &Work, sim: &Sim, ledger: &str) -> std::path::PathBuf {
+    let path = work.path(ledger);
+    std::fs::copy(repo("tests/fixtures/ledger-0.1.0/ledger.sqlite"), &path).unwrap();
+    let address = sim.url().trim_start_matches("http://").to_string();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute(
+            "UPDATE meta SET value = ?1 WHERE name = 'target'",
+            [format!("{address}|modulotest01")],
+        )
+        .unwrap();
     work.copy("tests/fixtures/ledger-0.1.0/tickets.csv", "tickets.csv");
     let mapping = std::fs::read_to_string(repo("tests/fixtures/ledger-0.1.0/tickets.yaml"))
         .unwrap()
@@ -414,24 +425,15 @@ fn copy_fixture_0_1_0(work: &Work) {
             r#"- phone: { country_code: "+57", on_invalid: keep }"#,
         );
     work.write("tickets.yaml", &mapping);
+    path
 }
 
 #[test]
 fn a_ledger_of_release_0_1_0_beside_the_input_is_merged_and_its_tickets_skipped() {
     let sim = Sim::strict();
     let work = Work::new();
-    copy_fixture_0_1_0(&work);
     // Where 0.1.0 kept it: beside the input, as <input>.ledger.sqlite, for this server.
-    let legacy = work.path("tickets.ledger.sqlite");
-    std::fs::copy(repo("tests/fixtures/ledger-0.1.0/ledger.sqlite"), &legacy).unwrap();
-    let address = sim.url().trim_start_matches("http://").to_string();
-    rusqlite::Connection::open(&legacy)
-        .unwrap()
-        .execute(
-            "UPDATE meta SET value = ?1 WHERE name = 'target'",
-            [format!("{address}|modulotest01")],
-        )
-        .unwrap();
+    let legacy = copy_fixture_0_1_0(&work, &sim, "tickets.ledger.sqlite");
 
     let out = work
         .import("tickets.csv", &sim, "upgraded")
@@ -492,17 +494,7 @@ fn a_ledger_of_release_0_1_0_beside_the_input_is_merged_and_its_tickets_skipped(
 fn an_explicit_ledger_from_release_0_1_0_opens_and_keeps_its_history() {
     let sim = Sim::strict();
     let work = Work::new();
-    copy_fixture_0_1_0(&work);
-    let path = work.path("kept.sqlite");
-    std::fs::copy(repo("tests/fixtures/ledger-0.1.0/ledger.sqlite"), &path).unwrap();
-    let address = sim.url().trim_start_matches("http://").to_string();
-    rusqlite::Connection::open(&path)
-        .unwrap()
-        .execute(
-            "UPDATE meta SET value = ?1 WHERE name = 'target'",
-            [format!("{address}|modulotest01")],
-        )
-        .unwrap();
+    let path = copy_fixture_0_1_0(&work, &sim, "kept.sqlite");
     let out = work
         .import("tickets.csv", &sim, "kept")
         .args(["--ledger", "kept.sqlite"])
