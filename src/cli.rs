@@ -158,6 +158,44 @@ pub struct InputArgs {
     /// 1-based number ("3"), and the first row is data.
     #[arg(long)]
     pub no_header: bool,
+
+    /// The most text one cell may hold, e.g. 16MiB, 500KB, 1000000: a row with a bigger
+    /// cell is a row error (a quote that never closes, or a crafted file), read past
+    /// without being held in memory. A row holds at most four such cells.
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size,
+          env = "WOLKVOX_MAX_CELL_BYTES")]
+    pub max_cell_bytes: usize,
+}
+
+/// A size in bytes: a number with an optional unit (KB/MB/GB are 1000s, KiB/MiB/GiB 1024s).
+fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?}: use KB, MB, GB, KiB, MiB or GiB"
+            ));
+        }
+    };
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size: write it like 16MiB or 1000000"))?;
+    number
+        .checked_mul(scale)
+        .and_then(|bytes| usize::try_from(bytes).ok())
+        .filter(|bytes| *bytes > 0)
+        .ok_or_else(|| format!("{text:?} is not a size this machine can hold"))
 }
 
 #[derive(Debug, Args)]

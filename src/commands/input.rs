@@ -269,6 +269,9 @@ pub fn source_options(args: &InputArgs) -> anyhow::Result<SourceOptions> {
         delimiter: args.delimiter,
         encoding,
         no_header: args.no_header,
+        limits: source::Limits {
+            cell_bytes: args.max_cell_bytes,
+        },
     })
 }
 

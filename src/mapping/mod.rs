@@ -177,12 +177,41 @@ pub fn load(path: &Path) -> Result<(MappingSpec, String), MappingError> {
                 second,
             };
         }
+        if let Some(breach) = budget_breach(&e) {
+            // Aliases that expand exponentially ("billion laughs"), or a file far larger
+            // than any mapping: the YAML reader's budget stops it before memory runs out.
+            return MappingError::Syntax {
+                path: path.to_path_buf(),
+                message: format!(
+                    "it is far larger than any mapping once its YAML anchors and aliases \
+                     are expanded ({breach:?}): a mapping needs a few hundred values; \
+                     write them out instead of nesting aliases"
+                ),
+            };
+        }
+        // serde-saphyr calls the file `<input>`; ours has a name.
+        let named = format!(" --> {}:", path.display());
         MappingError::Syntax {
             path: path.to_path_buf(),
-            message: e.to_string().trim_start_matches("error: ").to_string(),
+            message: e
+                .to_string()
+                .trim_start_matches("error: ")
+                .replace(" --> <input>:", &named),
         }
     })?;
     Ok((spec, text))
+}
+
+/// The YAML reader's budget that `e` reports breached, through the errors that wrap it.
+fn budget_breach(mut e: &serde_saphyr::Error) -> Option<&serde_saphyr::budget::BudgetBreach> {
+    loop {
+        match e {
+            serde_saphyr::Error::Budget { breach, .. } => return Some(breach),
+            serde_saphyr::Error::WithSnippet { error, .. }
+            | serde_saphyr::Error::AliasError { error, .. } => e = error,
+            _ => return None,
+        }
+    }
 }
 
 /// A key that one mapping of `text` gives twice, with the lines of both: the one the YAML

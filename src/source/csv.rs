@@ -74,7 +74,7 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
         Box::new(Transcoder::new(head, encoding))
     };
 
-    let mut records = Records::new(reader, delimiter);
+    let mut records = Records::new(reader, delimiter, options.limits);
     let skip_until = options
         .header_row
         .unwrap_or(if sep_line.is_some() { 2 } else { 1 });

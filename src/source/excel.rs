@@ -13,6 +13,9 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
+    if matches!(ext.as_str(), "xlsx" | "xlsm" | "xlsb" | "ods") {
+        super::archive::check(path, options.limits)?;
+    }
     if ext == "xlsx" || ext == "xlsm" {
         return super::xlsx_stream::open(path, options);
     }

@@ -5,6 +5,7 @@
 //! A row that cannot be read is a `RowError` carrying its number: never a panic,
 //! never a silent skip.
 
+mod archive;
 mod cell;
 mod cells;
 mod csv;
@@ -42,6 +43,36 @@ pub struct RowError {
 
 pub type RowResult = Result<Row, RowError>;
 
+/// How much text one row may hold. A cell past it (a CSV field whose quote never closes
+/// swallows the rest of the file; a crafted file holds one of gigabytes) makes its row an
+/// error, read past without being kept, so memory stays bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of text in one cell (`--max-cell-bytes`).
+    pub cell_bytes: usize,
+}
+
+impl Limits {
+    /// The default cap on a cell: far above any real export (a spreadsheet cell holds
+    /// 32,767 characters), far below what would exhaust memory.
+    pub const CELL_BYTES: usize = 16 * 1024 * 1024;
+    /// Fields in one row: four times Excel's 16,384 columns.
+    pub const FIELDS: usize = 65_536;
+
+    /// Bytes of text in one row: four full cells.
+    pub fn row_bytes(&self) -> usize {
+        self.cell_bytes.saturating_mul(4)
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            cell_bytes: Limits::CELL_BYTES,
+        }
+    }
+}
+
 /// How to read the input, from the command line.
 #[derive(Debug, Clone, Default)]
 pub struct SourceOptions {
@@ -55,6 +86,7 @@ pub struct SourceOptions {
     pub encoding: Option<Encoding>,
     /// The file has no header row: columns are named A, B, C… and the first row is data.
     pub no_header: bool,
+    pub limits: Limits,
 }
 
 /// What the reader decided about the file, for the summary.

@@ -17,10 +17,15 @@
 use std::collections::VecDeque;
 use std::io::{self, Read};
 
-use super::{Cells, Row, RowError, RowResult};
+use super::{Cells, Limits, Row, RowError, RowResult};
 
 /// Bytes a chunk holds before it is cut at the next line end.
 pub const CHUNK_BYTES: usize = 128 * 1024;
+
+/// Bytes past which a chunk is cut even where the quotes do not balance (a stray quote,
+/// or one huge quoted cell), and even in the middle of a line: the reassembly below
+/// makes any cut safe, and so no chunk, however the file is made, holds much more.
+const FORCED_CUT_BYTES: usize = 8 * CHUNK_BYTES;
 
 /// Line ends seen in the bytes consumed so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -31,14 +36,6 @@ pub struct LineCount {
 }
 
 impl LineCount {
-    /// The count at the start of a record that begins on `line`.
-    fn at_line(line: u64) -> LineCount {
-        LineCount {
-            ends: line.saturating_sub(1),
-            pending_cr: false,
-        }
-    }
-
     /// Count the line ends in `bytes` (followed by `next`, if known).
     fn advance(&mut self, bytes: &[u8], next: Option<u8>) {
         self.settle_cr(bytes);
@@ -96,6 +93,17 @@ pub struct RecordAt {
     pub offset: u64,
     len: usize,
     fields: usize,
+    /// The record outgrew the limits: its text was dropped as it was read.
+    over: Option<Over>,
+}
+
+/// How a record outgrew the limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Over {
+    /// The 0-based field whose text passed `Limits::cell_bytes`.
+    Cell(usize),
+    Row,
+    Fields,
 }
 
 enum Fed {
@@ -105,10 +113,13 @@ enum Fed {
     End,
 }
 
-/// `csv_core` over bytes given piece by piece.
+/// `csv_core` over bytes given piece by piece. A record that outgrows the limits is read
+/// to its end with its text dropped as it comes, so memory stays bounded whatever the
+/// file holds, and it becomes a row error.
 pub struct Parser {
     core: csv_core::Reader,
     delimiter: u8,
+    limits: Limits,
     out: Vec<u8>,
     ends: Vec<usize>,
     lines: LineCount,
@@ -120,13 +131,16 @@ pub struct Parser {
     fields: usize,
     began: u64,
     start: Option<(u64, u64)>,
+    /// The record in progress outgrew the limits (its text is being dropped).
+    over: Option<Over>,
 }
 
 impl Parser {
-    pub fn new(delimiter: u8, lines: LineCount, offset: u64) -> Parser {
+    pub fn new(delimiter: u8, limits: Limits, lines: LineCount, offset: u64) -> Parser {
         Parser {
             core: csv_core::ReaderBuilder::new().delimiter(delimiter).build(),
             delimiter,
+            limits,
             out: vec![0; 4096],
             ends: vec![0; 64],
             lines,
@@ -135,7 +149,42 @@ impl Parser {
             fields: 0,
             began: offset,
             start: None,
+            over: None,
         }
+    }
+
+    /// Room for more text of the record in progress, up to the limits: past them the
+    /// record is marked and its text from here on overwrites itself.
+    fn make_room(&mut self) {
+        if self.over.is_some() {
+            self.len = 0;
+            return;
+        }
+        let field_start = self.fields.checked_sub(1).map_or(0, |i| self.ends[i]);
+        let cell_end = field_start.saturating_add(self.limits.cell_bytes);
+        let row_end = self.limits.row_bytes();
+        if self.len > cell_end {
+            self.over = Some(Over::Cell(self.fields));
+            self.len = 0;
+        } else if self.len > row_end {
+            self.over = Some(Over::Row);
+            self.len = 0;
+        } else {
+            // Grow to one byte past the nearer limit at most, so passing it is seen.
+            let grown = (self.out.len() * 2).min(cell_end.min(row_end) + 1);
+            self.out.resize(grown.max(self.out.len() + 1), 0);
+        }
+    }
+
+    /// Room for more field ends, up to `Limits::FIELDS`.
+    fn make_room_for_ends(&mut self) {
+        if self.over.is_none() && self.ends.len() < Limits::FIELDS {
+            let grown = (self.ends.len() * 2).min(Limits::FIELDS);
+            self.ends.resize(grown, 0);
+            return;
+        }
+        self.over.get_or_insert(Over::Fields);
+        self.fields = 0;
     }
 
     /// Parse from `input`; an empty `input` means the input has ended. Returns what
@@ -161,20 +210,15 @@ impl Parser {
             self.fields += nend;
             match result {
                 csv_core::ReadRecordResult::InputEmpty => return (Fed::NeedInput, used),
-                csv_core::ReadRecordResult::OutputFull => {
-                    let grown = self.out.len() * 2;
-                    self.out.resize(grown, 0);
-                }
-                csv_core::ReadRecordResult::OutputEndsFull => {
-                    let grown = self.ends.len() * 2;
-                    self.ends.resize(grown, 0);
-                }
+                csv_core::ReadRecordResult::OutputFull => self.make_room(),
+                csv_core::ReadRecordResult::OutputEndsFull => self.make_room_for_ends(),
                 csv_core::ReadRecordResult::Record => {
                     let record = RecordAt {
                         line: self.start.map_or(self.lines.line(), |(line, _)| line),
                         offset: self.start.map_or(self.began, |(_, first)| first),
                         len: std::mem::take(&mut self.len),
                         fields: std::mem::take(&mut self.fields),
+                        over: self.over.take(),
                     };
                     self.start = None;
                     self.began = self.offset;
@@ -186,12 +230,19 @@ impl Parser {
     }
 
     pub fn is_blank(&self, record: &RecordAt) -> bool {
-        self.out[..record.len].iter().all(u8::is_ascii_whitespace)
+        record.over.is_none() && self.out[..record.len].iter().all(u8::is_ascii_whitespace)
     }
 
     /// The record's cells, checked to be UTF-8 all at once (per-field checks cost more
     /// than the parse).
     pub fn cells(&self, record: &RecordAt) -> Result<Cells, RowError> {
+        if let Some(over) = record.over {
+            return Err(RowError {
+                number: record.line,
+                cells: Cells::default(),
+                message: over_message(self.limits, over),
+            });
+        }
         let bytes = &self.out[..record.len];
         let ends = &self.ends[..record.fields];
         match simdutf8::basic::from_utf8(bytes) {
@@ -256,6 +307,30 @@ impl Parser {
     }
 }
 
+/// Why a record that outgrew the limits is not read.
+fn over_message(limits: Limits, over: Over) -> String {
+    let mib = |bytes: usize| bytes / (1024 * 1024);
+    match over {
+        Over::Cell(field) => format!(
+            "field {} holds more than {} MiB of text (--max-cell-bytes), so the row is not \
+             read; a quote that opens a field and never closes makes everything after it \
+             one cell: check the quotes from this line on",
+            field + 1,
+            mib(limits.cell_bytes),
+        ),
+        Over::Row => format!(
+            "the row holds more than {} MiB of text (four times --max-cell-bytes), so it \
+             is not read; check for a quote that never closes",
+            mib(limits.row_bytes()),
+        ),
+        Over::Fields => format!(
+            "the row has more than {} fields, so it is not read (no spreadsheet has that \
+             many columns): check the delimiter",
+            Limits::FIELDS,
+        ),
+    }
+}
+
 /// Records read from a stream, one at a time (the header, then the chunks take over).
 pub struct Records {
     input: Box<dyn Read + Send>,
@@ -267,10 +342,10 @@ pub struct Records {
 }
 
 impl Records {
-    pub fn new(input: Box<dyn Read + Send>, delimiter: u8) -> Records {
+    pub fn new(input: Box<dyn Read + Send>, delimiter: u8, limits: Limits) -> Records {
         Records {
             input,
-            parser: Parser::new(delimiter, LineCount::default(), 0),
+            parser: Parser::new(delimiter, limits, LineCount::default(), 0),
             buf: vec![0; CHUNK_BYTES],
             pos: 0,
             filled: 0,
@@ -303,7 +378,7 @@ impl Records {
 
     /// The rest of the file, as chunks for `width`-field rows; `size`: the file's size.
     pub fn into_chunks(self, width: usize, size: u64) -> Chunks {
-        let delimiter = self.parser.delimiter;
+        let (delimiter, limits) = (self.parser.delimiter, self.parser.limits);
         Chunks {
             input: self.input,
             carry: self.buf[self.pos..self.filled].to_vec(),
@@ -313,8 +388,13 @@ impl Records {
             done: false,
             emitted: 0,
             chunk_bytes: CHUNK_BYTES,
+            forced_cut_bytes: FORCED_CUT_BYTES,
             size,
-            shape: Shape { delimiter, width },
+            shape: Shape {
+                delimiter,
+                width,
+                limits,
+            },
         }
     }
 }
@@ -335,6 +415,7 @@ pub struct Shape {
     pub delimiter: u8,
     /// The header's field count.
     pub width: usize,
+    pub limits: Limits,
 }
 
 /// Whole lines of the file, to be parsed as if they begin a record.
@@ -349,12 +430,17 @@ pub struct Chunk {
     shape: Shape,
 }
 
-/// A record the chunk ended inside: it is parsed again with the next chunk.
-#[derive(Debug, Clone, Copy)]
-pub struct OpenTail {
-    /// Index in the chunk of the record's first character, and its line.
-    at: usize,
-    line: u64,
+/// A record the chunk ended inside: the parser, stopped in it, goes on with the next
+/// chunk (so a record is never parsed twice, however many chunks it spans, and one that
+/// outgrows the limits is dropped as it is read instead of being kept to parse again).
+pub struct OpenTail(Box<Parser>);
+
+impl std::fmt::Debug for OpenTail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenTail")
+            .field("line", &self.0.start.map(|(line, _)| line))
+            .finish()
+    }
 }
 
 /// The rows of one chunk, parsed as if it began a record.
@@ -365,9 +451,8 @@ pub struct ParsedChunk {
 }
 
 impl Shape {
-    /// Parse a chunk, or an open tail and the chunk after it.
-    pub fn parse(&self, bytes: &[u8], lines: LineCount, offset: u64, last: bool) -> ParsedChunk {
-        let mut parser = Parser::new(self.delimiter, lines, offset);
+    /// Parse `bytes` on with `parser`; `last`: they end the file.
+    fn parse_with(&self, mut parser: Parser, bytes: &[u8], last: bool) -> ParsedChunk {
         let mut rows = Vec::with_capacity(bytes.len() / 256 + 1);
         let mut used = 0;
         loop {
@@ -383,12 +468,7 @@ impl Shape {
                 // The end of the file: one more (empty) feed finishes the last record.
                 Fed::NeedInput if last => {}
                 Fed::NeedInput => {
-                    let open = parser.start.map(|(line, first)| OpenTail {
-                        at: usize::try_from(first - offset)
-                            .unwrap_or(0)
-                            .min(bytes.len()),
-                        line,
-                    });
+                    let open = parser.start.is_some().then(|| OpenTail(Box::new(parser)));
                     return ParsedChunk { rows, open };
                 }
             }
@@ -400,8 +480,13 @@ impl Shape {
 impl Chunk {
     /// Its rows, parsed as if it begins a record.
     pub fn parse(&self) -> ParsedChunk {
-        self.shape
-            .parse(&self.bytes, self.lines, self.offset, self.last)
+        let parser = Parser::new(
+            self.shape.delimiter,
+            self.shape.limits,
+            self.lines,
+            self.offset,
+        );
+        self.shape.parse_with(parser, &self.bytes, self.last)
     }
 }
 
@@ -418,6 +503,8 @@ pub struct Chunks {
     emitted: u64,
     /// How many bytes make a chunk (before the cut at the next line end).
     chunk_bytes: usize,
+    /// How many bytes make a chunk cut anywhere (`FORCED_CUT_BYTES`).
+    forced_cut_bytes: usize,
     /// The file's size in bytes, to foresee the number of rows.
     pub size: u64,
     pub shape: Shape,
@@ -434,6 +521,7 @@ impl Chunks {
         loop {
             if bytes.len() >= self.chunk_bytes
                 && let Some(cut) = cut_point(&bytes, searched)
+                    .or_else(|| (bytes.len() >= self.forced_cut_bytes).then_some(bytes.len()))
             {
                 self.carry = bytes[cut..].to_vec();
                 bytes.truncate(cut);
@@ -513,7 +601,7 @@ fn cut_point(bytes: &[u8], from: usize) -> Option<usize> {
 /// that record (rare: a quoted line break cut by a stray quote).
 pub struct Reassembler {
     shape: Shape,
-    open: Option<(Vec<u8>, u64, u64)>,
+    open: Option<OpenTail>,
 }
 
 impl Reassembler {
@@ -526,40 +614,21 @@ impl Reassembler {
     pub fn settle(&mut self, chunk: &Chunk, open: Option<OpenTail>) -> Option<Vec<RowResult>> {
         match self.open.take() {
             None => {
-                if let Some(tail) = open {
-                    self.keep_open(&chunk.bytes, tail, chunk.offset);
-                }
+                self.open = open;
                 None
             }
-            Some((mut bytes, line, offset)) => {
-                bytes.extend_from_slice(&chunk.bytes);
-                let parsed = self
-                    .shape
-                    .parse(&bytes, LineCount::at_line(line), offset, chunk.last);
-                if let Some(tail) = parsed.open {
-                    self.keep_open(&bytes, tail, offset);
-                }
+            Some(OpenTail(parser)) => {
+                let parsed = self.shape.parse_with(*parser, &chunk.bytes, chunk.last);
+                self.open = parsed.open;
                 Some(parsed.rows)
             }
         }
     }
 
-    fn keep_open(&mut self, bytes: &[u8], tail: OpenTail, offset: u64) {
-        self.open = Some((
-            bytes.get(tail.at..).unwrap_or_default().to_vec(),
-            tail.line,
-            offset + tail.at as u64,
-        ));
-    }
-
     /// The input stopped early: what was left open is a last record as it stands.
     pub fn finish(&mut self) -> Vec<RowResult> {
         match self.open.take() {
-            Some((bytes, line, offset)) => {
-                self.shape
-                    .parse(&bytes, LineCount::at_line(line), offset, true)
-                    .rows
-            }
+            Some(OpenTail(parser)) => self.shape.parse_with(*parser, &[], true).rows,
             None => Vec::new(),
         }
     }
@@ -633,14 +702,72 @@ mod tests {
 
     /// The rows of `file` (header first), read in chunks of about `chunk_bytes`.
     fn rows_in_chunks(file: &[u8], chunk_bytes: usize) -> Vec<RowResult> {
-        let mut records = Records::new(Box::new(io::Cursor::new(file.to_vec())), b',');
+        rows_with(file, chunk_bytes, chunk_bytes, Limits::default())
+    }
+
+    /// The rows of `file`, cut every `chunk_bytes` where the quotes balance and every
+    /// `forced` anyway, read with `limits`.
+    fn rows_with(file: &[u8], chunk_bytes: usize, forced: usize, limits: Limits) -> Vec<RowResult> {
+        let input = Box::new(io::Cursor::new(file.to_vec()));
+        let mut records = Records::new(input, b',', limits);
         let width = match records.next() {
             Ok(Some(header)) => header.fields,
             _ => return Vec::new(),
         };
         let mut chunks = records.into_chunks(width, file.len() as u64);
         chunks.chunk_bytes = chunk_bytes;
+        chunks.forced_cut_bytes = forced;
         Sequential::new(chunks).collect()
+    }
+
+    #[test]
+    fn a_cell_past_the_limit_is_a_row_error_and_the_rows_after_it_are_read() {
+        let limits = Limits { cell_bytes: 1000 };
+        let mut file = b"id,note\n1,short\n2,\"".to_vec();
+        file.extend(std::iter::repeat_n(b"line\n".as_slice(), 5_000).flatten());
+        file.extend(b"\"\n3,after\n4,");
+        file.extend(std::iter::repeat_n(b'x', 20_000));
+        file.extend(b"\n5,end\n");
+        let whole = rows_with(&file, usize::MAX, usize::MAX, limits);
+        for (size, forced) in [(64, 64), (100, 1000), (4096, 8192)] {
+            assert_eq!(
+                rows_with(&file, size, forced, limits),
+                whole,
+                "chunks of {size}"
+            );
+        }
+        let numbers: Vec<u64> = whole
+            .iter()
+            .map(|r| r.as_ref().map_or_else(|e| e.number, |row| row.number))
+            .collect();
+        assert_eq!(numbers, [2, 3, 5004, 5005, 5006]);
+        let error = whole[1].as_ref().unwrap_err();
+        assert!(
+            error.message.contains("field 2 holds more than"),
+            "{}",
+            error.message
+        );
+        assert!(
+            whole[3]
+                .as_ref()
+                .is_err_and(|e| e.message.contains("field 2"))
+        );
+        assert_eq!(whole[4].as_ref().unwrap().cells.get(1), Some("end"));
+    }
+
+    #[test]
+    fn a_row_of_too_many_fields_is_a_row_error() {
+        let mut file = b"a,b\n1,2\n".to_vec();
+        file.extend(",x".repeat(Limits::FIELDS + 10).as_bytes());
+        file.extend(b"\n3,4\n");
+        let rows = rows_in_chunks(&file, usize::MAX);
+        assert_eq!(rows.len(), 3);
+        assert!(
+            rows[1]
+                .as_ref()
+                .is_err_and(|e| e.message.contains("fields"))
+        );
+        assert_eq!(rows[2].as_ref().unwrap().cells.get(0), Some("3"));
     }
 
     #[test]
@@ -678,10 +805,18 @@ mod tests {
                 0..600,
             ),
             size in 1usize..80,
+            forced in 1usize..200,
+            cell_bytes in 1usize..40,
         ) {
             let mut file = b"a,b,c\r\n".to_vec();
             file.extend(&bytes);
             proptest::prop_assert_eq!(rows_in_chunks(&file, size), rows_in_chunks(&file, usize::MAX));
+            // Cut anywhere, with cells and rows past small limits, the rows are the same.
+            let limits = Limits { cell_bytes };
+            proptest::prop_assert_eq!(
+                rows_with(&file, size, forced, limits),
+                rows_with(&file, usize::MAX, usize::MAX, limits)
+            );
         }
     }
 }

@@ -56,3 +56,156 @@ fn a_nul_byte_in_a_cell_makes_its_row_invalid_naming_the_column() {
         "{bad:?}"
     );
 }
+
+/// What the binary may hold for data (RLIMIT_DATA) while it reads a hostile file: what a
+/// run over the samples needs, with room to spare, and far less than the files below
+/// would make it hold if they were read as they are.
+const MEMORY_MB: u64 = 150;
+
+fn capped_validate(work: &Work, input: &str, extra: &[&str]) -> std::process::Output {
+    work.capped_bin(MEMORY_MB)
+        .args(["validate", input, "--mapping", "tickets.yaml"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_cell_past_max_cell_bytes_is_a_row_error_read_past_without_holding_it() {
+    let work = Work::with_sample();
+    tickets_csv(&work, "three.csv", 1..=3);
+    // Ticket 2's description: 200 MB inside one quoted field with line breaks in it.
+    let text = work.read("three.csv");
+    let at = text.find("T-000002,").unwrap();
+    let start = at + text[at..].find(",\"").unwrap() + 2;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(work.path("three.csv")).unwrap());
+    use std::io::Write;
+    file.write_all(&text.as_bytes()[..start]).unwrap();
+    let line = format!("{}\n", "x".repeat(999));
+    for _ in 0..200_000 {
+        file.write_all(line.as_bytes()).unwrap();
+    }
+    file.write_all(&text.as_bytes()[start..]).unwrap();
+    file.flush().unwrap();
+    drop(file);
+
+    let out = capped_validate(&work, "three.csv", &["--max-cell-bytes", "1MiB"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let results = read_results(&work.path("three.results.csv"));
+    assert_eq!(count(&results, "valid"), 2, "{results:?}");
+    let bad = results.iter().find(|r| r.status == "invalid").unwrap();
+    assert!(bad.message.contains("holds more than 1 MiB"), "{bad:?}");
+    // The row after it keeps its own line number, past the 200,000 lines of the cell.
+    assert!(
+        results
+            .iter()
+            .any(|r| r.row > 200_000 && r.status == "valid"),
+        "{results:?}"
+    );
+
+    // Imported, the other two are created; the one that was not read is not sent.
+    let sim = Sim::strict();
+    let out = work
+        .capped_bin(MEMORY_MB)
+        .args([
+            "import",
+            "three.csv",
+            "--mapping",
+            "tickets.yaml",
+            "--force",
+        ])
+        .args([
+            "--max-cell-bytes",
+            "1MiB",
+            "--server",
+            &sim.url(),
+            "--rate",
+            "50",
+        ])
+        .env("WOLKVOX_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let stored = sim.stored_per_ticket();
+    assert_eq!(stored.keys().collect::<Vec<_>>(), [&ticket(1), &ticket(3)]);
+}
+
+#[test]
+fn a_row_of_more_fields_than_any_sheet_has_is_a_row_error() {
+    let work = Work::with_sample();
+    tickets_csv(&work, "three.csv", 1..=3);
+    let text = work.read("three.csv");
+    let wide = format!("T-000002{}\n", ",data".repeat(2_000_000));
+    let lines: Vec<&str> = text.lines().collect();
+    let broken: String = text.replace(
+        lines.iter().find(|l| l.starts_with("T-000002")).unwrap(),
+        wide.trim_end(),
+    );
+    work.write("three.csv", &broken);
+    let out = capped_validate(&work, "three.csv", &[]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let results = read_results(&work.path("three.results.csv"));
+    assert_eq!(count(&results, "valid"), 2, "{results:?}");
+    let bad = results.iter().find(|r| r.status == "invalid").unwrap();
+    assert!(bad.message.contains("more than 65536 fields"), "{bad:?}");
+}
+
+#[test]
+fn workbooks_that_inflate_past_any_real_export_are_refused_before_they_are_read() {
+    let work = Work::with_sample();
+    work.copy("tests/fixtures/hostile/strings-bomb.xlsx", "strings.xlsx");
+    work.copy("tests/fixtures/hostile/cell-bomb.xlsx", "cell.xlsx");
+    let truncated = std::fs::read(repo("samples/tickets.xlsx")).unwrap();
+    std::fs::write(work.path("cut.xlsx"), &truncated[..truncated.len() / 2]).unwrap();
+    let cases = [
+        (
+            "strings.xlsx",
+            "xl/sharedStrings.xml in the workbook inflates to more than 256 MiB",
+        ),
+        (
+            "cell.xlsx",
+            "sheet1.xml in the workbook holds a cell or tag of more than 16 MiB",
+        ),
+        ("cut.xlsx", "its zip archive is truncated or damaged"),
+    ];
+    for (input, says) in cases {
+        let out = capped_validate(&work, input, &[]);
+        assert_eq!(code(&out), 1, "{input}: {}", stderr(&out));
+        let text = stderr(&out);
+        assert!(
+            text.contains(input) && text.contains(says),
+            "{input}: {text}"
+        );
+    }
+    // The check is no refusal of workbooks as such: the sample still reads.
+    let out = capped_validate(&work, "tickets.xlsx", &[]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+}
+
+#[test]
+fn a_mapping_whose_aliases_expand_exponentially_is_refused_in_our_words() {
+    let work = Work::with_sample();
+    let mut laughs = String::from("key:\n  - &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for (from, to) in "abcdefgh".chars().zip("bcdefghi".chars()) {
+        laughs += &format!("  - &{to} [{}]\n", vec![format!("*{from}"); 9].join(", "));
+    }
+    let mapping = work
+        .read("tickets.yaml")
+        .replace("key: [Ticket]\n", &laughs);
+    work.write("laughs.yaml", &mapping);
+    let out = work
+        .capped_bin(MEMORY_MB)
+        .args(["validate", "tickets.csv", "--mapping", "laughs.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains("laughs.yaml") && text.contains("anchors and aliases are expanded"),
+        "{text}"
+    );
+}

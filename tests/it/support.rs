@@ -22,7 +22,10 @@ pub fn bin() -> Command {
 }
 
 fn bin_with_data_home(home: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wolkvox-import"));
+    clean(Command::new(env!("CARGO_BIN_EXE_wolkvox-import")), home)
+}
+
+fn clean(mut cmd: Command, home: &Path) -> Command {
     cmd.env_remove("WOLKVOX_TOKEN")
         .env_remove("RUST_LOG")
         .env_remove("WOLKVOX_LEDGER")
@@ -138,6 +141,20 @@ impl Work {
         let mut cmd = bin_with_data_home(&self.data_home());
         cmd.current_dir(self.dir.path());
         cmd
+    }
+
+    /// `bin()` with its data memory capped (RLIMIT_DATA, as `ulimit -d` sets it): a run
+    /// that would hold more fails instead of passing quietly.
+    pub fn capped_bin(&self, megabytes: u64) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!(
+                "ulimit -d {} && exec \"$0\" \"$@\"",
+                megabytes * 1024
+            ))
+            .arg(env!("CARGO_BIN_EXE_wolkvox-import"))
+            .current_dir(self.dir.path());
+        clean(cmd, &self.data_home())
     }
 
     /// `$XDG_DATA_HOME` of this directory's runs.
