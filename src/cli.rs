@@ -482,6 +482,11 @@ pub struct SimulateArgs {
     /// Accepted case types (repeatable); default: Request, Complaints, Claims, Suggestions.
     #[arg(long = "case-type")]
     pub case_types: Vec<String>,
+
+    /// Also write every case it stores to FILE (created or emptied first), one JSON
+    /// object per line as GET /__cases lists them, each line written before the answer.
+    #[arg(long, value_name = "FILE")]
+    pub cases_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

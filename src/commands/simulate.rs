@@ -22,7 +22,14 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<Verdict> {
         out.flush()?;
     }
     tracing::info!(%addr, "Simulator listening; Ctrl-C stops it.");
-    let state = SimState::new(scenario);
+    let state = match &args.cases_file {
+        None => SimState::new(scenario),
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("--cases-file {}: cannot create it", path.display()))?;
+            SimState::with_journal(scenario, file)
+        }
+    };
     simulator::serve(listener, state, async {
         let _ = tokio::signal::ctrl_c().await;
     })

@@ -1,6 +1,7 @@
 //! The HTTP client of the Cases Insert endpoint: one multipart POST per payload.
 
 use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use reqwest::Url;
@@ -88,10 +89,22 @@ pub fn is_loopback(host: &str) -> bool {
             .unwrap_or(false)
 }
 
-/// One HTTP client, with its keep-alive pool, for the whole run.
+/// How long making a connection may take: half of `--timeout`, at most 10 s. Strictly
+/// less than the whole request's timeout, so a connection that cannot be made (a network
+/// partition drops the SYN) ends as a connect failure, which proves nothing left and is
+/// retried, and never as the request's timeout, which must count as maybe stored: with
+/// both equal, the request's timer could win the race and a row that never left was
+/// left `uncertain`.
+pub fn connect_timeout(timeout: Duration) -> Duration {
+    (timeout / 2).min(Duration::from_secs(10))
+}
+
+/// One HTTP client, with its keep-alive pool, for the whole run (its clones share it).
 #[derive(Debug, Clone)]
 pub struct Client {
-    http: reqwest::Client,
+    /// The HTTP client now in use, and how many times its pool was replaced.
+    http: Arc<RwLock<(u64, reqwest::Client)>>,
+    timeout: Duration,
     url: Url,
     /// The multipart boundary of this run's requests (random, so no value holds it).
     boundary: String,
@@ -100,42 +113,80 @@ pub struct Client {
 
 impl Client {
     pub fn new(url: Url, timeout: Duration) -> Result<Client, reqwest::Error> {
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("wolkvox-import/", env!("CARGO_PKG_VERSION")))
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            // A redirected POST could be replayed somewhere else: stop and tell the user.
-            .redirect(reqwest::redirect::Policy::none())
-            // Every retry is ours, decided by what the answer proves (`classify`): none
-            // behind our back. (reqwest's default retries only HTTP/2 refusals, which we
-            // do not speak, but it still copied every request in case.)
-            .retry(reqwest::retry::never().max_retries_per_request(0))
-            // Mozilla's roots beside the system's: a static binary in an empty container
-            // has no system store (and rustls' platform verifier will not build a client
-            // with no roots), while a system that has one, or SSL_CERT_FILE, still adds
-            // its own roots (a private CA, a TLS-inspecting proxy).
-            .tls_certs_merge(bundled_roots());
-        if url.host_str().is_some_and(is_loopback) {
-            // A proxy from the environment must not carry simulator traffic.
-            builder = builder.no_proxy();
-        }
+        let http = http_client(&url, timeout)?;
         let boundary = format!("wolkvox-import-{:032x}", rand::random::<u128>());
         let content_type = reqwest::header::HeaderValue::from_str(&format!(
             "multipart/form-data; boundary={boundary}"
         ))
         .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static("multipart/form-data"));
         Ok(Client {
-            http: builder.build()?,
+            http: Arc::new(RwLock::new((0, http))),
+            timeout,
             url,
             boundary,
             content_type,
         })
     }
 
+    /// The HTTP client to send with, and its generation (for `distrust_pool`).
+    fn http(&self) -> (u64, reqwest::Client) {
+        let current = self.http.read().unwrap_or_else(|p| p.into_inner());
+        (current.0, current.1.clone())
+    }
+
+    /// A request of generation `generation` got no answer (a timeout, a cut connection):
+    /// the network may be gone, and with it every idle connection of the pool. A request
+    /// written to one of those would be lost as well, after it left, so it would be
+    /// `uncertain` too. Start a new pool instead: the next request must connect first, and
+    /// a connection that cannot be made proves nothing left (it is retried). Through a
+    /// partition, then, no more rows are left uncertain than there were requests in flight.
+    fn distrust_pool(&self, generation: u64) {
+        let mut current = self.http.write().unwrap_or_else(|p| p.into_inner());
+        if current.0 != generation {
+            return; // another request has replaced it already
+        }
+        match http_client(&self.url, self.timeout) {
+            Ok(fresh) => {
+                *current = (generation + 1, fresh);
+                tracing::debug!("A request got no answer: new connections from now on.");
+            }
+            Err(e) => {
+                tracing::warn!(%e, "Could not start a new connection pool; keeping the old one.")
+            }
+        }
+    }
+
     pub fn url(&self) -> &Url {
         &self.url
     }
+}
 
+/// The reqwest client of a run: its timeouts, no redirects, no retries of its own, the
+/// bundled CA roots.
+fn http_client(url: &Url, timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("wolkvox-import/", env!("CARGO_PKG_VERSION")))
+        .timeout(timeout)
+        .connect_timeout(connect_timeout(timeout))
+        // A redirected POST could be replayed somewhere else: stop and tell the user.
+        .redirect(reqwest::redirect::Policy::none())
+        // Every retry is ours, decided by what the answer proves (`classify`): none
+        // behind our back. (reqwest's default retries only HTTP/2 refusals, which we
+        // do not speak, but it still copied every request in case.)
+        .retry(reqwest::retry::never().max_retries_per_request(0))
+        // Mozilla's roots beside the system's: a static binary in an empty container
+        // has no system store (and rustls' platform verifier will not build a client
+        // with no roots), while a system that has one, or SSL_CERT_FILE, still adds
+        // its own roots (a private CA, a TLS-inspecting proxy).
+        .tls_certs_merge(bundled_roots());
+    if url.host_str().is_some_and(is_loopback) {
+        // A proxy from the environment must not carry simulator traffic.
+        builder = builder.no_proxy();
+    }
+    builder.build()
+}
+
+impl Client {
     /// The request body: the payload as `multipart/form-data` text parts, written in one
     /// buffer (reqwest's streamed `Form` cost more than the rest of a request's handling).
     /// `None` in the vanishing case that a value holds the boundary.
@@ -156,10 +207,8 @@ impl Client {
         };
         // Marked sensitive, the value is redacted from the HTTP stack's debug output.
         secret.set_sensitive(true);
-        let request = self
-            .http
-            .post(self.url.clone())
-            .header("Wolkvox-Token", secret);
+        let (generation, http) = self.http();
+        let request = http.post(self.url.clone()).header("Wolkvox-Token", secret);
         let request = match self.body(payload) {
             Some(body) => request
                 .header(reqwest::header::CONTENT_TYPE, self.content_type.clone())
@@ -175,7 +224,13 @@ impl Client {
         let response = request.send().await;
         let response = match response {
             Ok(r) => r,
-            Err(e) => return transport_failure(&e),
+            Err(e) => {
+                let failure = transport_failure(&e);
+                if matches!(failure, Attempt::MaybeSent(_)) {
+                    self.distrust_pool(generation);
+                }
+                return failure;
+            }
         };
         let status = response.status().as_u16();
         let retry_after = response
@@ -190,10 +245,13 @@ impl Client {
                 body,
                 retry_after,
             },
-            Err(e) => Attempt::MaybeSent(format!(
-                "HTTP {status}, then the body was cut: {}",
-                describe(&e)
-            )),
+            Err(e) => {
+                self.distrust_pool(generation);
+                Attempt::MaybeSent(format!(
+                    "HTTP {status}, then the body was cut: {}",
+                    describe(&e)
+                ))
+            }
         }
     }
 }
@@ -246,7 +304,8 @@ impl Client {
             .map_err(|_| TokenInfoError::Rejected("malformed token".into()))?;
         secret.set_sensitive(true);
         let response = self
-            .http
+            .http()
+            .1
             .get(self.token_info_url(operation))
             .header("Wolkvox-Token", secret)
             .send()
@@ -394,6 +453,24 @@ mod tests {
         );
         let url = insert_url("crm0001.wolkvox.com").unwrap();
         assert!(Client::new(url, Duration::from_secs(5)).is_ok());
+    }
+
+    #[test]
+    fn a_connection_gets_less_time_than_the_whole_request() {
+        for secs in [0.2, 1.0, 5.0, 19.0, 30.0, 600.0] {
+            let timeout = Duration::from_secs_f64(secs);
+            let connect = connect_timeout(timeout);
+            assert!(connect < timeout, "{secs}");
+            assert!(connect <= Duration::from_secs(10), "{secs}");
+        }
+        assert_eq!(
+            connect_timeout(Duration::from_secs(30)),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            connect_timeout(Duration::from_secs(5)),
+            Duration::from_millis(2500)
+        );
     }
 
     #[test]

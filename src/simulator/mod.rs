@@ -65,6 +65,8 @@ pub struct SimState {
     peak_in_flight: AtomicUsize,
     /// Faults switched off for the rest of the run (`heal`).
     healed: std::sync::atomic::AtomicBool,
+    /// Where every stored case is also written, one JSON line each (`simulate --cases-file`).
+    journal: Option<Mutex<std::fs::File>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -76,7 +78,19 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl SimState {
     pub fn new(scenario: Scenario) -> Arc<SimState> {
-        Arc::new(SimState {
+        Arc::new(SimState::unshared(scenario, None))
+    }
+
+    /// A simulator that also writes every case it stores to `journal` as it stores it,
+    /// one JSON object per line, as `GET /__cases` lists them: what it holds can be read
+    /// from where its HTTP port cannot be reached (another network namespace), and after
+    /// it is gone.
+    pub fn with_journal(scenario: Scenario, journal: std::fs::File) -> Arc<SimState> {
+        Arc::new(SimState::unshared(scenario, Some(Mutex::new(journal))))
+    }
+
+    fn unshared(scenario: Scenario, journal: Option<Mutex<std::fs::File>>) -> SimState {
+        SimState {
             scenario,
             started: Instant::now(),
             requests: AtomicU64::new(0),
@@ -87,7 +101,24 @@ impl SimState {
             in_flight: Mutex::new(HashMap::new()),
             peak_in_flight: AtomicUsize::new(0),
             healed: std::sync::atomic::AtomicBool::new(false),
-        })
+            journal,
+        }
+    }
+
+    /// Write a stored case to the journal: one line, written whole, before the answer.
+    fn journal(&self, case: &StoredCase) {
+        let Some(journal) = &self.journal else {
+            return;
+        };
+        let result = serde_json::to_vec(case)
+            .map_err(std::io::Error::from)
+            .and_then(|mut line| {
+                line.push(b'\n');
+                std::io::Write::write_all(&mut *lock(journal), &line)
+            });
+        if let Err(e) = result {
+            tracing::error!(%e, case = %case.id, "The case was stored but could not be written to --cases-file.");
+        }
     }
 
     /// From now on the CRM and its network behave: no more injected faults (tests of what
@@ -411,11 +442,13 @@ async fn answer_insert(
 
     let id = new_id();
     state.stored.fetch_add(1, Ordering::SeqCst);
+    let case = StoredCase {
+        id: id.clone(),
+        fields,
+    };
+    state.journal(&case);
     if s.keep_cases {
-        lock(&state.cases).push(StoredCase {
-            id: id.clone(),
-            fields,
-        });
+        lock(&state.cases).push(case);
     }
 
     if chance(f.error_500_after_store) {
