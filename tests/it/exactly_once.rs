@@ -166,10 +166,12 @@ fn kill_9_mid_run_then_rerun_loses_and_duplicates_nothing() {
     );
     let uncertain = keys_with(&rerun, "uncertain");
     // The bound the README gives: the 2 requests in flight, and the next row of each slot,
-    // marked (and on disk) while its request was out.
+    // marked (and on disk) while its request was out; plus, when the disk syncs slower
+    // than the CRM answers (a loaded machine: this CRM answers at once), up to 64 rows
+    // marked ahead so that one sync covers several requests.
     assert!(
-        uncertain.len() <= 4,
-        "more uncertain rows than requests in flight and marked next: {uncertain:?}"
+        uncertain.len() <= 4 + 64,
+        "more uncertain rows than requests in flight and marked ahead: {uncertain:?}"
     );
     // Every ticket is in the CRM, or flagged uncertain for the user to check.
     let accounted: BTreeSet<String> = stored
