@@ -128,7 +128,9 @@ Every finding is recorded, or none: a key the ledger saw created is never marked
     #[command(after_help = "Examples:\n  \
 wolkvox-import runs                                   # every ledger in the data directory\n  \
 wolkvox-import runs --server crm0001.wolkvox.com --mapping tickets.yaml\n  \
-wolkvox-import runs --simulate --mapping mappings/tickets.yaml --show 1")]
+wolkvox-import runs --simulate --mapping mappings/tickets.yaml --show 1\n  \
+wolkvox-import runs --find TK-000123                  # which run sent it, and what came of it\n  \
+wolkvox-import runs --server crm0001.wolkvox.com --mapping tickets.yaml --json")]
     Runs(RunsArgs),
 }
 
@@ -473,6 +475,16 @@ pub struct RunsArgs {
     /// Show one run's counts and its rows still uncertain, failed or rejected.
     #[arg(long, value_name = "RUN")]
     pub show: Option<i64>,
+
+    /// Where did a ticket go? The run, status, case id and message the ledger holds for
+    /// a key or a CRM case id; repeatable. With no target named, every ledger in the data
+    /// directory is searched.
+    #[arg(long, value_name = "KEY|CASE_ID", conflicts_with = "show")]
+    pub find: Vec<String>,
+
+    /// Print one JSON object on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl Command {
@@ -497,6 +509,7 @@ impl Command {
             Command::Validate(args) => args.output.json,
             Command::Import(args) => args.output.json,
             Command::TokenInfo(args) => args.json,
+            Command::Runs(args) => args.json,
             _ => false,
         }
     }

@@ -7,6 +7,7 @@ mod exactly_once;
 mod hostile;
 mod import;
 mod machine_faults;
+mod ops;
 mod phone;
 mod quota;
 mod reports;
