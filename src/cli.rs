@@ -29,7 +29,7 @@ pub struct Cli {
 
     /// Log format on stderr.
     // Explicit display orders keep the global flags in one place in every --help.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, display_order = 900)]
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "WOLKVOX_LOG_FORMAT", display_order = 900)]
     pub log_format: LogFormat,
 
     /// More logs (-v: debug, -vv: trace). RUST_LOG, if set, wins.
@@ -192,7 +192,7 @@ pub struct ValidateArgs {
     pub mapping: PathBuf,
 
     /// CRM operation, overriding the mapping's.
-    #[arg(long)]
+    #[arg(long, env = "WOLKVOX_OPERATION")]
     pub operation: Option<String>,
 
     #[command(flatten)]
@@ -208,12 +208,13 @@ pub struct ImportArgs {
     #[arg(long, short)]
     pub mapping: PathBuf,
 
-    /// CRM server: a host (crm0001.wolkvox.com, https assumed) or a base URL.
+    /// CRM server: a host (crm0001.wolkvox.com, https assumed) or a base URL. Not used
+    /// with --simulate.
     #[arg(
         long,
         value_name = "HOST|URL",
-        required_unless_present = "simulate",
-        conflicts_with = "simulate"
+        env = "WOLKVOX_SERVER",
+        required_unless_present = "simulate"
     )]
     pub server: Option<String>,
 
@@ -223,28 +224,28 @@ pub struct ImportArgs {
 
     /// File with the token, or several tokens one per line (or a directory, one token per
     /// file): requests are spread over them. Else WOLKVOX_TOKEN is used.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "WOLKVOX_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
 
     /// CRM operation, overriding the mapping's.
-    #[arg(long)]
+    #[arg(long, env = "WOLKVOX_OPERATION")]
     pub operation: Option<String>,
 
     /// Requests per second, retries included; never burst over. 0 = no limit.
     /// Default: 5, or 50 with --simulate (the simulator has no rate to respect).
-    #[arg(long)]
+    #[arg(long, env = "WOLKVOX_RATE")]
     pub rate: Option<f64>,
 
     /// Requests in flight at once per token (Wolkvox refuses more than 2 per token).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, default_value_t = 2, env = "WOLKVOX_CONCURRENCY", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
 
     /// Retries of an answer that proves nothing was stored.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, env = "WOLKVOX_MAX_RETRIES")]
     pub max_retries: u32,
 
     /// Seconds to wait for one answer.
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = 30.0, env = "WOLKVOX_TIMEOUT")]
     pub timeout: f64,
 
     #[command(flatten)]
@@ -269,16 +270,21 @@ pub struct ImportArgs {
     pub retry_ambiguous: bool,
 
     /// Send at most N rows in this run (the rest are pending).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "WOLKVOX_LIMIT")]
     pub limit: Option<u64>,
 
     /// Calls to leave unused on each token's daily quota, for the team's other
     /// integrations: the run stops cleanly (exit 4) when only this many are left.
-    #[arg(long, value_name = "N", default_value_t = 20)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 20,
+        env = "WOLKVOX_QUOTA_RESERVE"
+    )]
     pub quota_reserve: u64,
 
     /// Skip the token-information call made before sending (it costs one call per token).
-    #[arg(long)]
+    #[arg(long, env = "WOLKVOX_NO_PREFLIGHT", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_preflight: bool,
 
     #[command(flatten)]
@@ -296,7 +302,7 @@ pub struct LedgerArgs {
     /// Refuse to start (exit 1, nothing sent) when the ledger does not exist yet: for
     /// scheduled jobs whose ledger lives on a mounted volume, where a missing mount would
     /// otherwise start from nothing and create every ticket again.
-    #[arg(long, env = "WOLKVOX_EXPECT_LEDGER")]
+    #[arg(long, env = "WOLKVOX_EXPECT_LEDGER", value_parser = clap::builder::BoolishValueParser::new())]
     pub expect_ledger: bool,
 }
 
@@ -305,7 +311,8 @@ pub struct LedgerArgs {
 #[derive(Debug, Args)]
 pub struct TargetArgs {
     /// The CRM server the imports went to: a host or a base URL, as given to `import`.
-    #[arg(long, value_name = "HOST|URL", conflicts_with = "simulate")]
+    /// Not used with --simulate.
+    #[arg(long, value_name = "HOST|URL", env = "WOLKVOX_SERVER")]
     pub server: Option<String>,
 
     /// The ledger of `import --simulate`.
@@ -317,7 +324,7 @@ pub struct TargetArgs {
     pub mapping: Option<PathBuf>,
 
     /// CRM operation, overriding the mapping's.
-    #[arg(long)]
+    #[arg(long, env = "WOLKVOX_OPERATION")]
     pub operation: Option<String>,
 
     /// The ledger file, instead of the target's own in the data directory.
@@ -360,7 +367,7 @@ pub struct PreviewArgs {
     pub mapping: PathBuf,
 
     /// CRM operation, overriding the mapping's.
-    #[arg(long)]
+    #[arg(long, env = "WOLKVOX_OPERATION")]
     pub operation: Option<String>,
 
     /// How many rows to show; 0 shows every row.
@@ -451,15 +458,15 @@ pub struct SimulateArgs {
 #[derive(Debug, Args)]
 pub struct TokenInfoArgs {
     /// CRM server: a host (crm0001.wolkvox.com) or a base URL.
-    #[arg(long, value_name = "HOST|URL")]
+    #[arg(long, value_name = "HOST|URL", env = "WOLKVOX_SERVER")]
     pub server: String,
 
     /// The CRM operation the tokens belong to.
-    #[arg(long)]
+    #[arg(long, env = "WOLKVOX_OPERATION")]
     pub operation: String,
 
     /// File with one token per line (or a directory); else WOLKVOX_TOKEN.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "WOLKVOX_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
 
     /// Print one JSON object per token on stdout.

@@ -99,6 +99,12 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
     );
 
     // The simulator lives as long as this function: it is dropped (stopped) at the end.
+    if args.simulate && args.server.is_some() {
+        tracing::warn!(
+            "--simulate: the server given (--server or WOLKVOX_SERVER) is not used; nothing is \
+             sent to it"
+        );
+    }
     let (simulator, url, tokens) = if args.simulate {
         let sim = Running::start(Scenario {
             keep_cases: false,

@@ -141,3 +141,141 @@ fn runs_find_says_where_a_ticket_went_by_key_or_case_id() {
         "{text}"
     );
 }
+
+#[test]
+fn an_import_configured_by_the_environment_alone() {
+    let sim = Sim::start(wolkvox_import::simulator::Scenario {
+        tokens: vec![TOKEN.into()],
+        latency: std::time::Duration::from_millis(20),
+        ..Default::default()
+    });
+    let work = Work::with_sample();
+    work.write("token", &format!("{TOKEN}\n"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(work.path("token"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+    }
+    // As a Kubernetes job is configured: every setting in the environment, no flags.
+    let out = work
+        .bin()
+        .env("WOLKVOX_SERVER", sim.url())
+        .env("WOLKVOX_TOKEN_FILE", work.path("token"))
+        .env("WOLKVOX_RATE", "0")
+        .env("WOLKVOX_CONCURRENCY", "1")
+        .env("WOLKVOX_LIMIT", "5")
+        .env("WOLKVOX_NO_PREFLIGHT", "true")
+        .env("WOLKVOX_TIMEOUT", "10")
+        .env("WOLKVOX_LOG_FORMAT", "json")
+        .args([
+            "import",
+            "tickets.csv",
+            "--mapping",
+            "tickets.yaml",
+            "--force",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Five sent (--limit), the rest pending: exit 2.
+    assert_eq!(code(&out), 2, "{stderr}");
+    assert_eq!(sim.state().stored(), 5);
+    // No preflight: the token made the five inserts and nothing else.
+    assert_eq!(sim.state().calls_per_token().get(TOKEN), Some(&5));
+    assert_eq!(sim.state().peak_in_flight(), 1);
+    // JSON logs: every stderr line is one JSON object.
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        let _: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+    }
+    let results = read_results(&work.path("tickets.results.csv"));
+    assert_eq!(count(&results, "created"), 5);
+
+    // A flag still wins over the environment.
+    let out = work
+        .bin()
+        .env("WOLKVOX_SERVER", sim.url())
+        .env("WOLKVOX_TOKEN", TOKEN)
+        .env("WOLKVOX_LIMIT", "5")
+        .env("WOLKVOX_NO_PREFLIGHT", "1")
+        .args([
+            "import",
+            "tickets.csv",
+            "--mapping",
+            "tickets.yaml",
+            "--force",
+        ])
+        .args(["--rate", "0", "--limit", "2", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(sim.state().stored(), 7);
+}
+
+#[test]
+fn help_names_the_environment_variables_and_never_shows_the_token() {
+    let secret = "s3cr3t-token-value-9d2e";
+    for sub in [
+        "import",
+        "token-info",
+        "runs",
+        "resolve",
+        "simulate",
+        "validate",
+    ] {
+        let out = bin()
+            .env("WOLKVOX_TOKEN", secret)
+            .env("WOLKVOX_SERVER", "crm0042.example.com")
+            .args([sub, "--help"])
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 0, "{sub}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains(secret), "{sub} --help shows the token");
+    }
+    let out = bin()
+        .env("WOLKVOX_SERVER", "crm0042.example.com")
+        .args(["import", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for var in [
+        "WOLKVOX_SERVER=crm0042.example.com",
+        "env: WOLKVOX_TOKEN_FILE",
+        "env: WOLKVOX_RATE",
+        "env: WOLKVOX_CONCURRENCY",
+        "env: WOLKVOX_OPERATION",
+        "env: WOLKVOX_TIMEOUT",
+        "env: WOLKVOX_LEDGER",
+        "env: WOLKVOX_QUOTA_RESERVE",
+        "WOLKVOX_TOKEN",
+    ] {
+        assert!(text.contains(var), "import --help lacks {var}:\n{text}");
+    }
+}
+
+#[test]
+fn simulate_wins_over_a_server_in_the_environment() {
+    let sim = Sim::strict();
+    let work = Work::with_sample();
+    let out = work
+        .bin()
+        .env("WOLKVOX_SERVER", sim.url())
+        .args([
+            "import",
+            "tickets.csv",
+            "--mapping",
+            "tickets.yaml",
+            "--simulate",
+        ])
+        .args(["--force", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(json_of(&out)["created"], 232);
+    // Nothing went to the server the environment names.
+    assert_eq!(sim.state().calls_per_token().values().sum::<u64>(), 0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("WOLKVOX_SERVER) is not used"), "{stderr}");
+}
