@@ -135,6 +135,9 @@ fn run_json(run: &RunRecord) -> Value {
     })
 }
 
+/// A case found for `--find`, with the ledger (and its target) that holds it.
+type Hit<'a> = (&'a Path, Option<&'a str>, FoundCase);
+
 /// `--find`: what the ledger (or every ledger in the data directory) holds for each key
 /// or case id asked about.
 fn find(args: &RunsArgs) -> anyhow::Result<Verdict> {
@@ -158,7 +161,7 @@ fn find(args: &RunsArgs) -> anyhow::Result<Verdict> {
         let target = ledger.target()?;
         opened.push((path.as_path(), target, ledger));
     }
-    let mut answers: Vec<(&str, Vec<(&Path, Option<&str>, FoundCase)>)> = Vec::new();
+    let mut answers: Vec<(&str, Vec<Hit<'_>>)> = Vec::new();
     for what in &args.find {
         let mut hits = Vec::new();
         for (path, target, ledger) in &opened {
