@@ -283,6 +283,12 @@ pub struct ImportArgs {
     )]
     pub quota_reserve: u64,
 
+    /// Write the run's figures in Prometheus' text format to FILE on every exit (end time,
+    /// exit code, rows per status, duration, calls and quota left per token), for
+    /// node_exporter's textfile collector: e.g. /var/lib/node_exporter/wolkvox.prom.
+    #[arg(long, value_name = "FILE", env = "WOLKVOX_METRICS_FILE")]
+    pub metrics_file: Option<PathBuf>,
+
     /// Skip the token-information call made before sending (it costs one call per token).
     #[arg(long, env = "WOLKVOX_NO_PREFLIGHT", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_preflight: bool,

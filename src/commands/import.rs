@@ -20,6 +20,7 @@ use crate::ledger::location::Wanted;
 use crate::ledger::{self, Ledger, LedgerError, Prior};
 use crate::mapping::Payload;
 use crate::outcome::{Outcome, Status};
+use crate::report::metrics::{self, RunMetrics};
 use crate::report::{self, Progress, Reporter, Summary, Ui};
 use crate::sender::{
     self, Backoff, Client, Delivery, Final, Sender, SenderConfig, StopKind, Token,
@@ -87,6 +88,32 @@ const DOWN_AFTER: u32 = 10;
 
 pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
     let started = Instant::now();
+    let mut figures = RunMetrics {
+        input: args.input.input.display().to_string(),
+        ..RunMetrics::default()
+    };
+    let result = import(args, ui, &mut figures).await;
+    if let Some(path) = &args.metrics_file {
+        figures.exit_code = match &result {
+            Ok(verdict) => verdict.code(),
+            Err(_) => crate::exit::NOTHING_DONE,
+        };
+        figures.duration = started.elapsed();
+        let text = metrics::render(&figures, std::time::SystemTime::now());
+        // The run's outcome stands (the ledger and the results say it); the log says the
+        // metrics are stale.
+        if let Err(e) = metrics::write_atomically(path, &text) {
+            tracing::error!(
+                "could not write the metrics file {}: {e}; it still shows an earlier run",
+                path.display()
+            );
+        }
+    }
+    result
+}
+
+async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::Result<Verdict> {
+    let started = Instant::now();
     let opened = input::open(&args.input, &args.mapping, args.operation.as_deref())?;
     let rate = args.rate.unwrap_or(if args.simulate { 50.0 } else { 5.0 });
     anyhow::ensure!(
@@ -140,6 +167,7 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
         args.simulate,
         &opened.mapping.operation,
     )?;
+    figures.target = Some(target.to_string());
     let legacy = report::beside(&args.input.input, "ledger.sqlite");
     let chosen = ledger::location::open(Wanted {
         target: &target,
@@ -184,33 +212,63 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
     let mut pool = TokenPool::new(tokens, usize::from(args.concurrency));
     let mut early_stop = None;
     if !args.no_preflight && !args.simulate {
-        let plan = pool
-            .preflight(&client, &opened.mapping.operation, args.quota_reserve)
-            .await
-            .map_err(|why| {
-                anyhow::anyhow!(
-                    "cannot reach {} ({why}): check --server and the network; nothing was sent",
-                    client.url().host_str().unwrap_or_default()
-                )
-            })?;
-        if plan.known {
-            let rows = super::input::count_rows(&args.input).unwrap_or(0);
-            let today = plan.calls_left_today.min(rows);
-            let days = if plan.calls_per_day > 0 {
-                rows.div_ceil(plan.calls_per_day)
-            } else {
-                0
-            };
-            tracing::info!(
-                rows,
-                calls_left_today = plan.calls_left_today,
-                calls_per_day = plan.calls_per_day,
-                "Quota plan: up to {rows} rows to send; {today} can go today; at this quota the \
-                 whole file needs about {days} day(s) (rows created earlier are skipped)."
-            );
-        }
-        if !pool.usable() {
-            early_stop = Some(pool.last_refusal.clone().unwrap_or_default());
+        // What this run would send, before any call: a header-only file spends none.
+        let rows = input::plan_rows(
+            &args.input,
+            &opened.mapping,
+            &ledger,
+            args.resend_uncertain,
+            args.limit,
+        );
+        let rows = match rows {
+            Ok(rows) => Some(rows),
+            Err(e) => {
+                tracing::warn!(
+                    "No quota plan: the file could not be read ahead ({}).",
+                    super::error_text(&e)
+                );
+                None
+            }
+        };
+        if rows.is_some_and(|r| r.rows == 0) {
+            tracing::info!("No data rows: no token-information call made.");
+        } else {
+            let plan = pool
+                .preflight(&client, &opened.mapping.operation, args.quota_reserve)
+                .await
+                .map_err(|why| {
+                    anyhow::anyhow!(
+                        "cannot reach {} ({why}): check --server and the network; nothing was \
+                         sent",
+                        client.url().host_str().unwrap_or_default()
+                    )
+                })?;
+            if plan.known
+                && let Some(rows) = rows
+            {
+                let send = rows.to_send;
+                let today = plan.calls_left_today.min(send);
+                let days = if plan.calls_per_day > 0 {
+                    send.div_ceil(plan.calls_per_day)
+                } else {
+                    0
+                };
+                tracing::info!(
+                    to_send = send,
+                    invalid = rows.invalid,
+                    done_before = rows.done_before,
+                    calls_left_today = plan.calls_left_today,
+                    calls_per_day = plan.calls_per_day,
+                    "Quota plan: {send} rows to send ({} invalid and {} created or left \
+                     uncertain by earlier runs are not); {today} can go today; at this quota \
+                     they need about {days} day(s), retries aside.",
+                    rows.invalid,
+                    rows.done_before
+                );
+            }
+            if !pool.usable() {
+                early_stop = Some(pool.last_refusal.clone().unwrap_or_default());
+            }
         }
     }
     let sender = Sender::new(
@@ -249,6 +307,7 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
         stop_tx: &stop_tx,
         stop: None,
         sent: 0,
+        rows_sent: 0,
         consecutive_maybe: 0,
         progress: Progress::new(ui.quiet, opened.source.read_bytes.clone()),
         pool: &mut pool,
@@ -387,7 +446,15 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
 
     let stop = run.stop.clone();
     let sent = run.departed;
+    let rows_sent = run.rows_sent;
     let tally = reporter.tally().clone();
+    figures.tally = Some(tally.clone());
+    figures.sent = rows_sent;
+    figures.tokens = if args.simulate {
+        Vec::new()
+    } else {
+        token_uses.clone()
+    };
     let verdict = match &stop {
         Some((verdict, _)) => *verdict,
         None if tally.needing_attention() > 0 || tally.get(Status::Pending) > 0 => {
@@ -414,6 +481,18 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
     }
 
     let input_name = args.input.input.display().to_string();
+    if tally.rows() == 0 {
+        let note = if args.input.no_header {
+            format!("{input_name}: no data rows (the file is empty): nothing to send")
+        } else {
+            format!(
+                "{input_name}: no data rows (only the header, in row {}): nothing to send",
+                source_info.header_row
+            )
+        };
+        tracing::warn!("{note}");
+        warnings.push(note);
+    }
     let ledger_name = ledger_path.display().to_string();
     let hint_args = super::target::args_for_hints(
         args.server.as_deref(),
@@ -431,6 +510,7 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
         warnings: &warnings,
         stop_reason: stop.as_ref().map(|(_, reason)| reason.as_str()),
         exit_code: verdict.code(),
+        sent: Some(rows_sent),
         ledger: Some(report::LedgerNote {
             path: &ledger_name,
             created: ledger_created,
@@ -504,6 +584,8 @@ struct Coordinator<'a> {
     /// Set once the run must send nothing more: how it will end, and why.
     stop: Option<(Verdict, String)>,
     sent: u64,
+    /// Rows a request was made for (answered, or given up on after retries).
+    rows_sent: u64,
     consecutive_maybe: u32,
     progress: Progress,
 }
@@ -847,7 +929,7 @@ impl Coordinator<'_> {
     }
 
     fn delivered(&mut self, slot: usize, outgoing: Outgoing, delivery: Delivery) {
-        self.pool.finish(slot, delivery.attempts);
+        self.pool.finish(slot, delivery.calls);
         // A token refused by the CRM stored nothing: drop the token, and if another one is
         // left, the row goes out again with it.
         if let Final::Stop(kind @ (StopKind::TokenRejected | StopKind::Quota)) = &delivery.end {
@@ -923,6 +1005,9 @@ impl Coordinator<'_> {
                 }
             }
             _ => self.consecutive_maybe = 0,
+        }
+        if status != Status::Pending {
+            self.rows_sent += 1;
         }
         let mut outcome =
             Outcome::new(row, payload.key.clone(), status).with_message(delivery.message);

@@ -292,11 +292,45 @@ pub fn reporter(
     )?)
 }
 
-/// How many data rows the input has (a second, quick pass), for the quota plan.
-pub fn count_rows(args: &InputArgs) -> anyhow::Result<u64> {
-    Ok(source::open(&args.input, &source_options(args)?)?
-        .rows
-        .count() as u64)
+/// What a run would do with the input's rows, for the quota plan (a second pass, before
+/// any call is made).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowPlan {
+    /// Data rows in the file.
+    pub rows: u64,
+    /// Rows that would be sent: valid, and neither created nor left uncertain by an
+    /// earlier run (uncertain ones count with --resend-uncertain), at most --limit.
+    pub to_send: u64,
+    pub invalid: u64,
+    /// Rows an earlier run created (skipped) or left uncertain (not resent).
+    pub done_before: u64,
+}
+
+pub fn plan_rows(
+    args: &InputArgs,
+    mapping: &CompiledMapping,
+    ledger: &crate::ledger::Ledger,
+    resend_uncertain: bool,
+    limit: Option<u64>,
+) -> anyhow::Result<RowPlan> {
+    use crate::ledger::Prior;
+    let mut plan = RowPlan::default();
+    let mut keys = DuplicateKeys::default();
+    for item in source::open(&args.input, &source_options(args)?)?.rows {
+        plan.rows += 1;
+        match check(item, mapping, &mut keys) {
+            Checked::Invalid { .. } => plan.invalid += 1,
+            Checked::Ready { payload, .. } => match ledger.prior(&payload.key)? {
+                Some(Prior::Created { .. }) => plan.done_before += 1,
+                Some(Prior::InDoubt { .. }) if !resend_uncertain => plan.done_before += 1,
+                _ => plan.to_send += 1,
+            },
+        }
+    }
+    if let Some(limit) = limit {
+        plan.to_send = plan.to_send.min(limit);
+    }
+    Ok(plan)
 }
 
 fn original_row(column: Option<usize>, cells: &Cells) -> Option<u64> {

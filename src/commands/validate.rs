@@ -66,6 +66,7 @@ pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
         warnings: &opened.warnings,
         stop_reason: None,
         exit_code: verdict.code(),
+        sent: None,
         ledger: None,
         tokens: &[],
     };

@@ -4,6 +4,7 @@
 //! Files are created before any work (a bad path fails at once) and each line is
 //! flushed as its outcome arrives, so a killed run leaves a truthful partial file.
 
+pub mod metrics;
 mod progress;
 mod summary;
 pub mod workbook;

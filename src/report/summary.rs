@@ -22,6 +22,9 @@ pub struct Summary<'a> {
     /// Why the run stopped early, if it did.
     pub stop_reason: Option<&'a str>,
     pub exit_code: u8,
+    /// Rows a request was made for (`import`): the rate is over these, not over rows
+    /// skipped, invalid or left pending.
+    pub sent: Option<u64>,
     pub ledger: Option<LedgerNote<'a>>,
     /// Calls per token, by fingerprint (never the token).
     pub tokens: &'a [TokenUse],
@@ -58,21 +61,28 @@ impl Summary<'_> {
 pub fn print_human(summary: &Summary<'_>, out: &mut dyn Write) -> std::io::Result<()> {
     let t = summary.tally;
     let secs = summary.elapsed.as_secs_f64();
-    let rate = if secs > 0.0 {
-        t.rows() as f64 / secs
-    } else {
-        0.0
-    };
+    let per_second = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
     writeln!(out)?;
-    writeln!(
-        out,
-        "{} of {}: {} rows in {:.1} s ({:.0} rows/s)",
-        summary.command,
-        summary.input,
-        t.rows(),
-        secs,
-        rate
-    )?;
+    match summary.sent {
+        Some(sent) => writeln!(
+            out,
+            "{} of {}: {} rows in {:.1} s; {sent} sent ({:.0} rows/s)",
+            summary.command,
+            summary.input,
+            t.rows(),
+            secs,
+            per_second(sent)
+        )?,
+        None => writeln!(
+            out,
+            "{} of {}: {} rows in {:.1} s ({:.0} rows/s)",
+            summary.command,
+            summary.input,
+            t.rows(),
+            secs,
+            per_second(t.rows())
+        )?,
+    }
     for status in summary.statuses() {
         let n = t.get(status);
         if n > 0 || matches!(status, Status::Created | Status::Valid | Status::Invalid) {
@@ -130,9 +140,13 @@ pub fn print_human(summary: &Summary<'_>, out: &mut dyn Write) -> std::io::Resul
     for token in summary.tokens {
         writeln!(
             out,
-            "  token {}: {} calls{}",
+            "  token {}: {} calls{}{}",
             token.fingerprint,
             token.calls,
+            token
+                .quota_left
+                .map(|left| format!(", {left} left today"))
+                .unwrap_or_default(),
             match token.state {
                 "ok" => "",
                 "rejected" => " (rejected by the CRM, dropped)",
@@ -257,6 +271,9 @@ pub fn print_json(summary: &Summary<'_>, out: &mut dyn Write) -> std::io::Result
         "errors".into(),
         summary.paths.errors.display().to_string().into(),
     );
+    if let Some(sent) = summary.sent {
+        object.insert("sent".into(), sent.into());
+    }
     object.insert("exit_code".into(), summary.exit_code.into());
     object.insert("stopped".into(), json!(summary.stop_reason));
     object.insert("ledger".into(), json!(summary.ledger.map(|l| l.path)));
@@ -280,7 +297,14 @@ pub fn print_json(summary: &Summary<'_>, out: &mut dyn Write) -> std::io::Result
         summary
             .tokens
             .iter()
-            .map(|t| json!({"token": t.fingerprint, "calls": t.calls, "state": t.state}))
+            .map(|t| {
+                json!({
+                    "token": t.fingerprint,
+                    "calls": t.calls,
+                    "quota_left": t.quota_left,
+                    "state": t.state,
+                })
+            })
             .collect::<Vec<_>>()
             .into(),
     );

@@ -279,3 +279,357 @@ fn simulate_wins_over_a_server_in_the_environment() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("WOLKVOX_SERVER) is not used"), "{stderr}");
 }
+
+/// One sample of a metrics file: name, labels (unescaped), value.
+#[derive(Debug, Clone, PartialEq)]
+struct Sample {
+    name: String,
+    labels: std::collections::BTreeMap<String, String>,
+    value: f64,
+}
+
+fn valid_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+fn valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with("__")
+}
+
+/// The text exposition format, read strictly: every line a HELP, a TYPE or a sample;
+/// HELP and TYPE at most once per family and before its samples; valid names; label
+/// values in double quotes with only \\, \" and \n escaped; no series twice.
+fn parse_prometheus(text: &str) -> Vec<Sample> {
+    use std::collections::{BTreeMap, HashSet};
+    assert!(
+        text.ends_with('\n'),
+        "the last line must end with a line feed"
+    );
+    let mut typed: BTreeMap<String, String> = BTreeMap::new();
+    let mut helped: HashSet<String> = HashSet::new();
+    let mut sampled: HashSet<String> = HashSet::new();
+    let mut series: HashSet<String> = HashSet::new();
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# ") {
+            let mut parts = rest.splitn(3, ' ');
+            let (kind, name) = (parts.next().unwrap(), parts.next().unwrap_or(""));
+            assert!(valid_metric_name(name), "bad metric name in {line:?}");
+            assert!(!sampled.contains(name), "{kind} after samples: {line:?}");
+            match kind {
+                "HELP" => assert!(helped.insert(name.into()), "HELP twice: {line:?}"),
+                "TYPE" => {
+                    let kind = parts.next().unwrap_or("");
+                    assert!(
+                        ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                        "{line:?}"
+                    );
+                    assert!(
+                        typed.insert(name.into(), kind.into()).is_none(),
+                        "TYPE twice: {line:?}"
+                    );
+                }
+                _ => panic!("a comment line the collector would not expect: {line:?}"),
+            }
+            continue;
+        }
+        assert!(!line.trim().is_empty(), "an empty line");
+        let name_end = line.find(['{', ' ']).expect(line);
+        let name = &line[..name_end];
+        assert!(valid_metric_name(name), "bad metric name in {line:?}");
+        assert!(
+            typed.contains_key(name),
+            "a sample before its TYPE: {line:?}"
+        );
+        let mut labels = BTreeMap::new();
+        let mut rest = &line[name_end..];
+        if let Some(inner) = rest.strip_prefix('{') {
+            let mut chars = inner.char_indices().peekable();
+            let end = loop {
+                let (start, c) = chars.next().expect(line);
+                if c == '}' {
+                    break start;
+                }
+                let eq = inner[start..].find('=').expect(line) + start;
+                let label = inner[start..eq].trim_start_matches(',');
+                assert!(valid_label_name(label), "bad label name in {line:?}");
+                while chars.peek().is_some_and(|(i, _)| *i <= eq) {
+                    chars.next();
+                }
+                assert_eq!(chars.next().map(|(_, c)| c), Some('"'), "{line:?}");
+                let mut value = String::new();
+                loop {
+                    match chars.next().expect(line).1 {
+                        '\\' => match chars.next().expect(line).1 {
+                            '\\' => value.push('\\'),
+                            '"' => value.push('"'),
+                            'n' => value.push('\n'),
+                            other => panic!("escape \\{other} in {line:?}"),
+                        },
+                        '"' => break,
+                        '\n' => panic!("a raw line feed in {line:?}"),
+                        c => value.push(c),
+                    }
+                }
+                assert!(
+                    labels.insert(label.to_string(), value).is_none(),
+                    "{line:?}"
+                );
+                match chars.peek() {
+                    Some((_, ',')) => {
+                        chars.next();
+                    }
+                    Some((_, '}')) => {}
+                    other => panic!("{other:?} after a label value in {line:?}"),
+                }
+            };
+            rest = &inner[end + 1..];
+        }
+        let mut fields = rest.split_whitespace();
+        let value = fields.next().expect(line);
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            "NaN" => f64::NAN,
+            v => v
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
+        };
+        if let Some(timestamp) = fields.next() {
+            timestamp.parse::<i64>().expect(line);
+        }
+        assert!(fields.next().is_none(), "{line:?}");
+        assert!(
+            series.insert(format!("{name}{labels:?}")),
+            "series twice: {line:?}"
+        );
+        sampled.insert(name.to_string());
+        samples.push(Sample {
+            name: name.into(),
+            labels,
+            value,
+        });
+    }
+    samples
+}
+
+fn metric(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    let found: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "{name}{labels:?} in {samples:#?}");
+    found[0].value
+}
+
+#[test]
+fn the_metrics_file_says_how_the_run_went_in_the_text_format() {
+    let sim = Sim::start(wolkvox_import::simulator::Scenario {
+        tokens: vec![TOKEN.into()],
+        daily_limit: 4800,
+        ..Default::default()
+    });
+    let work = Work::with_sample();
+    // A name with a quote and a backslash, to be escaped in its label.
+    let input = "night \"7\" \\ tickets.csv";
+    work.copy("samples/tickets.csv", input);
+    std::fs::create_dir(work.path("textfile")).unwrap();
+    let prom = work.path("textfile/wolkvox.prom");
+    let out = work
+        .import(input, &sim, "one")
+        .arg("--metrics-file")
+        .arg(&prom)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&prom).unwrap();
+    let samples = parse_prometheus(&text);
+    let m = |name: &str, labels: &[(&str, &str)]| metric(&samples, name, labels);
+    assert_eq!(m("wolkvox_import_last_run_exit_code", &[]), 2.0);
+    assert_eq!(
+        m("wolkvox_import_last_run_rows", &[("status", "created")]),
+        232.0
+    );
+    assert_eq!(
+        m("wolkvox_import_last_run_rows", &[("status", "invalid")]),
+        8.0
+    );
+    assert_eq!(
+        m("wolkvox_import_last_run_rows", &[("status", "pending")]),
+        0.0
+    );
+    assert_eq!(m("wolkvox_import_last_run_rows_sent", &[]), 232.0);
+    assert_eq!(m("wolkvox_import_last_run_info", &[("input", input)]), 1.0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let end = m("wolkvox_import_last_run_end_timestamp_seconds", &[]);
+    assert!(end > 1.7e9 && end <= now + 1.0, "{end}");
+    assert!(m("wolkvox_import_last_run_duration_seconds", &[]) >= 0.0);
+    // The calls are the CRM's own count: 232 inserts and the preflight.
+    let calls = sim.state().calls_per_token()[TOKEN];
+    assert_eq!(calls, 233);
+    let token_calls: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.name == "wolkvox_import_last_run_token_calls")
+        .collect();
+    assert_eq!(token_calls.len(), 1);
+    assert_eq!(token_calls[0].value, calls as f64);
+    assert!(!token_calls[0].labels["token"].contains(TOKEN));
+    assert_eq!(
+        m("wolkvox_import_token_quota_left_calls", &[]),
+        (4800 - calls) as f64
+    );
+    // Every sample names the target; the token itself is nowhere.
+    assert!(samples.iter().all(|s| s.labels.contains_key("target")));
+    assert!(!text.contains(TOKEN));
+    // Atomic: nothing but the file is left in the collector's directory.
+    let left: Vec<_> = std::fs::read_dir(work.path("textfile"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, [std::ffi::OsString::from("wolkvox.prom")]);
+
+    // A night when nothing was done (exit 1) replaces it with its exit code.
+    let out = work
+        .bin()
+        .env("WOLKVOX_TOKEN", TOKEN)
+        .env("WOLKVOX_METRICS_FILE", &prom)
+        .args([
+            "import",
+            input,
+            "--mapping",
+            "missing.yaml",
+            "--server",
+            &sim.url(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1);
+    let samples = parse_prometheus(&std::fs::read_to_string(&prom).unwrap());
+    assert_eq!(
+        metric(&samples, "wolkvox_import_last_run_exit_code", &[]),
+        1.0
+    );
+    assert!(
+        metric(
+            &samples,
+            "wolkvox_import_last_run_end_timestamp_seconds",
+            &[]
+        ) >= end
+    );
+    assert!(
+        !samples
+            .iter()
+            .any(|s| s.name == "wolkvox_import_last_run_rows")
+    );
+}
+
+#[test]
+fn a_header_only_file_says_so_and_spends_no_call() {
+    let sim = Sim::strict();
+    let work = Work::with_sample();
+    let header = work.read("tickets.csv").lines().next().unwrap().to_string();
+    work.write("empty.csv", &format!("{header}\n"));
+    let out = work
+        .import("empty.csv", &sim, "empty")
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let summary = json_of(&out);
+    assert_eq!(summary["rows"], 0);
+    let warnings = summary["warnings"].to_string();
+    assert!(warnings.contains("no data rows"), "{warnings}");
+    // Not even the token-information call.
+    assert_eq!(sim.state().calls_per_token().values().sum::<u64>(), 0);
+}
+
+#[test]
+fn the_figures_count_what_was_sent_and_what_will_be() {
+    let sim = Sim::start(wolkvox_import::simulator::Scenario {
+        tokens: vec![TOKEN.into()],
+        daily_limit: 4800,
+        ..Default::default()
+    });
+    let work = Work::with_sample();
+    let first = work
+        .import("tickets.csv", &sim, "one")
+        .args(["--limit", "100"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&first), 2);
+    // The second run: 8 invalid, 100 created before, so 132 to send, and 132 sent.
+    let out = work
+        .import("tickets.csv", &sim, "two")
+        .arg("--json")
+        .env("RUST_LOG", "wolkvox_import=info")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Quota plan: 132 rows to send (8 invalid and 100 created"),
+        "{stderr}"
+    );
+    let summary = json_of(&out);
+    assert_eq!(summary["sent"], 132);
+    assert_eq!(summary["skipped"], 100);
+    // Calls per token: the preflight and the 132 inserts, as the CRM counted them.
+    let tokens = summary["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(tokens[0]["calls"], 133);
+    assert_eq!(sim.state().calls_per_token()[TOKEN], 101 + 133);
+    assert_eq!(tokens[0]["quota_left"], 4800 - 101 - 133);
+}
+
+#[test]
+fn connections_never_made_cost_no_call() {
+    // Nothing listens on the port of a simulator that was stopped.
+    let url = {
+        let sim = Sim::strict();
+        sim.url()
+    };
+    let work = Work::with_sample();
+    let out = work
+        .bin()
+        .env("WOLKVOX_TOKEN", TOKEN)
+        .args([
+            "import",
+            "tickets.csv",
+            "--mapping",
+            "tickets.yaml",
+            "--server",
+            &url,
+        ])
+        .args([
+            "--no-preflight",
+            "--max-retries",
+            "0",
+            "--rate",
+            "0",
+            "--json",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 3, "{}", String::from_utf8_lossy(&out.stderr));
+    let summary = json_of(&out);
+    assert!(summary["failed"].as_u64().unwrap() >= 10, "{summary}");
+    assert_eq!(summary["tokens"][0]["calls"], 0, "{summary}");
+}
