@@ -811,6 +811,7 @@ impl Coordinator<'_> {
                 cells,
                 key,
                 message,
+                ..
             } => {
                 self.record(
                     Outcome::new(row, key, Status::Invalid).with_message(message),
@@ -1009,8 +1010,15 @@ impl Coordinator<'_> {
         if status != Status::Pending {
             self.rows_sent += 1;
         }
-        let mut outcome =
-            Outcome::new(row, payload.key.clone(), status).with_message(delivery.message);
+        // A value sent with a doubt (a phone number kept as typed) is said on its row, as
+        // `validate` says it.
+        let doubts = crate::mapping::describe(payload.warnings());
+        let message = match (doubts.is_empty(), delivery.message.is_empty()) {
+            (true, _) => delivery.message,
+            (false, true) => doubts,
+            (false, false) => format!("{}; {doubts}", delivery.message),
+        };
+        let mut outcome = Outcome::new(row, payload.key.clone(), status).with_message(message);
         outcome.case_id = case_id;
         outcome.http_status = delivery.http_status;
         outcome.attempts = delivery.attempts;

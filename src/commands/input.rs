@@ -25,6 +25,9 @@ pub enum Checked {
         cells: Cells,
         key: String,
         message: String,
+        /// The bad cells one by one, when the mapping found them (`message` joins them);
+        /// empty when the row itself is the problem (unreadable, a duplicate).
+        errors: Vec<mapping::FieldError>,
     },
 }
 
@@ -203,6 +206,7 @@ fn map_row(item: RowResult, mapping: &CompiledMapping) -> Checked {
                 cells: e.cells,
                 key: String::new(),
                 message: e.message,
+                errors: Vec::new(),
             };
         }
     };
@@ -221,6 +225,7 @@ fn map_row(item: RowResult, mapping: &CompiledMapping) -> Checked {
             key: mapping.key_hint(&row),
             message: mapping::describe(&errors),
             cells: row.cells,
+            errors,
         },
     }
 }
@@ -242,6 +247,7 @@ fn dedupe(checked: Checked, policy: DuplicatePolicy, keys: &mut DuplicateKeys) -
                      this one its own number in the file (before a first import you may instead \
                      add a column to `key:` that tells them apart)"
                 ),
+                errors: Vec::new(),
             },
             None => Checked::Ready {
                 row,

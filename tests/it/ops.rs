@@ -633,3 +633,61 @@ fn connections_never_made_cost_no_call() {
     assert!(summary["failed"].as_u64().unwrap() >= 10, "{summary}");
     assert_eq!(summary["tokens"][0]["calls"], 0, "{summary}");
 }
+
+#[test]
+fn validate_lists_the_first_20_bad_cells_compiler_style() {
+    let work = Work::with_sample();
+    tickets_csv(&work, "bad.csv", 1..=30);
+    // Every row gets a bad e-mail; rows 1 and 2 also lose their ticket type.
+    let mut reader = csv::Reader::from_path(work.path("bad.csv")).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let mut writer = csv::Writer::from_path(work.path("tickets.csv")).unwrap();
+    writer.write_record(&headers).unwrap();
+    for (i, record) in reader.records().enumerate() {
+        let mut cells: Vec<String> = record.unwrap().iter().map(str::to_string).collect();
+        cells[CORREO] = "ana@".into();
+        if i < 2 {
+            cells[2] = "Felicitación".into();
+        }
+        writer.write_record(&cells).unwrap();
+    }
+    writer.flush().unwrap();
+    let out = work
+        .bin()
+        .args(["validate", "tickets.csv", "--mapping", "tickets.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let results = read_results(&work.path("tickets.results.csv"));
+    assert_eq!(count(&results, "invalid"), 30);
+    // 32 bad cells: the first 20 named, file:row: column: why.
+    let listed: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("tickets.csv:"))
+        .collect();
+    assert_eq!(listed.len(), 20, "{stderr}");
+    let row = |i: usize| results[i].row;
+    assert!(
+        listed[0].starts_with(&format!("tickets.csv:{}: Tipo: \"Felicitación\"", row(0))),
+        "{stderr}"
+    );
+    assert_eq!(
+        listed[1],
+        format!(
+            "tickets.csv:{}: Correo: not a valid e-mail address: \"ana@\"",
+            row(0)
+        )
+    );
+    assert_eq!(
+        listed[19],
+        format!(
+            "tickets.csv:{}: Correo: not a valid e-mail address: \"ana@\"",
+            row(17)
+        )
+    );
+    assert!(
+        stderr.contains("and 12 more in tickets.errors.csv"),
+        "{stderr}"
+    );
+}
