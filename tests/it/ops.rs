@@ -691,3 +691,68 @@ fn validate_lists_the_first_20_bad_cells_compiler_style() {
         "{stderr}"
     );
 }
+
+/// The sample with `extra` columns appended to every line (header first), as `name.csv`.
+fn with_extra_columns(
+    work: &Work,
+    name: &str,
+    header: &[&str],
+    value: impl Fn(&csv::StringRecord) -> Vec<String>,
+) {
+    let mut reader = csv::Reader::from_path(work.path("tickets.csv")).unwrap();
+    let mut headers: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_string)
+        .collect();
+    headers.extend(header.iter().map(|h| h.to_string()));
+    let mut writer = csv::Writer::from_path(work.path(name)).unwrap();
+    writer.write_record(&headers).unwrap();
+    for record in reader.records() {
+        let record = record.unwrap();
+        let mut cells: Vec<String> = record.iter().map(str::to_string).collect();
+        cells.extend(value(&record));
+        writer.write_record(&cells).unwrap();
+    }
+    writer.flush().unwrap();
+}
+
+#[test]
+fn a_repeated_header_matters_only_where_the_mapping_names_it() {
+    let work = Work::with_sample();
+    let validate = |input: &str, mapping: &str| {
+        work.bin()
+            .args(["validate", input, "--mapping", mapping, "--json", "--force"])
+            .output()
+            .unwrap()
+    };
+    // A column the mapping never uses, twice: the file is read as before.
+    with_extra_columns(&work, "notes.csv", &["Notas", "Notas"], |_| {
+        vec!["a".into(), "b".into()]
+    });
+    let out = validate("notes.csv", "tickets.yaml");
+    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(json_of(&out)["valid"], 232);
+
+    // `Correo` again as column O: the mapping's `column: Correo` is ambiguous.
+    with_extra_columns(&work, "twice.csv", &["Correo"], |r| {
+        vec![r[CORREO].to_string()]
+    });
+    let out = validate("twice.csv", "tickets.yaml");
+    assert_eq!(code(&out), 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the header \"Correo\" appears twice (columns G and O)"),
+        "{stderr}"
+    );
+    // Named by its letter, the column is unambiguous.
+    let by_letter = work
+        .read("tickets.yaml")
+        .replace("column: Correo", "column: G");
+    assert_ne!(by_letter, work.read("tickets.yaml"));
+    work.write("by-letter.yaml", &by_letter);
+    let out = validate("twice.csv", "by-letter.yaml");
+    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(json_of(&out)["valid"], 232);
+}
