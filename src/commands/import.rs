@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -290,7 +290,7 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
         .context("could not start the reader threads")?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let interrupted = Arc::new(AtomicBool::new(false));
+    let interrupted = Arc::new(AtomicU8::new(NO_SIGNAL));
     let signals = tokio::spawn(watch_signals(stop_tx.clone(), interrupted.clone()));
 
     let fast = args.durability.unwrap_or(if args.simulate {
@@ -306,6 +306,7 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
         headers: &headers,
         stop_tx: &stop_tx,
         stop: None,
+        rerun_when: None,
         sent: 0,
         rows_sent: 0,
         consecutive_maybe: 0,
@@ -421,8 +422,12 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
                 }
             }
         }
-        if interrupted.load(Ordering::SeqCst) && run.stop.is_none() {
-            run.stop = Some((Verdict::Interrupted, "interrupted (Ctrl-C)".into()));
+        let signal = interrupted.load(Ordering::SeqCst);
+        if signal != NO_SIGNAL && run.stop.is_none() {
+            run.stop = Some((
+                Verdict::Interrupted,
+                format!("interrupted ({})", signal_name(signal)),
+            ));
         }
     }
     if let Some((_, task)) = syncing.take() {
@@ -445,6 +450,7 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
     rows.join()?;
 
     let stop = run.stop.clone();
+    let rerun_when = run.rerun_when.clone();
     let sent = run.departed;
     let rows_sent = run.rows_sent;
     let tally = reporter.tally().clone();
@@ -511,6 +517,7 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
         stop_reason: stop.as_ref().map(|(_, reason)| reason.as_str()),
         exit_code: verdict.code(),
         sent: Some(rows_sent),
+        rerun_when: rerun_when.as_deref(),
         ledger: Some(report::LedgerNote {
             path: &ledger_name,
             created: ledger_created,
@@ -583,6 +590,9 @@ struct Coordinator<'a> {
     stop_tx: &'a watch::Sender<bool>,
     /// Set once the run must send nothing more: how it will end, and why.
     stop: Option<(Verdict, String)>,
+    /// What to do before the rows left pending can go, when the stop says more than
+    /// "run again" (a token to fix, a quota reset to wait for).
+    rerun_when: Option<String>,
     sent: u64,
     /// Rows a request was made for (answered, or given up on after retries).
     rows_sent: u64,
@@ -738,8 +748,9 @@ impl Coordinator<'_> {
                 .pool
                 .hours_to_reset
                 .as_deref()
-                .map(|h| format!(" (the CRM said it resets in {h} h)"))
+                .map(|h| format!(" (the CRM said it resets in {h} h{})", reset_at(h)))
                 .unwrap_or_default();
+            self.rerun_when = Some(format!("after the quota resets{reset}, run"));
             self.halt(
                 Verdict::QuotaStop,
                 format!(
@@ -749,6 +760,11 @@ impl Coordinator<'_> {
                 ),
             );
         } else {
+            self.rerun_when = Some(
+                "fix the token first (WOLKVOX_TOKEN or --token-file: an internal token of this \
+                 CRM, CRM → Configuration → Wolkvox Integration → Tokens), then run"
+                    .into(),
+            );
             self.halt(
                 Verdict::Aborted,
                 format!(
@@ -1033,18 +1049,33 @@ impl Coordinator<'_> {
     }
 }
 
+/// No signal yet; SIGINT (Ctrl-C); SIGTERM (a `kill`, `docker stop`, Kubernetes).
+const NO_SIGNAL: u8 = 0;
+const SIGINT: u8 = 2;
+const SIGTERM: u8 = 15;
+
+fn signal_name(signal: u8) -> &'static str {
+    if signal == SIGTERM {
+        "SIGTERM"
+    } else {
+        "Ctrl-C"
+    }
+}
+
 /// First Ctrl-C or SIGTERM: stop sending, finish what is in flight. Second: exit now
 /// (the ledger is consistent at every commit).
-async fn watch_signals(stop: watch::Sender<bool>, interrupted: Arc<AtomicBool>) {
+async fn watch_signals(stop: watch::Sender<bool>, interrupted: Arc<AtomicU8>) {
     let mut count = 0;
     loop {
-        signal().await;
+        let got = signal().await;
         count += 1;
         if count == 1 {
+            let name = signal_name(got);
             tracing::warn!(
-                "Interrupted: no new requests; waiting for those in flight. Ctrl-C again to quit at once."
+                "Interrupted by {name}: no new requests; waiting for those in flight. A second \
+                 {name} quits at once."
             );
-            interrupted.store(true, Ordering::SeqCst);
+            interrupted.store(got, Ordering::SeqCst);
             let _ = stop.send(true);
         } else {
             std::process::exit(i32::from(crate::exit::INTERRUPTED));
@@ -1052,25 +1083,39 @@ async fn watch_signals(stop: watch::Sender<bool>, interrupted: Arc<AtomicBool>) 
     }
 }
 
+/// The next SIGINT or SIGTERM, and which it was.
 #[cfg(unix)]
-async fn signal() {
+async fn signal() -> u8 {
     use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::terminate()) {
         Ok(mut term) => {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => SIGINT,
+                _ = term.recv() => SIGTERM,
             }
         }
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
+            SIGINT
         }
     }
 }
 
 #[cfg(not(unix))]
-async fn signal() {
+async fn signal() -> u8 {
     let _ = tokio::signal::ctrl_c().await;
+    SIGINT
+}
+
+/// When a reset `hours` from now falls, in UTC: " , around 2025-03-04 05:00 UTC".
+fn reset_at(hours: &str) -> String {
+    match hours.trim().parse::<f64>() {
+        Ok(hours) if hours.is_finite() && (0.0..=48.0).contains(&hours) => {
+            let at = chrono::Utc::now() + chrono::Duration::seconds((hours * 3600.0) as i64);
+            format!(", around {}", at.format("%Y-%m-%d %H:%M UTC"))
+        }
+        _ => String::new(),
+    }
 }
 
 fn file_sha256(path: &Path) -> std::io::Result<String> {

@@ -107,6 +107,7 @@ pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
         stop_reason: None,
         exit_code: verdict.code(),
         sent: None,
+        rerun_when: None,
         ledger: None,
         tokens: &[],
     };

@@ -25,6 +25,9 @@ pub struct Summary<'a> {
     /// Rows a request was made for (`import`): the rate is over these, not over rows
     /// skipped, invalid or left pending.
     pub sent: Option<u64>,
+    /// What to do before pending rows can go ("fix the token first, then run"), when the
+    /// run's stop says more than the exit code does.
+    pub rerun_when: Option<&'a str>,
     pub ledger: Option<LedgerNote<'a>>,
     /// Calls per token, by fingerprint (never the token).
     pub tokens: &'a [TokenUse],
@@ -198,10 +201,12 @@ fn next_steps(summary: &Summary<'_>) -> Vec<String> {
         ));
     }
     if t.get(Status::Pending) > 0 {
-        let when = match summary.exit_code {
-            crate::exit::ABORTED => "once what stopped the run (above) is fixed, run",
-            crate::exit::QUOTA_STOP => "after the quota resets, run",
-            _ => "run",
+        let when = match (summary.rerun_when, summary.exit_code) {
+            (Some(when), _) => when,
+            (None, crate::exit::ABORTED) => "once what stopped the run (above) is fixed, run",
+            (None, crate::exit::QUOTA_STOP) => "after the quota resets, run",
+            (None, crate::exit::INTERRUPTED) => "when you are ready, run",
+            (None, _) => "run",
         };
         hints.push(format!(
             "{} rows pending: {when} the same command again; the ledger skips what was created",

@@ -756,3 +756,89 @@ fn a_repeated_header_matters_only_where_the_mapping_names_it() {
     assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(json_of(&out)["valid"], 232);
 }
+
+/// The binary importing `input` into `sim` with `token`, with the human summary on stderr.
+fn import_loud(work: &Work, input: &str, sim: &Sim, token: &str) -> std::process::Command {
+    let mut cmd = work.bin();
+    cmd.env("WOLKVOX_TOKEN", token)
+        .args([
+            "import",
+            input,
+            "--mapping",
+            "tickets.yaml",
+            "--server",
+            &sim.url(),
+        ])
+        .args(["--rate", "0", "--force"]);
+    cmd
+}
+
+#[test]
+fn the_hints_match_what_stopped_the_run() {
+    let sim = Sim::start(wolkvox_import::simulator::Scenario {
+        tokens: vec![TOKEN.into()],
+        daily_limit: 60,
+        ..Default::default()
+    });
+    let work = Work::with_sample();
+    // A wrong token: fix it, not "run the same command again" as if it were a hiccup.
+    let out = import_loud(&work, "tickets.csv", &sim, "not-the-token")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 3);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .contains("next: 232 rows pending: fix the token first (WOLKVOX_TOKEN or --token-file"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("once what stopped the run"), "{stderr}");
+
+    // The quota: when to run again.
+    let out = import_loud(&work, "tickets.csv", &sim, TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 4);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let next = stderr
+        .lines()
+        .find(|l| l.contains("rows pending"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        next.contains("after the quota resets (the CRM said it resets in 24 h, around 20"),
+        "{next}"
+    );
+    assert!(next.contains(" UTC), run the same command again"), "{next}");
+}
+
+#[test]
+fn sigterm_is_called_sigterm() {
+    use std::process::Stdio;
+    let sim = Sim::start(wolkvox_import::simulator::Scenario {
+        tokens: vec![TOKEN.into()],
+        latency: std::time::Duration::from_millis(20),
+        ..Default::default()
+    });
+    let work = Work::with_sample();
+    tickets_csv(&work, "many.csv", 1..=400);
+    let child = import_loud(&work, "many.csv", &sim, TOKEN)
+        .args(["--rate", "100", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(std::time::Duration::from_secs(20), || {
+        sim.state().stored() >= 10
+    }));
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 130, "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Interrupted by SIGTERM"), "{stderr}");
+    assert!(!stderr.contains("Ctrl-C"), "{stderr}");
+    assert_eq!(json_of(&out)["stopped"], "interrupted (SIGTERM)");
+}
