@@ -164,8 +164,11 @@ pub struct InputArgs {
 
 #[derive(Debug, Args)]
 pub struct OutputArgs {
-    /// Results file, one line per row (default: <input>.results.csv beside the input).
-    #[arg(long, value_name = "FILE")]
+    /// Results file, one line per row (default: <input>.results.csv beside the input,
+    /// <input>.results.<time>.csv when that exists). A name ending in .xlsx writes an Excel
+    /// workbook at the end (Summary sheet, every row), besides the default CSV; when it
+    /// exists, <name>.<time>.xlsx.
+    #[arg(long, value_name = "FILE.csv|FILE.xlsx")]
     pub report: Option<PathBuf>,
 
     /// Errors file: the rows to fix, original columns plus _row and _error

@@ -276,6 +276,16 @@ pub fn print_json(summary: &Summary<'_>, out: &mut dyn Write) -> std::io::Result
         "errors".into(),
         summary.paths.errors.display().to_string().into(),
     );
+    object.insert(
+        "workbook".into(),
+        json!(
+            summary
+                .paths
+                .workbook
+                .as_ref()
+                .map(|w| w.display().to_string())
+        ),
+    );
     if let Some(sent) = summary.sent {
         object.insert("sent".into(), sent.into());
     }

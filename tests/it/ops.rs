@@ -842,3 +842,43 @@ fn sigterm_is_called_sigterm() {
     assert!(!stderr.contains("Ctrl-C"), "{stderr}");
     assert_eq!(json_of(&out)["stopped"], "interrupted (SIGTERM)");
 }
+
+#[test]
+fn an_xlsx_report_that_exists_gets_a_timestamped_name_like_the_csv() {
+    let work = Work::with_sample();
+    let validate = || {
+        work.bin()
+            .args(["validate", "tickets.csv", "--mapping", "tickets.yaml"])
+            .args(["--report", "night.xlsx", "--json"])
+            .output()
+            .unwrap()
+    };
+    let first = validate();
+    assert_eq!(
+        code(&first),
+        2,
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(json_of(&first)["workbook"], "night.xlsx");
+    let before = std::fs::read(work.path("night.xlsx")).unwrap();
+    let second = validate();
+    assert_eq!(
+        code(&second),
+        2,
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let named = json_of(&second)["workbook"].as_str().unwrap().to_string();
+    assert!(
+        named.starts_with("night.") && named.ends_with(".xlsx") && named != "night.xlsx",
+        "{named}"
+    );
+    // A real workbook (a ZIP), and the first night's left as it was.
+    let bytes = std::fs::read(work.path(&named)).unwrap();
+    assert!(bytes.starts_with(b"PK\x03\x04"), "{named} is no workbook");
+    assert_eq!(std::fs::read(work.path("night.xlsx")).unwrap(), before);
+
+    let out = work.bin().args(["import", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--report <FILE.csv|FILE.xlsx>"));
+}
