@@ -176,6 +176,16 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
         expect_existing: args.ledger.expect_ledger,
     })?;
     let mut warnings = opened.warnings.clone();
+    if args.concurrency > 2 {
+        let warning = format!(
+            "--concurrency {}: Wolkvox refuses a third simultaneous request per token (403 \
+             EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS), and each refused call still costs \
+             quota; keep 2, and give more tokens (--token-file) for more requests in flight",
+            args.concurrency
+        );
+        tracing::warn!("{warning}");
+        warnings.push(warning);
+    }
     for notice in &chosen.notices {
         tracing::warn!("{notice}");
         warnings.push(notice.clone());

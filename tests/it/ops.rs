@@ -882,3 +882,32 @@ fn an_xlsx_report_that_exists_gets_a_timestamped_name_like_the_csv() {
     let out = work.bin().args(["import", "--help"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("--report <FILE.csv|FILE.xlsx>"));
 }
+
+#[test]
+fn concurrency_above_two_per_token_is_warned_about() {
+    let sim = Sim::strict();
+    let work = Work::with_sample();
+    let out = work
+        .import("tickets.csv", &sim, "run")
+        .args(["--concurrency", "3", "--limit", "10", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+    let warnings = json_of(&out)["warnings"].to_string();
+    assert!(
+        warnings.contains("--concurrency 3: Wolkvox refuses a third simultaneous request"),
+        "{warnings}"
+    );
+    assert!(warnings.contains("costs quota"), "{warnings}");
+    // Two per token: no word about it.
+    let out = work
+        .import("tickets.csv", &sim, "two")
+        .args(["--limit", "10", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        !json_of(&out)["warnings"]
+            .to_string()
+            .contains("--concurrency")
+    );
+}
