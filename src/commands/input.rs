@@ -578,8 +578,8 @@ impl CheckedRows {
     pub fn join(mut self) -> anyhow::Result<()> {
         if self.warned_rows > LOGGED_WARNINGS {
             tracing::warn!(
-                "{} rows in all have a value kept as typed (the results file of `validate` \
-                 lists each one)",
+                "{} rows in all have a value kept as typed (the results file lists each one, \
+                 in its message column)",
                 self.warned_rows
             );
         }

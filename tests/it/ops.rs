@@ -911,3 +911,48 @@ fn concurrency_above_two_per_token_is_warned_about() {
             .contains("--concurrency")
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn a_kubernetes_secret_mode_is_not_nagged_about_a_world_readable_file_is() {
+    use std::os::unix::fs::PermissionsExt;
+    let sim = Sim::strict();
+    let work = Work::with_sample();
+    work.write("token", &format!("{TOKEN}\n"));
+    let run = |mode: u32| {
+        std::fs::set_permissions(work.path("token"), std::fs::Permissions::from_mode(mode))
+            .unwrap();
+        let out = work
+            .bin()
+            .args([
+                "import",
+                "tickets.csv",
+                "--mapping",
+                "tickets.yaml",
+                "--server",
+                &sim.url(),
+            ])
+            .args([
+                "--token-file",
+                "token",
+                "--rate",
+                "0",
+                "--force",
+                "--limit",
+                "2",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // 0440: a Secret volume's file, group-readable for the pod's fsGroup.
+    let stderr = run(0o440);
+    assert!(!stderr.contains("The token file"), "{stderr}");
+    let stderr = run(0o644);
+    assert!(
+        stderr.contains("The token file can be read by every user of this machine"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("defaultMode: 0400"), "{stderr}");
+}
