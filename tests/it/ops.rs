@@ -956,3 +956,63 @@ fn a_kubernetes_secret_mode_is_not_nagged_about_a_world_readable_file_is() {
     );
     assert!(stderr.contains("defaultMode: 0400"), "{stderr}");
 }
+
+#[test]
+fn simulate_listens_on_localhost_by_name_and_stops_on_sigterm() {
+    use std::io::BufRead;
+    let mut child = bin()
+        .args([
+            "simulate",
+            "--listen",
+            "localhost:0",
+            "--token",
+            "demo",
+            "-q",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url:?}");
+    let work = Work::with_sample();
+    let out = work
+        .bin()
+        .env("WOLKVOX_TOKEN", "demo")
+        .args([
+            "import",
+            "tickets.csv",
+            "--mapping",
+            "tickets.yaml",
+            "--server",
+            &url,
+        ])
+        .args(["--rate", "0", "--limit", "3", "-q", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(json_of(&out)["created"], 3);
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Bounded: SIGTERM stops it, or the test kills it and fails.
+    let stopped = wait_until(std::time::Duration::from_secs(10), || {
+        child.try_wait().unwrap().is_some()
+    });
+    if !stopped {
+        let _ = child.kill();
+    }
+    assert!(stopped, "the simulator did not stop on SIGTERM");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+
+    let out = bin()
+        .args(["simulate", "--listen", "no-port-here"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("write HOST:PORT"));
+}
