@@ -29,7 +29,7 @@ pub struct Cli {
 
     /// Log format on stderr.
     // Explicit display orders keep the global flags in one place in every --help.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, display_order = 900)]
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "WOLKVOX_LOG_FORMAT", display_order = 900)]
     pub log_format: LogFormat,
 
     /// More logs (-v: debug, -vv: trace). RUST_LOG, if set, wins.
@@ -128,7 +128,9 @@ Every finding is recorded, or none: a key the ledger saw created is never marked
     #[command(after_help = "Examples:\n  \
 wolkvox-import runs                                   # every ledger in the data directory\n  \
 wolkvox-import runs --server crm0001.wolkvox.com --mapping tickets.yaml\n  \
-wolkvox-import runs --simulate --mapping mappings/tickets.yaml --show 1")]
+wolkvox-import runs --simulate --mapping mappings/tickets.yaml --show 1\n  \
+wolkvox-import runs --find TK-000123                  # which run sent it, and what came of it\n  \
+wolkvox-import runs --server crm0001.wolkvox.com --mapping tickets.yaml --json")]
     Runs(RunsArgs),
 }
 
@@ -200,8 +202,11 @@ fn parse_size(text: &str) -> Result<usize, String> {
 
 #[derive(Debug, Args)]
 pub struct OutputArgs {
-    /// Results file, one line per row (default: <input>.results.csv beside the input).
-    #[arg(long, value_name = "FILE")]
+    /// Results file, one line per row (default: <input>.results.csv beside the input,
+    /// <input>.results.<time>.csv when that exists). A name ending in .xlsx writes an Excel
+    /// workbook at the end (Summary sheet, every row), besides the default CSV; when it
+    /// exists, <name>.<time>.xlsx.
+    #[arg(long, value_name = "FILE.csv|FILE.xlsx")]
     pub report: Option<PathBuf>,
 
     /// Errors file: the rows to fix, original columns plus _row and _error
@@ -228,7 +233,7 @@ pub struct ValidateArgs {
     pub mapping: PathBuf,
 
     /// CRM operation, overriding the mapping's.
-    #[arg(long)]
+    #[arg(long, env = "WOLKVOX_OPERATION")]
     pub operation: Option<String>,
 
     #[command(flatten)]
@@ -244,12 +249,13 @@ pub struct ImportArgs {
     #[arg(long, short)]
     pub mapping: PathBuf,
 
-    /// CRM server: a host (crm0001.wolkvox.com, https assumed) or a base URL.
+    /// CRM server: a host (crm0001.wolkvox.com, https assumed) or a base URL. Not used
+    /// with --simulate.
     #[arg(
         long,
         value_name = "HOST|URL",
-        required_unless_present = "simulate",
-        conflicts_with = "simulate"
+        env = "WOLKVOX_SERVER",
+        required_unless_present = "simulate"
     )]
     pub server: Option<String>,
 
@@ -259,28 +265,28 @@ pub struct ImportArgs {
 
     /// File with the token, or several tokens one per line (or a directory, one token per
     /// file): requests are spread over them. Else WOLKVOX_TOKEN is used.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "WOLKVOX_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
 
     /// CRM operation, overriding the mapping's.
-    #[arg(long)]
+    #[arg(long, env = "WOLKVOX_OPERATION")]
     pub operation: Option<String>,
 
     /// Requests per second, retries included; never burst over. 0 = no limit.
     /// Default: 5, or 50 with --simulate (the simulator has no rate to respect).
-    #[arg(long)]
+    #[arg(long, env = "WOLKVOX_RATE")]
     pub rate: Option<f64>,
 
     /// Requests in flight at once per token (Wolkvox refuses more than 2 per token).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, default_value_t = 2, env = "WOLKVOX_CONCURRENCY", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
 
     /// Retries of an answer that proves nothing was stored.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, env = "WOLKVOX_MAX_RETRIES")]
     pub max_retries: u32,
 
     /// Seconds to wait for one answer.
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = 30.0, env = "WOLKVOX_TIMEOUT")]
     pub timeout: f64,
 
     #[command(flatten)]
@@ -305,16 +311,27 @@ pub struct ImportArgs {
     pub retry_ambiguous: bool,
 
     /// Send at most N rows in this run (the rest are pending).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "WOLKVOX_LIMIT")]
     pub limit: Option<u64>,
 
     /// Calls to leave unused on each token's daily quota, for the team's other
     /// integrations: the run stops cleanly (exit 4) when only this many are left.
-    #[arg(long, value_name = "N", default_value_t = 20)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 20,
+        env = "WOLKVOX_QUOTA_RESERVE"
+    )]
     pub quota_reserve: u64,
 
+    /// Write the run's figures in Prometheus' text format to FILE on every exit (end time,
+    /// exit code, rows per status, duration, calls and quota left per token), for
+    /// node_exporter's textfile collector: e.g. /var/lib/node_exporter/wolkvox.prom.
+    #[arg(long, value_name = "FILE", env = "WOLKVOX_METRICS_FILE")]
+    pub metrics_file: Option<PathBuf>,
+
     /// Skip the token-information call made before sending (it costs one call per token).
-    #[arg(long)]
+    #[arg(long, env = "WOLKVOX_NO_PREFLIGHT", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_preflight: bool,
 
     #[command(flatten)]
@@ -332,7 +349,7 @@ pub struct LedgerArgs {
     /// Refuse to start (exit 1, nothing sent) when the ledger does not exist yet: for
     /// scheduled jobs whose ledger lives on a mounted volume, where a missing mount would
     /// otherwise start from nothing and create every ticket again.
-    #[arg(long, env = "WOLKVOX_EXPECT_LEDGER")]
+    #[arg(long, env = "WOLKVOX_EXPECT_LEDGER", value_parser = clap::builder::BoolishValueParser::new())]
     pub expect_ledger: bool,
 }
 
@@ -341,7 +358,8 @@ pub struct LedgerArgs {
 #[derive(Debug, Args)]
 pub struct TargetArgs {
     /// The CRM server the imports went to: a host or a base URL, as given to `import`.
-    #[arg(long, value_name = "HOST|URL", conflicts_with = "simulate")]
+    /// Not used with --simulate.
+    #[arg(long, value_name = "HOST|URL", env = "WOLKVOX_SERVER")]
     pub server: Option<String>,
 
     /// The ledger of `import --simulate`.
@@ -353,7 +371,7 @@ pub struct TargetArgs {
     pub mapping: Option<PathBuf>,
 
     /// CRM operation, overriding the mapping's.
-    #[arg(long)]
+    #[arg(long, env = "WOLKVOX_OPERATION")]
     pub operation: Option<String>,
 
     /// The ledger file, instead of the target's own in the data directory.
@@ -396,7 +414,7 @@ pub struct PreviewArgs {
     pub mapping: PathBuf,
 
     /// CRM operation, overriding the mapping's.
-    #[arg(long)]
+    #[arg(long, env = "WOLKVOX_OPERATION")]
     pub operation: Option<String>,
 
     /// How many rows to show; 0 shows every row.
@@ -492,15 +510,15 @@ pub struct SimulateArgs {
 #[derive(Debug, Args)]
 pub struct TokenInfoArgs {
     /// CRM server: a host (crm0001.wolkvox.com) or a base URL.
-    #[arg(long, value_name = "HOST|URL")]
+    #[arg(long, value_name = "HOST|URL", env = "WOLKVOX_SERVER")]
     pub server: String,
 
     /// The CRM operation the tokens belong to.
-    #[arg(long)]
+    #[arg(long, env = "WOLKVOX_OPERATION")]
     pub operation: String,
 
     /// File with one token per line (or a directory); else WOLKVOX_TOKEN.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "WOLKVOX_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
 
     /// Print one JSON object per token on stdout.
@@ -516,6 +534,16 @@ pub struct RunsArgs {
     /// Show one run's counts and its rows still uncertain, failed or rejected.
     #[arg(long, value_name = "RUN")]
     pub show: Option<i64>,
+
+    /// Where did a ticket go? The run, status, case id and message the ledger holds for
+    /// a key or a CRM case id; repeatable. With no target named, every ledger in the data
+    /// directory is searched.
+    #[arg(long, value_name = "KEY|CASE_ID", conflicts_with = "show")]
+    pub find: Vec<String>,
+
+    /// Print one JSON object on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl Command {
@@ -540,6 +568,7 @@ impl Command {
             Command::Validate(args) => args.output.json,
             Command::Import(args) => args.output.json,
             Command::TokenInfo(args) => args.json,
+            Command::Runs(args) => args.json,
             _ => false,
         }
     }

@@ -135,7 +135,11 @@ impl Tally {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenUse {
     pub fingerprint: String,
+    /// Calls that reached the CRM, the preflight's included.
     pub calls: u64,
+    /// Calls left today by the CRM's count (the preflight's figure less this run's
+    /// calls), when known.
+    pub quota_left: Option<u64>,
     /// `ok`, `rejected` or `quota`.
     pub state: &'static str,
 }

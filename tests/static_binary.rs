@@ -166,6 +166,38 @@ fn the_static_binary_runs_from_an_empty_root() {
     }
     assert_eq!((created, invalid), (232, 8), "{stderr}");
     assert!(root.join("samples/tickets.errors.csv").is_file());
+
+    // `simulate --listen localhost:PORT`: the name is read without the C library's
+    // resolver, which has no NSS modules here.
+    let mut simulator = Command::new(program("chroot").unwrap())
+        .arg(format!("--userspec={USER}:{USER}"))
+        .arg(root)
+        .args([
+            "/wolkvox-import",
+            "simulate",
+            "--listen",
+            "localhost:0",
+            "-q",
+        ])
+        .env_clear()
+        .env("HOME", "/tmp")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    {
+        use std::io::BufRead;
+        // Ends at the first line, or at EOF if the simulator exits.
+        std::io::BufReader::new(simulator.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+    }
+    let _ = simulator.kill();
+    let _ = simulator.wait();
+    assert!(
+        line.trim().starts_with("http://127.0.0.1:"),
+        "simulate --listen localhost:0 in the empty root said {line:?}"
+    );
     eprintln!(
         "the two runs in the empty root: {:.2} s",
         ran.elapsed().as_secs_f64()

@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -20,6 +20,7 @@ use crate::ledger::location::Wanted;
 use crate::ledger::{self, Ledger, LedgerError, Prior};
 use crate::mapping::Payload;
 use crate::outcome::{Outcome, Status};
+use crate::report::metrics::{self, RunMetrics};
 use crate::report::{self, Progress, Reporter, Summary, Ui};
 use crate::sender::{
     self, Backoff, Client, Delivery, Final, Sender, SenderConfig, StopKind, Token,
@@ -87,6 +88,32 @@ const DOWN_AFTER: u32 = 10;
 
 pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
     let started = Instant::now();
+    let mut figures = RunMetrics {
+        input: args.input.input.display().to_string(),
+        ..RunMetrics::default()
+    };
+    let result = import(args, ui, &mut figures).await;
+    if let Some(path) = &args.metrics_file {
+        figures.exit_code = match &result {
+            Ok(verdict) => verdict.code(),
+            Err(_) => crate::exit::NOTHING_DONE,
+        };
+        figures.duration = started.elapsed();
+        let text = metrics::render(&figures, std::time::SystemTime::now());
+        // The run's outcome stands (the ledger and the results say it); the log says the
+        // metrics are stale.
+        if let Err(e) = metrics::write_atomically(path, &text) {
+            tracing::error!(
+                "could not write the metrics file {}: {e}; it still shows an earlier run",
+                path.display()
+            );
+        }
+    }
+    result
+}
+
+async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::Result<Verdict> {
+    let started = Instant::now();
     let opened = input::open(&args.input, &args.mapping, args.operation.as_deref())?;
     let rate = args.rate.unwrap_or(if args.simulate { 50.0 } else { 5.0 });
     anyhow::ensure!(
@@ -99,6 +126,12 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
     );
 
     // The simulator lives as long as this function: it is dropped (stopped) at the end.
+    if args.simulate && args.server.is_some() {
+        tracing::warn!(
+            "--simulate: the server given (--server or WOLKVOX_SERVER) is not used; nothing is \
+             sent to it"
+        );
+    }
     let (simulator, url, tokens) = if args.simulate {
         let sim = Running::start(Scenario {
             keep_cases: false,
@@ -134,6 +167,7 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
         args.simulate,
         &opened.mapping.operation,
     )?;
+    figures.target = Some(target.to_string());
     let legacy = report::beside(&args.input.input, "ledger.sqlite");
     let chosen = ledger::location::open(Wanted {
         target: &target,
@@ -142,6 +176,16 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
         expect_existing: args.ledger.expect_ledger,
     })?;
     let mut warnings = opened.warnings.clone();
+    if args.concurrency > 2 {
+        let warning = format!(
+            "--concurrency {}: Wolkvox refuses a third simultaneous request per token (403 \
+             EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS), and each refused call still costs \
+             quota; keep 2, and give more tokens (--token-file) for more requests in flight",
+            args.concurrency
+        );
+        tracing::warn!("{warning}");
+        warnings.push(warning);
+    }
     for notice in &chosen.notices {
         tracing::warn!("{notice}");
         warnings.push(notice.clone());
@@ -178,33 +222,63 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
     let mut pool = TokenPool::new(tokens, usize::from(args.concurrency));
     let mut early_stop = None;
     if !args.no_preflight && !args.simulate {
-        let plan = pool
-            .preflight(&client, &opened.mapping.operation, args.quota_reserve)
-            .await
-            .map_err(|why| {
-                anyhow::anyhow!(
-                    "cannot reach {} ({why}): check --server and the network; nothing was sent",
-                    client.url().host_str().unwrap_or_default()
-                )
-            })?;
-        if plan.known {
-            let rows = super::input::count_rows(&args.input).unwrap_or(0);
-            let today = plan.calls_left_today.min(rows);
-            let days = if plan.calls_per_day > 0 {
-                rows.div_ceil(plan.calls_per_day)
-            } else {
-                0
-            };
-            tracing::info!(
-                rows,
-                calls_left_today = plan.calls_left_today,
-                calls_per_day = plan.calls_per_day,
-                "Quota plan: up to {rows} rows to send; {today} can go today; at this quota the \
-                 whole file needs about {days} day(s) (rows created earlier are skipped)."
-            );
-        }
-        if !pool.usable() {
-            early_stop = Some(pool.last_refusal.clone().unwrap_or_default());
+        // What this run would send, before any call: a header-only file spends none.
+        let rows = input::plan_rows(
+            &args.input,
+            &opened.mapping,
+            &ledger,
+            args.resend_uncertain,
+            args.limit,
+        );
+        let rows = match rows {
+            Ok(rows) => Some(rows),
+            Err(e) => {
+                tracing::warn!(
+                    "No quota plan: the file could not be read ahead ({}).",
+                    super::error_text(&e)
+                );
+                None
+            }
+        };
+        if rows.is_some_and(|r| r.rows == 0) {
+            tracing::info!("No data rows: no token-information call made.");
+        } else {
+            let plan = pool
+                .preflight(&client, &opened.mapping.operation, args.quota_reserve)
+                .await
+                .map_err(|why| {
+                    anyhow::anyhow!(
+                        "cannot reach {} ({why}): check --server and the network; nothing was \
+                         sent",
+                        client.url().host_str().unwrap_or_default()
+                    )
+                })?;
+            if plan.known
+                && let Some(rows) = rows
+            {
+                let send = rows.to_send;
+                let today = plan.calls_left_today.min(send);
+                let days = if plan.calls_per_day > 0 {
+                    send.div_ceil(plan.calls_per_day)
+                } else {
+                    0
+                };
+                tracing::info!(
+                    to_send = send,
+                    invalid = rows.invalid,
+                    done_before = rows.done_before,
+                    calls_left_today = plan.calls_left_today,
+                    calls_per_day = plan.calls_per_day,
+                    "Quota plan: {send} rows to send ({} invalid and {} created or left \
+                     uncertain by earlier runs are not); {today} can go today; at this quota \
+                     they need about {days} day(s), retries aside.",
+                    rows.invalid,
+                    rows.done_before
+                );
+            }
+            if !pool.usable() {
+                early_stop = Some(pool.last_refusal.clone().unwrap_or_default());
+            }
         }
     }
     let sender = Sender::new(
@@ -226,7 +300,7 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
         .context("could not start the reader threads")?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let interrupted = Arc::new(AtomicBool::new(false));
+    let interrupted = Arc::new(AtomicU8::new(NO_SIGNAL));
     let signals = tokio::spawn(watch_signals(stop_tx.clone(), interrupted.clone()));
 
     let fast = args.durability.unwrap_or(if args.simulate {
@@ -242,7 +316,9 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
         headers: &headers,
         stop_tx: &stop_tx,
         stop: None,
+        rerun_when: None,
         sent: 0,
+        rows_sent: 0,
         consecutive_maybe: 0,
         progress: Progress::new(ui.quiet, opened.source.read_bytes.clone()),
         pool: &mut pool,
@@ -356,8 +432,12 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
                 }
             }
         }
-        if interrupted.load(Ordering::SeqCst) && run.stop.is_none() {
-            run.stop = Some((Verdict::Interrupted, "interrupted (Ctrl-C)".into()));
+        let signal = interrupted.load(Ordering::SeqCst);
+        if signal != NO_SIGNAL && run.stop.is_none() {
+            run.stop = Some((
+                Verdict::Interrupted,
+                format!("interrupted ({})", signal_name(signal)),
+            ));
         }
     }
     if let Some((_, task)) = syncing.take() {
@@ -380,8 +460,17 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
     rows.join()?;
 
     let stop = run.stop.clone();
+    let rerun_when = run.rerun_when.clone();
     let sent = run.departed;
+    let rows_sent = run.rows_sent;
     let tally = reporter.tally().clone();
+    figures.tally = Some(tally.clone());
+    figures.sent = rows_sent;
+    figures.tokens = if args.simulate {
+        Vec::new()
+    } else {
+        token_uses.clone()
+    };
     let verdict = match &stop {
         Some((verdict, _)) => *verdict,
         None if tally.needing_attention() > 0 || tally.get(Status::Pending) > 0 => {
@@ -408,6 +497,18 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
     }
 
     let input_name = args.input.input.display().to_string();
+    if tally.rows() == 0 {
+        let note = if args.input.no_header {
+            format!("{input_name}: no data rows (the file is empty): nothing to send")
+        } else {
+            format!(
+                "{input_name}: no data rows (only the header, in row {}): nothing to send",
+                source_info.header_row
+            )
+        };
+        tracing::warn!("{note}");
+        warnings.push(note);
+    }
     let ledger_name = ledger_path.display().to_string();
     let hint_args = super::target::args_for_hints(
         args.server.as_deref(),
@@ -425,6 +526,8 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
         warnings: &warnings,
         stop_reason: stop.as_ref().map(|(_, reason)| reason.as_str()),
         exit_code: verdict.code(),
+        sent: Some(rows_sent),
+        rerun_when: rerun_when.as_deref(),
         ledger: Some(report::LedgerNote {
             path: &ledger_name,
             created: ledger_created,
@@ -497,7 +600,12 @@ struct Coordinator<'a> {
     stop_tx: &'a watch::Sender<bool>,
     /// Set once the run must send nothing more: how it will end, and why.
     stop: Option<(Verdict, String)>,
+    /// What to do before the rows left pending can go, when the stop says more than
+    /// "run again" (a token to fix, a quota reset to wait for).
+    rerun_when: Option<String>,
     sent: u64,
+    /// Rows a request was made for (answered, or given up on after retries).
+    rows_sent: u64,
     consecutive_maybe: u32,
     progress: Progress,
 }
@@ -650,8 +758,9 @@ impl Coordinator<'_> {
                 .pool
                 .hours_to_reset
                 .as_deref()
-                .map(|h| format!(" (the CRM said it resets in {h} h)"))
+                .map(|h| format!(" (the CRM said it resets in {h} h{})", reset_at(h)))
                 .unwrap_or_default();
+            self.rerun_when = Some(format!("after the quota resets{reset}, run"));
             self.halt(
                 Verdict::QuotaStop,
                 format!(
@@ -661,6 +770,11 @@ impl Coordinator<'_> {
                 ),
             );
         } else {
+            self.rerun_when = Some(
+                "fix the token first (WOLKVOX_TOKEN or --token-file: an internal token of this \
+                 CRM, CRM → Configuration → Wolkvox Integration → Tokens), then run"
+                    .into(),
+            );
             self.halt(
                 Verdict::Aborted,
                 format!(
@@ -723,6 +837,7 @@ impl Coordinator<'_> {
                 cells,
                 key,
                 message,
+                ..
             } => {
                 self.record(
                     Outcome::new(row, key, Status::Invalid).with_message(message),
@@ -841,7 +956,7 @@ impl Coordinator<'_> {
     }
 
     fn delivered(&mut self, slot: usize, outgoing: Outgoing, delivery: Delivery) {
-        self.pool.finish(slot, delivery.attempts);
+        self.pool.finish(slot, delivery.calls);
         // A token refused by the CRM stored nothing: drop the token, and if another one is
         // left, the row goes out again with it.
         if let Final::Stop(kind @ (StopKind::TokenRejected | StopKind::Quota)) = &delivery.end {
@@ -918,8 +1033,18 @@ impl Coordinator<'_> {
             }
             _ => self.consecutive_maybe = 0,
         }
-        let mut outcome =
-            Outcome::new(row, payload.key.clone(), status).with_message(delivery.message);
+        if status != Status::Pending {
+            self.rows_sent += 1;
+        }
+        // A value sent with a doubt (a phone number kept as typed) is said on its row, as
+        // `validate` says it.
+        let doubts = crate::mapping::describe(payload.warnings());
+        let message = match (doubts.is_empty(), delivery.message.is_empty()) {
+            (true, _) => delivery.message,
+            (false, true) => doubts,
+            (false, false) => format!("{}; {doubts}", delivery.message),
+        };
+        let mut outcome = Outcome::new(row, payload.key.clone(), status).with_message(message);
         outcome.case_id = case_id;
         outcome.http_status = delivery.http_status;
         outcome.attempts = delivery.attempts;
@@ -934,18 +1059,33 @@ impl Coordinator<'_> {
     }
 }
 
+/// No signal yet; SIGINT (Ctrl-C); SIGTERM (a `kill`, `docker stop`, Kubernetes).
+const NO_SIGNAL: u8 = 0;
+const SIGINT: u8 = 2;
+const SIGTERM: u8 = 15;
+
+fn signal_name(signal: u8) -> &'static str {
+    if signal == SIGTERM {
+        "SIGTERM"
+    } else {
+        "Ctrl-C"
+    }
+}
+
 /// First Ctrl-C or SIGTERM: stop sending, finish what is in flight. Second: exit now
 /// (the ledger is consistent at every commit).
-async fn watch_signals(stop: watch::Sender<bool>, interrupted: Arc<AtomicBool>) {
+async fn watch_signals(stop: watch::Sender<bool>, interrupted: Arc<AtomicU8>) {
     let mut count = 0;
     loop {
-        signal().await;
+        let got = signal().await;
         count += 1;
         if count == 1 {
+            let name = signal_name(got);
             tracing::warn!(
-                "Interrupted: no new requests; waiting for those in flight. Ctrl-C again to quit at once."
+                "Interrupted by {name}: no new requests; waiting for those in flight. A second \
+                 {name} quits at once."
             );
-            interrupted.store(true, Ordering::SeqCst);
+            interrupted.store(got, Ordering::SeqCst);
             let _ = stop.send(true);
         } else {
             std::process::exit(i32::from(crate::exit::INTERRUPTED));
@@ -953,25 +1093,39 @@ async fn watch_signals(stop: watch::Sender<bool>, interrupted: Arc<AtomicBool>) 
     }
 }
 
+/// The next SIGINT or SIGTERM, and which it was.
 #[cfg(unix)]
-async fn signal() {
+async fn signal() -> u8 {
     use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::terminate()) {
         Ok(mut term) => {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => SIGINT,
+                _ = term.recv() => SIGTERM,
             }
         }
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
+            SIGINT
         }
     }
 }
 
 #[cfg(not(unix))]
-async fn signal() {
+async fn signal() -> u8 {
     let _ = tokio::signal::ctrl_c().await;
+    SIGINT
+}
+
+/// When a reset `hours` from now falls, in UTC: " , around 2025-03-04 05:00 UTC".
+fn reset_at(hours: &str) -> String {
+    match hours.trim().parse::<f64>() {
+        Ok(hours) if hours.is_finite() && (0.0..=48.0).contains(&hours) => {
+            let at = chrono::Utc::now() + chrono::Duration::seconds((hours * 3600.0) as i64);
+            format!(", around {}", at.format("%Y-%m-%d %H:%M UTC"))
+        }
+        _ => String::new(),
+    }
 }
 
 fn file_sha256(path: &Path) -> std::io::Result<String> {

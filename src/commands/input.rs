@@ -25,6 +25,9 @@ pub enum Checked {
         cells: Cells,
         key: String,
         message: String,
+        /// The bad cells one by one, when the mapping found them (`message` joins them);
+        /// empty when the row itself is the problem (unreadable, a duplicate).
+        errors: Vec<mapping::FieldError>,
     },
 }
 
@@ -203,6 +206,7 @@ fn map_row(item: RowResult, mapping: &CompiledMapping) -> Checked {
                 cells: e.cells,
                 key: String::new(),
                 message: e.message,
+                errors: Vec::new(),
             };
         }
     };
@@ -221,6 +225,7 @@ fn map_row(item: RowResult, mapping: &CompiledMapping) -> Checked {
             key: mapping.key_hint(&row),
             message: mapping::describe(&errors),
             cells: row.cells,
+            errors,
         },
     }
 }
@@ -242,6 +247,7 @@ fn dedupe(checked: Checked, policy: DuplicatePolicy, keys: &mut DuplicateKeys) -
                      this one its own number in the file (before a first import you may instead \
                      add a column to `key:` that tells them apart)"
                 ),
+                errors: Vec::new(),
             },
             None => Checked::Ready {
                 row,
@@ -295,11 +301,45 @@ pub fn reporter(
     )?)
 }
 
-/// How many data rows the input has (a second, quick pass), for the quota plan.
-pub fn count_rows(args: &InputArgs) -> anyhow::Result<u64> {
-    Ok(source::open(&args.input, &source_options(args)?)?
-        .rows
-        .count() as u64)
+/// What a run would do with the input's rows, for the quota plan (a second pass, before
+/// any call is made).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowPlan {
+    /// Data rows in the file.
+    pub rows: u64,
+    /// Rows that would be sent: valid, and neither created nor left uncertain by an
+    /// earlier run (uncertain ones count with --resend-uncertain), at most --limit.
+    pub to_send: u64,
+    pub invalid: u64,
+    /// Rows an earlier run created (skipped) or left uncertain (not resent).
+    pub done_before: u64,
+}
+
+pub fn plan_rows(
+    args: &InputArgs,
+    mapping: &CompiledMapping,
+    ledger: &crate::ledger::Ledger,
+    resend_uncertain: bool,
+    limit: Option<u64>,
+) -> anyhow::Result<RowPlan> {
+    use crate::ledger::Prior;
+    let mut plan = RowPlan::default();
+    let mut keys = DuplicateKeys::default();
+    for item in source::open(&args.input, &source_options(args)?)?.rows {
+        plan.rows += 1;
+        match check(item, mapping, &mut keys) {
+            Checked::Invalid { .. } => plan.invalid += 1,
+            Checked::Ready { payload, .. } => match ledger.prior(&payload.key)? {
+                Some(Prior::Created { .. }) => plan.done_before += 1,
+                Some(Prior::InDoubt { .. }) if !resend_uncertain => plan.done_before += 1,
+                _ => plan.to_send += 1,
+            },
+        }
+    }
+    if let Some(limit) = limit {
+        plan.to_send = plan.to_send.min(limit);
+    }
+    Ok(plan)
 }
 
 fn original_row(column: Option<usize>, cells: &Cells) -> Option<u64> {
@@ -541,8 +581,8 @@ impl CheckedRows {
     pub fn join(mut self) -> anyhow::Result<()> {
         if self.warned_rows > LOGGED_WARNINGS {
             tracing::warn!(
-                "{} rows in all have a value kept as typed (the results file of `validate` \
-                 lists each one)",
+                "{} rows in all have a value kept as typed (the results file lists each one, \
+                 in its message column)",
                 self.warned_rows
             );
         }

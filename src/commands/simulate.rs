@@ -12,7 +12,8 @@ use crate::simulator::{self, Faults, Scenario, SimState};
 
 pub async fn run(args: &SimulateArgs) -> anyhow::Result<Verdict> {
     let scenario = scenario(args)?;
-    let listener = TcpListener::bind(&args.listen)
+    let addrs = listen_addrs(&args.listen).await?;
+    let listener = TcpListener::bind(&addrs[..])
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
@@ -21,7 +22,7 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<Verdict> {
         writeln!(out, "http://{addr}")?;
         out.flush()?;
     }
-    tracing::info!(%addr, "Simulator listening; Ctrl-C stops it.");
+    tracing::info!(%addr, "Simulator listening; Ctrl-C or SIGTERM stops it.");
     let state = match &args.cases_file {
         None => SimState::new(scenario),
         Some(path) => {
@@ -30,11 +31,59 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<Verdict> {
             SimState::with_journal(scenario, file)
         }
     };
-    simulator::serve(listener, state, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    simulator::serve(listener, state, stopped()).await?;
     Ok(Verdict::Clean)
+}
+
+/// Ctrl-C, or SIGTERM (`docker stop`, Kubernetes): the simulator stops serving.
+async fn stopped() {
+    #[cfg(unix)]
+    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        return;
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// The addresses of `--listen HOST:PORT`. An IP address or `localhost` is read here, not
+/// by the C library's resolver, which a static binary in an empty root (a `scratch`
+/// container) cannot use: it would need glibc's NSS modules. Other names go to it.
+async fn listen_addrs(text: &str) -> anyhow::Result<Vec<std::net::SocketAddr>> {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(vec![addr]);
+    }
+    let (host, port) = text
+        .rsplit_once(':')
+        .and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)))
+        .with_context(|| {
+            format!("--listen {text:?}: write HOST:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:0")
+        })?;
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    if bare.trim_end_matches('.').eq_ignore_ascii_case("localhost") {
+        return Ok(vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)]);
+    }
+    let found: Vec<SocketAddr> = tokio::net::lookup_host((bare, port))
+        .await
+        .with_context(|| {
+            format!(
+                "--listen {text:?}: cannot resolve {bare:?} (give an address instead, e.g. \
+                 127.0.0.1:{port} or 0.0.0.0:{port})"
+            )
+        })?
+        .collect();
+    anyhow::ensure!(
+        !found.is_empty(),
+        "--listen {text:?}: {bare:?} has no address; give one, e.g. 127.0.0.1:{port}"
+    );
+    Ok(found)
 }
 
 fn scenario(args: &SimulateArgs) -> anyhow::Result<Scenario> {

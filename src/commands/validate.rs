@@ -12,6 +12,9 @@ use crate::report::{self, Progress, Summary, Ui};
 
 use super::input::{self, Checked};
 
+/// Bad cells listed on stderr; the rest are in the errors file.
+const SHOWN_BAD_CELLS: usize = 20;
+
 pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
     let started = Instant::now();
     let mut opened = input::open(&args.input, &args.mapping, args.operation.as_deref())?;
@@ -22,6 +25,9 @@ pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
     let info = opened.source.info.clone();
     let mut rows = input::CheckedRows::spawn(opened.source.rows, opened.mapping.clone())
         .context("could not start the reader threads")?;
+    // The first bad cells, said compiler-style once the file is read; the rest counted.
+    let mut bad_cells: Vec<(u64, String)> = Vec::new();
+    let mut more_bad_cells = 0u64;
     while let Some(checked) = rows.next_blocking() {
         let (outcome, cells) = match checked {
             Checked::Ready {
@@ -39,10 +45,28 @@ pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
                 cells,
                 key,
                 message,
-            } => (
-                Outcome::new(row, key, Status::Invalid).with_message(message),
-                cells,
-            ),
+                errors,
+            } => {
+                let said: Vec<String> = if errors.is_empty() {
+                    vec![message.clone()]
+                } else {
+                    errors
+                        .iter()
+                        .map(|e| format!("{}: {}", e.column, e.message))
+                        .collect()
+                };
+                for text in said {
+                    if bad_cells.len() < SHOWN_BAD_CELLS {
+                        bad_cells.push((row, text));
+                    } else {
+                        more_bad_cells += 1;
+                    }
+                }
+                (
+                    Outcome::new(row, key, Status::Invalid).with_message(message),
+                    cells,
+                )
+            }
         };
         reporter.record(&outcome, &cells, &headers)?;
         progress.update(reporter.tally(), 0);
@@ -50,6 +74,22 @@ pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
     progress.finish();
     rows.join()?;
     reporter.flush()?;
+    let file = args.input.input.display().to_string();
+    for (row, text) in &bad_cells {
+        if ui.json_logs {
+            tracing::warn!(file = %file, row, "{text}");
+        } else if !ui.quiet {
+            eprintln!("{file}:{row}: {text}");
+        }
+    }
+    if more_bad_cells > 0 {
+        let errors = reporter.paths().errors.display().to_string();
+        if ui.json_logs {
+            tracing::warn!(more = more_bad_cells, errors = %errors, "and {more_bad_cells} more in {errors}");
+        } else if !ui.quiet {
+            eprintln!("and {more_bad_cells} more in {errors}");
+        }
+    }
     let verdict = if reporter.tally().get(Status::Invalid) > 0 {
         Verdict::RowsNeedAttention
     } else {
@@ -66,6 +106,8 @@ pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
         warnings: &opened.warnings,
         stop_reason: None,
         exit_code: verdict.code(),
+        sent: None,
+        rerun_when: None,
         ledger: None,
         tokens: &[],
     };

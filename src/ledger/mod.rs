@@ -142,6 +142,22 @@ pub struct OpenRow {
     pub message: String,
 }
 
+/// What the ledger holds for one key, for `runs --find`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundCase {
+    pub key: String,
+    pub status: String,
+    pub case_id: Option<String>,
+    pub run_id: i64,
+    /// The input the run read (its name as given to `import`).
+    pub input: Option<String>,
+    pub source_row: i64,
+    pub http_status: Option<i64>,
+    pub attempts: i64,
+    pub message: String,
+    pub updated_at: String,
+}
+
 pub struct Ledger {
     conn: Connection,
     path: PathBuf,
@@ -472,6 +488,38 @@ impl Ledger {
                     source_row: r.get(1)?,
                     status: r.get(2)?,
                     message: r.get(3)?,
+                })
+            })
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// The cases whose key, or whose CRM case id, is `what` (a scan: `runs --find` is run
+    /// by hand, and an index on case ids would cost every commit of every import).
+    pub fn find(&self, what: &str) -> Result<Vec<FoundCase>, LedgerError> {
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT c.key, c.status, c.case_id, c.run_id, r.input, c.source_row,
+                        c.http_status, c.attempts, COALESCE(c.message, ''), c.updated_at
+                 FROM cases c LEFT JOIN runs r ON r.id = c.run_id
+                 WHERE c.key = ?1 OR c.case_id = ?1
+                 ORDER BY c.key",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = statement
+            .query_map(params![what], |r| {
+                Ok(FoundCase {
+                    key: r.get(0)?,
+                    status: r.get(1)?,
+                    case_id: r.get(2)?,
+                    run_id: r.get(3)?,
+                    input: r.get(4)?,
+                    source_row: r.get(5)?,
+                    http_status: r.get(6)?,
+                    attempts: r.get(7)?,
+                    message: r.get(8)?,
+                    updated_at: r.get(9)?,
                 })
             })
             .map_err(|e| self.sql(e))?;

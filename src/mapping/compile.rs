@@ -100,7 +100,7 @@ impl CompiledMapping {
     ) -> Result<CompiledMapping, MappingError> {
         let mut problems = Vec::new();
         let mut used = BTreeSet::new();
-        let columns = Columns::new(headers, &mut problems);
+        let columns = Columns::new(headers);
 
         let operation = operation_override
             .map(str::to_string)
@@ -769,20 +769,10 @@ struct Columns<'a> {
 }
 
 impl<'a> Columns<'a> {
-    fn new(headers: &'a [String], problems: &mut Vec<String>) -> Self {
-        for (i, header) in headers.iter().enumerate() {
-            if header.is_empty() {
-                continue;
-            }
-            if let Some(j) = headers[..i].iter().position(|h| h == header) {
-                problems.push(format!(
-                    "the header {header:?} appears twice (columns {} and {}): rename one in the \
-                     file so the mapping can tell them apart",
-                    crate::source::column_letter(j),
-                    crate::source::column_letter(i)
-                ));
-            }
-        }
+    /// A header the file repeats is a problem only for a mapping that names that column
+    /// by it (`resolve` says so); a column the mapping leaves out, or names by letter, is
+    /// unambiguous.
+    fn new(headers: &'a [String]) -> Self {
         Columns {
             headers,
             folded: headers.iter().map(|h| fold(h)).collect(),
@@ -790,8 +780,20 @@ impl<'a> Columns<'a> {
     }
 
     fn resolve(&self, name: &str) -> Result<usize, String> {
-        if let Some(index) = self.headers.iter().position(|h| h == name) {
-            return Ok(index);
+        let exact: Vec<usize> = (0..self.headers.len())
+            .filter(|&i| self.headers[i] == name)
+            .collect();
+        match exact.as_slice() {
+            [one] => return Ok(*one),
+            [first, second, ..] => {
+                return Err(format!(
+                    "the header {name:?} appears twice (columns {} and {}): rename one in the \
+                     file so the mapping can tell them apart, or name the column by its letter",
+                    crate::source::column_letter(*first),
+                    crate::source::column_letter(*second)
+                ));
+            }
+            [] => {}
         }
         let wanted = fold(name);
         let matches: Vec<usize> = (0..self.folded.len())

@@ -4,6 +4,7 @@
 //! Files are created before any work (a bad path fails at once) and each line is
 //! flushed as its outcome arrives, so a killed run leaves a truthful partial file.
 
+pub mod metrics;
 mod progress;
 mod summary;
 pub mod workbook;
@@ -78,22 +79,39 @@ impl ReportPaths {
         errors: Option<&Path>,
         force: bool,
     ) -> Result<ReportPaths, ReportError> {
+        let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S").to_string();
         // An .xlsx report is a workbook made at the end; the CSV beside the input stays the
-        // record that is written as the run goes.
+        // record that is written as the run goes. Tonight's run with last night's
+        // `--report x.xlsx` writes x.<time>.xlsx, as the default CSV names do. (Not claimed
+        // by creating it: an empty file left by a run that fails is no workbook.)
         let (results, workbook) = match results {
             Some(path)
                 if path
                     .extension()
                     .is_some_and(|e| e.eq_ignore_ascii_case("xlsx")) =>
             {
-                if path.exists() && !force {
-                    return Err(ReportError::Exists(path.to_path_buf()));
-                }
-                (None, Some(path.to_path_buf()))
+                let workbook = if path.exists() && !force {
+                    let stem = path
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "results".into());
+                    let ext = path
+                        .extension()
+                        .map(|e| e.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "xlsx".into());
+                    let named =
+                        |suffix: &str| path.with_file_name(format!("{stem}.{suffix}.{ext}"));
+                    std::iter::once(named(&stamp))
+                        .chain((2..1000).map(|n| named(&format!("{stamp}-{n}"))))
+                        .find(|candidate| !candidate.exists())
+                        .ok_or_else(|| ReportError::Exists(named(&stamp)))?
+                } else {
+                    path.to_path_buf()
+                };
+                (None, Some(workbook))
             }
             other => (other, None),
         };
-        let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S").to_string();
         let pick = |explicit: Option<&Path>, kind: &str| -> Result<PathBuf, ReportError> {
             if let Some(path) = explicit {
                 if path.exists() && !force {

@@ -22,6 +22,12 @@ pub struct Summary<'a> {
     /// Why the run stopped early, if it did.
     pub stop_reason: Option<&'a str>,
     pub exit_code: u8,
+    /// Rows a request was made for (`import`): the rate is over these, not over rows
+    /// skipped, invalid or left pending.
+    pub sent: Option<u64>,
+    /// What to do before pending rows can go ("fix the token first, then run"), when the
+    /// run's stop says more than the exit code does.
+    pub rerun_when: Option<&'a str>,
     pub ledger: Option<LedgerNote<'a>>,
     /// Calls per token, by fingerprint (never the token).
     pub tokens: &'a [TokenUse],
@@ -58,21 +64,28 @@ impl Summary<'_> {
 pub fn print_human(summary: &Summary<'_>, out: &mut dyn Write) -> std::io::Result<()> {
     let t = summary.tally;
     let secs = summary.elapsed.as_secs_f64();
-    let rate = if secs > 0.0 {
-        t.rows() as f64 / secs
-    } else {
-        0.0
-    };
+    let per_second = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
     writeln!(out)?;
-    writeln!(
-        out,
-        "{} of {}: {} rows in {:.1} s ({:.0} rows/s)",
-        summary.command,
-        summary.input,
-        t.rows(),
-        secs,
-        rate
-    )?;
+    match summary.sent {
+        Some(sent) => writeln!(
+            out,
+            "{} of {}: {} rows in {:.1} s; {sent} sent ({:.0} rows/s)",
+            summary.command,
+            summary.input,
+            t.rows(),
+            secs,
+            per_second(sent)
+        )?,
+        None => writeln!(
+            out,
+            "{} of {}: {} rows in {:.1} s ({:.0} rows/s)",
+            summary.command,
+            summary.input,
+            t.rows(),
+            secs,
+            per_second(t.rows())
+        )?,
+    }
     for status in summary.statuses() {
         let n = t.get(status);
         if n > 0 || matches!(status, Status::Created | Status::Valid | Status::Invalid) {
@@ -130,9 +143,13 @@ pub fn print_human(summary: &Summary<'_>, out: &mut dyn Write) -> std::io::Resul
     for token in summary.tokens {
         writeln!(
             out,
-            "  token {}: {} calls{}",
+            "  token {}: {} calls{}{}",
             token.fingerprint,
             token.calls,
+            token
+                .quota_left
+                .map(|left| format!(", {left} left today"))
+                .unwrap_or_default(),
             match token.state {
                 "ok" => "",
                 "rejected" => " (rejected by the CRM, dropped)",
@@ -184,10 +201,12 @@ fn next_steps(summary: &Summary<'_>) -> Vec<String> {
         ));
     }
     if t.get(Status::Pending) > 0 {
-        let when = match summary.exit_code {
-            crate::exit::ABORTED => "once what stopped the run (above) is fixed, run",
-            crate::exit::QUOTA_STOP => "after the quota resets, run",
-            _ => "run",
+        let when = match (summary.rerun_when, summary.exit_code) {
+            (Some(when), _) => when,
+            (None, crate::exit::ABORTED) => "once what stopped the run (above) is fixed, run",
+            (None, crate::exit::QUOTA_STOP) => "after the quota resets, run",
+            (None, crate::exit::INTERRUPTED) => "when you are ready, run",
+            (None, _) => "run",
         };
         hints.push(format!(
             "{} rows pending: {when} the same command again; the ledger skips what was created",
@@ -257,6 +276,19 @@ pub fn print_json(summary: &Summary<'_>, out: &mut dyn Write) -> std::io::Result
         "errors".into(),
         summary.paths.errors.display().to_string().into(),
     );
+    object.insert(
+        "workbook".into(),
+        json!(
+            summary
+                .paths
+                .workbook
+                .as_ref()
+                .map(|w| w.display().to_string())
+        ),
+    );
+    if let Some(sent) = summary.sent {
+        object.insert("sent".into(), sent.into());
+    }
     object.insert("exit_code".into(), summary.exit_code.into());
     object.insert("stopped".into(), json!(summary.stop_reason));
     object.insert("ledger".into(), json!(summary.ledger.map(|l| l.path)));
@@ -280,7 +312,14 @@ pub fn print_json(summary: &Summary<'_>, out: &mut dyn Write) -> std::io::Result
         summary
             .tokens
             .iter()
-            .map(|t| json!({"token": t.fingerprint, "calls": t.calls, "state": t.state}))
+            .map(|t| {
+                json!({
+                    "token": t.fingerprint,
+                    "calls": t.calls,
+                    "quota_left": t.quota_left,
+                    "state": t.state,
+                })
+            })
             .collect::<Vec<_>>()
             .into(),
     );

@@ -41,6 +41,9 @@ pub enum Final {
 pub struct Delivery {
     pub end: Final,
     pub attempts: u32,
+    /// The attempts that reached the CRM (and so cost quota): those that never left
+    /// (connection refused, DNS, TLS) are not counted.
+    pub calls: u32,
     pub http_status: Option<u16>,
     pub message: String,
 }
@@ -98,16 +101,20 @@ impl Sender {
         let mut last_message = String::new();
         // Once an attempt may have stored the case, the row can never again be "not sent".
         let mut maybe_stored = false;
+        let mut calls = 0;
         for attempt in 1..=max_attempts {
             if let Some(limiter) = &self.limiter {
                 tokio::select! {
                     _ = limiter.until_ready() => {}
-                    _ = stopped(stop) => return not_sent(attempt - 1, last_status, last_message, maybe_stored),
+                    _ = stopped(stop) => return not_sent(attempt - 1, calls, last_status, last_message, maybe_stored),
                 }
             } else if *stop.borrow() {
-                return not_sent(attempt - 1, last_status, last_message, maybe_stored);
+                return not_sent(attempt - 1, calls, last_status, last_message, maybe_stored);
             }
             let answer = self.client.insert(token, payload).await;
+            if !matches!(answer, Attempt::NotSent(_)) {
+                calls += 1;
+            }
             if let Attempt::Answer { status, .. } = &answer {
                 last_status = Some(*status);
             }
@@ -117,6 +124,7 @@ impl Sender {
                     return Delivery {
                         end: Final::Created(case_id),
                         attempts: attempt,
+                        calls,
                         http_status: last_status,
                         message: warning.unwrap_or_default(),
                     };
@@ -125,6 +133,7 @@ impl Sender {
                     return Delivery {
                         end: Final::Rejected,
                         attempts: attempt,
+                        calls,
                         http_status: last_status,
                         message,
                     };
@@ -133,6 +142,7 @@ impl Sender {
                     return Delivery {
                         end: Final::Stop(kind),
                         attempts: attempt,
+                        calls,
                         http_status: last_status,
                         message,
                     };
@@ -141,6 +151,7 @@ impl Sender {
                     return Delivery {
                         end: Final::Uncertain,
                         attempts: attempt,
+                        calls,
                         http_status: last_status,
                         message,
                     };
@@ -159,7 +170,7 @@ impl Sender {
             let wait = self.config.backoff.delay(attempt, after);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = stopped(stop) => return not_sent(attempt, last_status, last_message, maybe_stored),
+                _ = stopped(stop) => return not_sent(attempt, calls, last_status, last_message, maybe_stored),
             }
         }
         let end = if maybe_stored {
@@ -170,17 +181,25 @@ impl Sender {
         Delivery {
             end,
             attempts: max_attempts,
+            calls,
             http_status: last_status,
             message: format!("gave up after {max_attempts} attempts: {last_message}"),
         }
     }
 }
 
-fn not_sent(attempts: u32, http_status: Option<u16>, last: String, maybe_stored: bool) -> Delivery {
+fn not_sent(
+    attempts: u32,
+    calls: u32,
+    http_status: Option<u16>,
+    last: String,
+    maybe_stored: bool,
+) -> Delivery {
     if maybe_stored {
         return Delivery {
             end: Final::Uncertain,
             attempts,
+            calls,
             http_status,
             message: format!(
                 "the run stopped; an earlier attempt may have stored the case ({last})"
@@ -190,6 +209,7 @@ fn not_sent(attempts: u32, http_status: Option<u16>, last: String, maybe_stored:
     Delivery {
         end: Final::NotSent,
         attempts,
+        calls,
         http_status,
         message: if last.is_empty() {
             "the run stopped before this row was sent".into()

@@ -17,7 +17,14 @@ pub enum SlotState {
 struct Slot {
     token: Token,
     in_flight: usize,
+    /// Inserts that reached the CRM this run (retries included).
     calls: u64,
+    /// Token-information calls that reached the CRM (the preflight): they cost quota too,
+    /// but the quota the preflight reports is what is left after them.
+    info_calls: u64,
+    /// Calls left today as the preflight found them, or 0 once the CRM said the quota is
+    /// spent; `None` when unknown or unlimited.
+    left: Option<u64>,
     /// Calls this run may still make with it; `None` when the quota is unknown or unlimited.
     budget: Option<u64>,
     state: SlotState,
@@ -50,6 +57,8 @@ impl TokenPool {
                     token,
                     in_flight: 0,
                     calls: 0,
+                    info_calls: 0,
+                    left: None,
                     budget: None,
                     state: SlotState::Live,
                 })
@@ -71,8 +80,13 @@ impl TokenPool {
         let mut plan = QuotaPlan::default();
         for slot in &mut self.slots {
             let fingerprint = slot.token.fingerprint();
-            match client.token_info(&slot.token, operation).await {
+            let answer = client.token_info(&slot.token, operation).await;
+            if !matches!(answer, Err(TokenInfoError::Unreachable(_))) {
+                slot.info_calls += 1;
+            }
+            match answer {
                 Err(TokenInfoError::QuotaSpent) => {
+                    slot.left = Some(0);
                     self.last_refusal = Some("HTTP 403: TOKEN LIMIT EXCEEDED".into());
                     slot.state = SlotState::Exhausted;
                     slot.budget = Some(0);
@@ -83,6 +97,7 @@ impl TokenPool {
                     tracing::info!(token = %fingerprint, "The token has no daily limit.");
                 }
                 Ok(info) => {
+                    slot.left = Some(info.left);
                     let budget = info.left.saturating_sub(reserve);
                     slot.budget = Some(budget);
                     if budget == 0 {
@@ -170,14 +185,20 @@ impl TokenPool {
         self.slots[index].in_flight += 1;
     }
 
-    pub fn finish(&mut self, index: usize, attempts: u32) {
+    /// A request of this slot ended, after `calls` calls that reached the CRM.
+    pub fn finish(&mut self, index: usize, calls: u32) {
         let slot = &mut self.slots[index];
         slot.in_flight = slot.in_flight.saturating_sub(1);
-        slot.calls += u64::from(attempts);
+        slot.calls += u64::from(calls);
     }
 
+    /// The CRM refused the token (`Rejected`) or said its quota is spent (`Exhausted`).
     pub fn mark(&mut self, index: usize, state: SlotState) {
-        self.slots[index].state = state;
+        let slot = &mut self.slots[index];
+        slot.state = state;
+        if state == SlotState::Exhausted {
+            slot.left = Some(0);
+        }
     }
 
     pub fn live_count(&self) -> usize {
@@ -197,7 +218,8 @@ impl TokenPool {
             .iter()
             .map(|s| TokenUse {
                 fingerprint: s.token.fingerprint(),
-                calls: s.calls,
+                calls: s.calls + s.info_calls,
+                quota_left: s.left.map(|left| left.saturating_sub(s.calls)),
                 state: match s.state {
                     SlotState::Live => "ok",
                     SlotState::Rejected => "rejected",

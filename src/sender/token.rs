@@ -118,18 +118,35 @@ fn checked(tokens: Vec<Token>) -> Result<Vec<Token>, TokenError> {
     Ok(tokens)
 }
 
+/// A token file every user may read, or others may change, is worth a warning. One its
+/// group may read is not: that is how a Kubernetes Secret volume reaches a non-root pod
+/// (mode 0440, the group the pod's fsGroup), and how a team shares a file on purpose.
 #[cfg(unix)]
 fn warn_if_readable_by_others(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = std::fs::metadata(path) {
         let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
+        if let Some(why) = exposure(mode) {
             tracing::warn!(
                 file = %path.display(),
                 mode = format!("{mode:o}"),
-                "The token file can be read by other users; run chmod 600 on it."
+                "The token file {why}: chmod 600 it (or 640 for a group that needs it); in a \
+                 Kubernetes Secret volume set defaultMode: 0400, or 0440 with the pod's \
+                 fsGroup."
             );
         }
+    }
+}
+
+/// What is wrong with a token file's permission bits, if anything.
+#[cfg(unix)]
+fn exposure(mode: u32) -> Option<&'static str> {
+    if mode & 0o022 != 0 {
+        Some("can be changed by users other than its owner")
+    } else if mode & 0o004 != 0 {
+        Some("can be read by every user of this machine")
+    } else {
+        None
     }
 }
 
@@ -145,6 +162,17 @@ mod tests {
         let token = Token::new("s3cr3t-value").unwrap();
         assert_eq!(format!("{token:?}"), "Token(<redacted>)");
         assert!(!token.fingerprint().contains("s3cr3t"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_group_readable_secret_is_fine_a_world_readable_one_is_not() {
+        assert_eq!(exposure(0o600), None);
+        assert_eq!(exposure(0o440), None);
+        assert_eq!(exposure(0o400), None);
+        assert!(exposure(0o644).unwrap().contains("every user"));
+        assert!(exposure(0o444).unwrap().contains("every user"));
+        assert!(exposure(0o620).unwrap().contains("changed"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod hostile;
 mod import;
 mod machine_faults;
 mod network;
+mod ops;
 mod phone;
 mod quota;
 mod reports;

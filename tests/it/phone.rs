@@ -126,3 +126,20 @@ fn extensions_and_values_that_are_no_number_can_be_kept() {
     );
     assert!(lines[0].get("warnings").is_none());
 }
+
+#[test]
+fn a_number_kept_as_typed_is_said_in_the_import_results() {
+    let sim = Sim::strict();
+    let work = work(r#"{ region: CO, extension: keep, on_invalid: keep }"#);
+    let out = work.import("t.csv", &sim, "run").output().unwrap();
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let results = work.results("run");
+    assert_eq!(count(&results, "created"), 6);
+    let abc = results.iter().find(|r| r.key == "5").unwrap();
+    assert_eq!(
+        abc.message,
+        "column \"Teléfono\": not a phone number for CO: \"abc\"; kept as typed"
+    );
+    let fine = results.iter().find(|r| r.key == "2").unwrap();
+    assert_eq!(fine.message, "");
+}

@@ -30,6 +30,19 @@ fn clean(mut cmd: Command, home: &Path) -> Command {
         .env_remove("RUST_LOG")
         .env_remove("WOLKVOX_LEDGER")
         .env_remove("WOLKVOX_EXPECT_LEDGER")
+        .env_remove("WOLKVOX_DURABILITY")
+        .env_remove("WOLKVOX_LOG_FORMAT")
+        .env_remove("WOLKVOX_SERVER")
+        .env_remove("WOLKVOX_OPERATION")
+        .env_remove("WOLKVOX_TOKEN_FILE")
+        .env_remove("WOLKVOX_RATE")
+        .env_remove("WOLKVOX_CONCURRENCY")
+        .env_remove("WOLKVOX_MAX_RETRIES")
+        .env_remove("WOLKVOX_TIMEOUT")
+        .env_remove("WOLKVOX_LIMIT")
+        .env_remove("WOLKVOX_QUOTA_RESERVE")
+        .env_remove("WOLKVOX_NO_PREFLIGHT")
+        .env_remove("WOLKVOX_METRICS_FILE")
         .env("XDG_DATA_HOME", home);
     cmd
 }
