@@ -51,14 +51,29 @@ pub fn finish(summary: &Summary<'_>, json_stdout: bool, ui: Ui) -> Result<(), Re
         print_json(summary, &mut std::io::stdout().lock()).map_err(stdio)?;
     }
     if ui.json_logs {
-        let mut line = Vec::new();
-        print_json(summary, &mut line).map_err(stdio)?;
-        let line = String::from_utf8_lossy(&line);
-        tracing::info!(summary = %line.trim(), "Run finished.");
+        if tracing::enabled!(tracing::Level::INFO) {
+            summary_log_line(summary, &mut std::io::stderr().lock()).map_err(stdio)?;
+        }
     } else if !ui.quiet {
         print_human(summary, &mut std::io::stderr().lock()).map_err(stdio)?;
     }
     Ok(())
+}
+
+/// The summary as a log line of `--log-format json`, its figures an object a log
+/// pipeline can query (`fields.summary.created`), not a string of JSON. tracing's JSON
+/// lines carry only flat values, so this one line is written here, in their shape:
+/// `{"timestamp", "level", "fields": {"message", "summary": {…}}}`.
+fn summary_log_line(summary: &Summary<'_>, out: &mut impl Write) -> std::io::Result<()> {
+    let mut object = Vec::new();
+    print_json(summary, &mut object)?;
+    let object: serde_json::Value = serde_json::from_slice(&object)?;
+    let line = serde_json::json!({
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "level": "INFO",
+        "fields": { "message": "Run finished.", "summary": object },
+    });
+    writeln!(out, "{line}")
 }
 
 /// Where the files go.

@@ -57,9 +57,13 @@ fn json_logs_make_stderr_machine_readable() {
         .iter()
         .find(|l| l["fields"]["message"] == "Run finished.")
         .expect("a final summary line");
-    let summary: serde_json::Value =
-        serde_json::from_str(finished["fields"]["summary"].as_str().unwrap()).unwrap();
+    // The figures are an object a log pipeline can query, not a string of JSON.
+    let summary = &finished["fields"]["summary"];
+    assert!(summary.is_object(), "{finished}");
     assert_eq!(summary["valid"], 232);
+    assert_eq!(summary["exit_code"], 2);
+    assert_eq!(finished["level"], "INFO");
+    assert!(finished["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
     assert!(out.stdout.is_empty(), "stdout carries data only");
 }
 
