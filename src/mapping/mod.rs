@@ -162,13 +162,20 @@ pub fn load(path: &Path) -> Result<(MappingSpec, String), MappingError> {
         path: path.to_path_buf(),
         source,
     })?;
+    let spec = parse(&text, path)?;
+    Ok((spec, text))
+}
+
+/// Parse the text of the mapping file `path` (named in the errors), as `load` does after
+/// reading it; public for fuzzing and tests.
+pub fn parse(text: &str, path: &Path) -> Result<MappingSpec, MappingError> {
     // serde-saphyr's message already names the line and column and quotes the lines.
-    let spec = serde_saphyr::from_str::<MappingSpec>(&text).map_err(|e| {
+    serde_saphyr::from_str::<MappingSpec>(text).map_err(|e| {
         // Except for a key given twice: it shows only the second line, with advice about
         // its own options and `<input>` for the file. Ours names the file and both lines.
         if let serde_saphyr::Error::DuplicateMappingKey { key, location } = e.without_snippet()
             && let Some((key, first, second)) =
-                first_duplicate_key(&text, key.as_deref(), location.line())
+                first_duplicate_key(text, key.as_deref(), location.line())
         {
             return MappingError::DuplicateKey {
                 path: path.to_path_buf(),
@@ -198,8 +205,7 @@ pub fn load(path: &Path) -> Result<(MappingSpec, String), MappingError> {
                 .trim_start_matches("error: ")
                 .replace(" --> <input>:", &named),
         }
-    })?;
-    Ok((spec, text))
+    })
 }
 
 /// The YAML reader's budget that `e` reports breached, through the errors that wrap it.

@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 pub use cell::cell_text;
 pub use cells::Cells;
 pub use encoding::Encoding;
-pub use records::{Chunk, Chunks, OpenTail, ParsedChunk, Reassembler, Shape, read_error};
+pub use records::{
+    Chunk, Chunks, Cuts, OpenTail, ParsedChunk, Reassembler, Shape, read_error, read_rows,
+};
 
 /// One data row of the source, cells in header order.
 #[derive(Debug, Clone, PartialEq, Eq)]

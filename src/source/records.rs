@@ -687,6 +687,60 @@ impl Iterator for Sequential {
     }
 }
 
+/// Where the chunk reader cuts a file: after about `chunk_bytes` at a line end where the
+/// quotes balance, and anywhere past `forced_bytes` (`CHUNK_BYTES`, `FORCED_CUT_BYTES`).
+#[derive(Debug, Clone, Copy)]
+pub struct Cuts {
+    pub chunk_bytes: usize,
+    pub forced_bytes: usize,
+}
+
+/// The data rows of the CSV text `file` (its first non-blank record is the header), read
+/// as an import reads them: the input comes `read_bytes` at a time, is cut into chunks
+/// where `cuts` says and the chunk parses are put back together. For fuzzing and tests:
+/// with `usize::MAX` everywhere it is one pass over the whole file, which every other way
+/// of cutting the file must agree with (fuzz/fuzz_targets/csv_chunks.rs).
+pub fn read_rows(
+    file: &[u8],
+    delimiter: u8,
+    read_bytes: usize,
+    cuts: Cuts,
+    limits: Limits,
+) -> Vec<RowResult> {
+    /// At most `step` bytes per read, as a pipe or a slow disk gives them.
+    struct Trickle {
+        bytes: Vec<u8>,
+        at: usize,
+        step: usize,
+    }
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let rest = self.bytes.get(self.at..).unwrap_or_default();
+            let n = rest.len().min(buf.len()).min(self.step.max(1));
+            buf[..n].copy_from_slice(&rest[..n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+    let input = Trickle {
+        bytes: file.to_vec(),
+        at: 0,
+        step: read_bytes,
+    };
+    let mut records = Records::new(Box::new(input), delimiter, limits);
+    let width = loop {
+        match records.next() {
+            Ok(Some(header)) if records.parser().is_blank(&header) => {}
+            Ok(Some(header)) => break header.fields,
+            Ok(None) | Err(_) => return Vec::new(),
+        }
+    };
+    let mut chunks = records.into_chunks(width, file.len() as u64);
+    chunks.chunk_bytes = cuts.chunk_bytes.max(1);
+    chunks.forced_cut_bytes = cuts.forced_bytes.max(1);
+    Sequential::new(chunks).collect()
+}
+
 /// The row error for input that cannot be read on.
 pub fn read_error(e: &io::Error, line: u64) -> RowError {
     RowError {
@@ -708,16 +762,16 @@ mod tests {
     /// The rows of `file`, cut every `chunk_bytes` where the quotes balance and every
     /// `forced` anyway, read with `limits`.
     fn rows_with(file: &[u8], chunk_bytes: usize, forced: usize, limits: Limits) -> Vec<RowResult> {
-        let input = Box::new(io::Cursor::new(file.to_vec()));
-        let mut records = Records::new(input, b',', limits);
-        let width = match records.next() {
-            Ok(Some(header)) => header.fields,
-            _ => return Vec::new(),
-        };
-        let mut chunks = records.into_chunks(width, file.len() as u64);
-        chunks.chunk_bytes = chunk_bytes;
-        chunks.forced_cut_bytes = forced;
-        Sequential::new(chunks).collect()
+        read_rows(
+            file,
+            b',',
+            usize::MAX,
+            Cuts {
+                chunk_bytes,
+                forced_bytes: forced,
+            },
+            limits,
+        )
     }
 
     #[test]

@@ -63,7 +63,11 @@ fn json_logs_make_stderr_machine_readable() {
     assert_eq!(summary["valid"], 232);
     assert_eq!(summary["exit_code"], 2);
     assert_eq!(finished["level"], "INFO");
-    assert!(finished["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(
+        finished["timestamp"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
     assert!(out.stdout.is_empty(), "stdout carries data only");
 }
 
