@@ -3,12 +3,17 @@
 //!
 //! `validate`, `preview` and `import` all go through `CompiledMapping::apply`.
 
+mod apply;
+mod columns;
 mod compile;
+mod dates;
 mod fold;
 pub mod guess;
+mod json;
 mod keys;
 mod phone;
 pub mod spec;
+mod template;
 mod transform;
 
 use std::path::{Path, PathBuf};
