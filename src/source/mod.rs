@@ -8,6 +8,7 @@
 mod archive;
 mod cell;
 mod cells;
+mod chunks;
 mod csv;
 mod encoding;
 mod excel;
@@ -19,10 +20,9 @@ use std::path::{Path, PathBuf};
 
 pub use cell::cell_text;
 pub use cells::Cells;
+pub use chunks::{Chunk, Chunks, Cuts, OpenTail, ParsedChunk, Reassembler, Shape, read_rows};
 pub use encoding::Encoding;
-pub use records::{
-    Chunk, Chunks, Cuts, OpenTail, ParsedChunk, Reassembler, Shape, read_error, read_rows,
-};
+pub use records::read_error;
 
 /// One data row of the source, cells in header order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,7 +145,7 @@ pub struct Rows {
 
 enum RowSource {
     Each(Box<dyn Iterator<Item = RowResult> + Send>),
-    Chunked(Box<records::Sequential>),
+    Chunked(Box<chunks::Sequential>),
 }
 
 impl Rows {
@@ -159,7 +159,7 @@ impl Rows {
     fn chunked(chunks: Chunks) -> Rows {
         Rows {
             first: None,
-            rest: RowSource::Chunked(Box::new(records::Sequential::new(chunks))),
+            rest: RowSource::Chunked(Box::new(chunks::Sequential::new(chunks))),
         }
     }
 

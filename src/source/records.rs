@@ -1,31 +1,15 @@
 //! CSV records from bytes: `csv_core` driven directly, every record with the line it
-//! starts on, and the file cut into chunks of whole lines that several threads can parse
-//! at once.
+//! starts on (`chunks.rs` cuts the file for several threads to parse).
 //!
 //! Why not the csv crate's `Reader`: it counts lines wrongly after CRLF and blank lines,
 //! it cannot say which input bytes made a record, and it parses on one thread only. Here
 //! every byte is seen once: lines are counted from the bytes (LF, CRLF and a lone CR each
 //! end a line, as editors show them).
-//!
-//! Parallel parsing: the reader cuts the file after a line end where the quotes seen since
-//! the chunk began are balanced (so, almost always, between two records), and each chunk
-//! is parsed as if it began a record. A chunk whose parse ends inside a record (a quoted
-//! field with a line break, cut by a stray quote) hands that unfinished record to the next
-//! chunk, which is then parsed again from it (`Reassembler`): the rows are always the ones
-//! a single sequential parse gives.
 
-use std::collections::VecDeque;
 use std::io::{self, Read};
 
+use super::chunks::CHUNK_BYTES;
 use super::{Cells, Limits, Row, RowError, RowResult};
-
-/// Bytes a chunk holds before it is cut at the next line end.
-pub const CHUNK_BYTES: usize = 128 * 1024;
-
-/// Bytes past which a chunk is cut even where the quotes do not balance (a stray quote,
-/// or one huge quoted cell), and even in the middle of a line: the reassembly below
-/// makes any cut safe, and so no chunk, however the file is made, holds much more.
-const FORCED_CUT_BYTES: usize = 8 * CHUNK_BYTES;
 
 /// Line ends seen in the bytes consumed so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -37,7 +21,7 @@ pub struct LineCount {
 
 impl LineCount {
     /// Count the line ends in `bytes` (followed by `next`, if known).
-    fn advance(&mut self, bytes: &[u8], next: Option<u8>) {
+    pub(super) fn advance(&mut self, bytes: &[u8], next: Option<u8>) {
         self.settle_cr(bytes);
         self.count(bytes, next);
     }
@@ -66,7 +50,7 @@ impl LineCount {
         }
     }
 
-    fn count(&mut self, bytes: &[u8], next: Option<u8>) {
+    pub(super) fn count(&mut self, bytes: &[u8], next: Option<u8>) {
         self.ends += memchr::memchr_iter(b'\n', bytes).count() as u64;
         // A CR ends a line of its own unless an LF follows; CRs are rare outside CRLF
         // files, so this look is only taken when there are some.
@@ -92,7 +76,7 @@ pub struct RecordAt {
     /// Byte offset in the (decoded) input of its first character.
     pub offset: u64,
     len: usize,
-    fields: usize,
+    pub(super) fields: usize,
     /// The record outgrew the limits: its text was dropped as it was read.
     over: Option<Over>,
 }
@@ -106,7 +90,7 @@ enum Over {
     Fields,
 }
 
-enum Fed {
+pub(super) enum Fed {
     Record(RecordAt),
     /// Everything given was consumed without completing a record.
     NeedInput,
@@ -118,19 +102,19 @@ enum Fed {
 /// file holds, and it becomes a row error.
 pub struct Parser {
     core: csv_core::Reader,
-    delimiter: u8,
-    limits: Limits,
+    pub(super) delimiter: u8,
+    pub(super) limits: Limits,
     out: Vec<u8>,
     ends: Vec<usize>,
-    lines: LineCount,
+    pub(super) lines: LineCount,
     /// Bytes consumed so far, as an offset in the decoded input.
-    offset: u64,
+    pub(super) offset: u64,
     /// The record in progress: bytes and fields written, where reading it began, and
     /// (once its first character is seen) its line and that character's offset.
     len: usize,
     fields: usize,
     began: u64,
-    start: Option<(u64, u64)>,
+    pub(super) start: Option<(u64, u64)>,
     /// The record in progress outgrew the limits (its text is being dropped).
     over: Option<Over>,
 }
@@ -189,7 +173,7 @@ impl Parser {
 
     /// Parse from `input`; an empty `input` means the input has ended. Returns what
     /// happened and how many bytes were consumed.
-    fn feed(&mut self, input: &[u8]) -> (Fed, usize) {
+    pub(super) fn feed(&mut self, input: &[u8]) -> (Fed, usize) {
         let mut used = 0;
         loop {
             let rest = &input[used..];
@@ -281,7 +265,7 @@ impl Parser {
     }
 
     /// A data row from a record: cells checked against the header's width.
-    fn row(&self, record: &RecordAt, width: usize) -> RowResult {
+    pub(super) fn row(&self, record: &RecordAt, width: usize) -> RowResult {
         let mut cells = self.cells(record)?;
         if cells.len() > width && (width..cells.len()).all(|i| cells.get(i) == Some("")) {
             // Trailing delimiters (`a;b;;;`) are common in Excel exports and carry nothing.
@@ -333,12 +317,12 @@ fn over_message(limits: Limits, over: Over) -> String {
 
 /// Records read from a stream, one at a time (the header, then the chunks take over).
 pub struct Records {
-    input: Box<dyn Read + Send>,
-    parser: Parser,
-    buf: Vec<u8>,
-    pos: usize,
-    filled: usize,
-    eof: bool,
+    pub(super) input: Box<dyn Read + Send>,
+    pub(super) parser: Parser,
+    pub(super) buf: Vec<u8>,
+    pub(super) pos: usize,
+    pub(super) filled: usize,
+    pub(super) eof: bool,
 }
 
 impl Records {
@@ -375,31 +359,9 @@ impl Records {
     pub fn parser(&self) -> &Parser {
         &self.parser
     }
-
-    /// The rest of the file, as chunks for `width`-field rows; `size`: the file's size.
-    pub fn into_chunks(self, width: usize, size: u64) -> Chunks {
-        let (delimiter, limits) = (self.parser.delimiter, self.parser.limits);
-        Chunks {
-            input: self.input,
-            carry: self.buf[self.pos..self.filled].to_vec(),
-            lines: self.parser.lines,
-            offset: self.parser.offset,
-            eof: self.eof,
-            done: false,
-            emitted: 0,
-            chunk_bytes: CHUNK_BYTES,
-            forced_cut_bytes: FORCED_CUT_BYTES,
-            size,
-            shape: Shape {
-                delimiter,
-                width,
-                limits,
-            },
-        }
-    }
 }
 
-fn read_some(input: &mut Box<dyn Read + Send>, buf: &mut [u8]) -> io::Result<usize> {
+pub(super) fn read_some(input: &mut Box<dyn Read + Send>, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         match input.read(buf) {
             Ok(n) => return Ok(n),
@@ -409,468 +371,11 @@ fn read_some(input: &mut Box<dyn Read + Send>, buf: &mut [u8]) -> io::Result<usi
     }
 }
 
-/// How the rows of a file are cut into cells.
-#[derive(Debug, Clone, Copy)]
-pub struct Shape {
-    pub delimiter: u8,
-    /// The header's field count.
-    pub width: usize,
-    pub limits: Limits,
-}
-
-/// Whole lines of the file, to be parsed as if they begin a record.
-#[derive(Debug)]
-pub struct Chunk {
-    pub bytes: Vec<u8>,
-    /// The line count where the chunk begins, and its offset in the decoded input.
-    lines: LineCount,
-    offset: u64,
-    /// The end of the file: a last record without a line end is complete.
-    last: bool,
-    shape: Shape,
-}
-
-/// A record the chunk ended inside: the parser, stopped in it, goes on with the next
-/// chunk (so a record is never parsed twice, however many chunks it spans, and one that
-/// outgrows the limits is dropped as it is read instead of being kept to parse again).
-pub struct OpenTail(Box<Parser>);
-
-impl std::fmt::Debug for OpenTail {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenTail")
-            .field("line", &self.0.start.map(|(line, _)| line))
-            .finish()
-    }
-}
-
-/// The rows of one chunk, parsed as if it began a record.
-#[derive(Debug)]
-pub struct ParsedChunk {
-    pub rows: Vec<RowResult>,
-    pub open: Option<OpenTail>,
-}
-
-impl Shape {
-    /// Parse `bytes` on with `parser`; `last`: they end the file.
-    fn parse_with(&self, mut parser: Parser, bytes: &[u8], last: bool) -> ParsedChunk {
-        let mut rows = Vec::with_capacity(bytes.len() / 256 + 1);
-        let mut used = 0;
-        loop {
-            let (fed, n) = parser.feed(&bytes[used..]);
-            used += n;
-            match fed {
-                Fed::Record(record) => {
-                    if !parser.is_blank(&record) {
-                        rows.push(parser.row(&record, self.width));
-                    }
-                }
-                Fed::End => break,
-                // The end of the file: one more (empty) feed finishes the last record.
-                Fed::NeedInput if last => {}
-                Fed::NeedInput => {
-                    let open = parser.start.is_some().then(|| OpenTail(Box::new(parser)));
-                    return ParsedChunk { rows, open };
-                }
-            }
-        }
-        ParsedChunk { rows, open: None }
-    }
-}
-
-impl Chunk {
-    /// Its rows, parsed as if it begins a record.
-    pub fn parse(&self) -> ParsedChunk {
-        let parser = Parser::new(
-            self.shape.delimiter,
-            self.shape.limits,
-            self.lines,
-            self.offset,
-        );
-        self.shape.parse_with(parser, &self.bytes, self.last)
-    }
-}
-
-/// The file after the header, cut into chunks of whole lines.
-pub struct Chunks {
-    input: Box<dyn Read + Send>,
-    /// Bytes read past the last cut.
-    carry: Vec<u8>,
-    lines: LineCount,
-    offset: u64,
-    eof: bool,
-    done: bool,
-    /// Chunks given out so far.
-    emitted: u64,
-    /// How many bytes make a chunk (before the cut at the next line end).
-    chunk_bytes: usize,
-    /// How many bytes make a chunk cut anywhere (`FORCED_CUT_BYTES`).
-    forced_cut_bytes: usize,
-    /// The file's size in bytes, to foresee the number of rows.
-    pub size: u64,
-    pub shape: Shape,
-}
-
-impl Chunks {
-    /// The next chunk; an error stops the reading (its line is where it stopped).
-    pub fn next_chunk(&mut self) -> Option<Result<Chunk, (io::Error, u64)>> {
-        if self.done {
-            return None;
-        }
-        let mut bytes = std::mem::take(&mut self.carry);
-        let mut searched = 0;
-        loop {
-            if bytes.len() >= self.chunk_bytes
-                && let Some(cut) = cut_point(&bytes, searched)
-                    .or_else(|| (bytes.len() >= self.forced_cut_bytes).then_some(bytes.len()))
-            {
-                self.carry = bytes[cut..].to_vec();
-                bytes.truncate(cut);
-                return Some(Ok(self.emit(bytes, false)));
-            }
-            if self.eof {
-                // Even empty, the last chunk settles a record the one before left open.
-                self.done = true;
-                return Some(Ok(self.emit(bytes, true)));
-            }
-            searched = bytes.len();
-            let want = bytes.len().max(self.chunk_bytes).clamp(64, 4 << 20);
-            let start = bytes.len();
-            bytes.resize(start + want, 0);
-            match read_some(&mut self.input, &mut bytes[start..]) {
-                Ok(n) => {
-                    bytes.truncate(start + n);
-                    self.eof = n == 0;
-                }
-                Err(e) => {
-                    self.done = true;
-                    bytes.truncate(start);
-                    let mut lines = self.lines;
-                    lines.count(&bytes, None);
-                    return Some(Err((e, lines.line())));
-                }
-            }
-            // A cut needs a line end: look again from just before the new bytes.
-            searched = searched.saturating_sub(1);
-        }
-    }
-
-    fn untouched(&self) -> bool {
-        self.emitted == 0
-    }
-
-    fn emit(&mut self, bytes: Vec<u8>, last: bool) -> Chunk {
-        self.emitted += 1;
-        let chunk = Chunk {
-            lines: self.lines,
-            offset: self.offset,
-            last,
-            shape: self.shape,
-            bytes,
-        };
-        // The cut is after an LF or after a CR whose next byte is not an LF.
-        self.lines
-            .advance(&chunk.bytes, self.carry.first().copied());
-        self.offset += chunk.bytes.len() as u64;
-        chunk
-    }
-}
-
-/// Where to cut `bytes` (after a line end), so that the quotes before the cut balance;
-/// `None` if there is no such place after `from`. The last such place is taken.
-fn cut_point(bytes: &[u8], from: usize) -> Option<usize> {
-    let total_quotes = memchr::memchr_iter(b'"', bytes).count();
-    let mut quotes_after = 0;
-    let mut end = bytes.len();
-    while let Some(i) = memchr::memrchr2(b'\n', b'\r', &bytes[..end]) {
-        if i < from {
-            return None;
-        }
-        quotes_after += memchr::memchr_iter(b'"', &bytes[i + 1..end]).count();
-        end = i;
-        // A CR cuts only when the byte after it is known and is not an LF.
-        let line_end = bytes[i] == b'\n' || bytes.get(i + 1).is_some_and(|b| *b != b'\n');
-        if line_end && i + 1 < bytes.len() && (total_quotes - quotes_after).is_multiple_of(2) {
-            return Some(i + 1);
-        }
-    }
-    None
-}
-
-/// Puts chunk parses back together in file order: a chunk that ended inside a record
-/// means the next chunk was parsed from the wrong place, so it is parsed again from
-/// that record (rare: a quoted line break cut by a stray quote).
-pub struct Reassembler {
-    shape: Shape,
-    open: Option<OpenTail>,
-}
-
-impl Reassembler {
-    pub fn new(shape: Shape) -> Reassembler {
-        Reassembler { shape, open: None }
-    }
-
-    /// Take chunk `chunk` (the next in file order) with where its own parse ended.
-    /// `None`: the chunk's own rows stand. `Some(rows)`: they do not; these do.
-    pub fn settle(&mut self, chunk: &Chunk, open: Option<OpenTail>) -> Option<Vec<RowResult>> {
-        match self.open.take() {
-            None => {
-                self.open = open;
-                None
-            }
-            Some(OpenTail(parser)) => {
-                let parsed = self.shape.parse_with(*parser, &chunk.bytes, chunk.last);
-                self.open = parsed.open;
-                Some(parsed.rows)
-            }
-        }
-    }
-
-    /// The input stopped early: what was left open is a last record as it stands.
-    pub fn finish(&mut self) -> Vec<RowResult> {
-        match self.open.take() {
-            Some(OpenTail(parser)) => self.shape.parse_with(*parser, &[], true).rows,
-            None => Vec::new(),
-        }
-    }
-}
-
-/// The chunks parsed one after another on the calling thread: the rows of a CSV file
-/// for whoever reads them one by one.
-pub struct Sequential {
-    chunks: Chunks,
-    reassembler: Reassembler,
-    ready: VecDeque<RowResult>,
-}
-
-impl Sequential {
-    pub fn new(chunks: Chunks) -> Sequential {
-        Sequential {
-            reassembler: Reassembler::new(chunks.shape),
-            chunks,
-            ready: VecDeque::new(),
-        }
-    }
-
-    pub fn into_chunks(self) -> Chunks {
-        self.chunks
-    }
-
-    /// Nothing was read through this yet.
-    pub fn untouched(&self) -> bool {
-        self.ready.is_empty() && self.chunks.untouched()
-    }
-}
-
-impl Iterator for Sequential {
-    type Item = RowResult;
-
-    fn next(&mut self) -> Option<RowResult> {
-        loop {
-            if let Some(row) = self.ready.pop_front() {
-                return Some(row);
-            }
-            match self.chunks.next_chunk()? {
-                Ok(chunk) => {
-                    let parsed = chunk.parse();
-                    let rows = self
-                        .reassembler
-                        .settle(&chunk, parsed.open)
-                        .unwrap_or(parsed.rows);
-                    self.ready.extend(rows);
-                }
-                Err((e, line)) => {
-                    self.ready.extend(self.reassembler.finish());
-                    self.ready.push_back(Err(read_error(&e, line)));
-                }
-            }
-        }
-    }
-}
-
-/// Where the chunk reader cuts a file: after about `chunk_bytes` at a line end where the
-/// quotes balance, and anywhere past `forced_bytes` (`CHUNK_BYTES`, `FORCED_CUT_BYTES`).
-#[derive(Debug, Clone, Copy)]
-pub struct Cuts {
-    pub chunk_bytes: usize,
-    pub forced_bytes: usize,
-}
-
-/// The data rows of the CSV text `file` (its first non-blank record is the header), read
-/// as an import reads them: the input comes `read_bytes` at a time, is cut into chunks
-/// where `cuts` says and the chunk parses are put back together. For fuzzing and tests:
-/// with `usize::MAX` everywhere it is one pass over the whole file, which every other way
-/// of cutting the file must agree with (fuzz/fuzz_targets/csv_chunks.rs).
-pub fn read_rows(
-    file: &[u8],
-    delimiter: u8,
-    read_bytes: usize,
-    cuts: Cuts,
-    limits: Limits,
-) -> Vec<RowResult> {
-    /// At most `step` bytes per read, as a pipe or a slow disk gives them.
-    struct Trickle {
-        bytes: Vec<u8>,
-        at: usize,
-        step: usize,
-    }
-    impl Read for Trickle {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let rest = self.bytes.get(self.at..).unwrap_or_default();
-            let n = rest.len().min(buf.len()).min(self.step.max(1));
-            buf[..n].copy_from_slice(&rest[..n]);
-            self.at += n;
-            Ok(n)
-        }
-    }
-    let input = Trickle {
-        bytes: file.to_vec(),
-        at: 0,
-        step: read_bytes,
-    };
-    let mut records = Records::new(Box::new(input), delimiter, limits);
-    let width = loop {
-        match records.next() {
-            Ok(Some(header)) if records.parser().is_blank(&header) => {}
-            Ok(Some(header)) => break header.fields,
-            Ok(None) | Err(_) => return Vec::new(),
-        }
-    };
-    let mut chunks = records.into_chunks(width, file.len() as u64);
-    chunks.chunk_bytes = cuts.chunk_bytes.max(1);
-    chunks.forced_cut_bytes = cuts.forced_bytes.max(1);
-    Sequential::new(chunks).collect()
-}
-
 /// The row error for input that cannot be read on.
 pub fn read_error(e: &io::Error, line: u64) -> RowError {
     RowError {
         number: line,
         cells: Cells::default(),
         message: format!("the file cannot be read from here on: {e}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The rows of `file` (header first), read in chunks of about `chunk_bytes`.
-    fn rows_in_chunks(file: &[u8], chunk_bytes: usize) -> Vec<RowResult> {
-        rows_with(file, chunk_bytes, chunk_bytes, Limits::default())
-    }
-
-    /// The rows of `file`, cut every `chunk_bytes` where the quotes balance and every
-    /// `forced` anyway, read with `limits`.
-    fn rows_with(file: &[u8], chunk_bytes: usize, forced: usize, limits: Limits) -> Vec<RowResult> {
-        read_rows(
-            file,
-            b',',
-            usize::MAX,
-            Cuts {
-                chunk_bytes,
-                forced_bytes: forced,
-            },
-            limits,
-        )
-    }
-
-    #[test]
-    fn a_cell_past_the_limit_is_a_row_error_and_the_rows_after_it_are_read() {
-        let limits = Limits { cell_bytes: 1000 };
-        let mut file = b"id,note\n1,short\n2,\"".to_vec();
-        file.extend(std::iter::repeat_n(b"line\n".as_slice(), 5_000).flatten());
-        file.extend(b"\"\n3,after\n4,");
-        file.extend(std::iter::repeat_n(b'x', 20_000));
-        file.extend(b"\n5,end\n");
-        let whole = rows_with(&file, usize::MAX, usize::MAX, limits);
-        for (size, forced) in [(64, 64), (100, 1000), (4096, 8192)] {
-            assert_eq!(
-                rows_with(&file, size, forced, limits),
-                whole,
-                "chunks of {size}"
-            );
-        }
-        let numbers: Vec<u64> = whole
-            .iter()
-            .map(|r| r.as_ref().map_or_else(|e| e.number, |row| row.number))
-            .collect();
-        assert_eq!(numbers, [2, 3, 5004, 5005, 5006]);
-        let error = whole[1].as_ref().unwrap_err();
-        assert!(
-            error.message.contains("field 2 holds more than"),
-            "{}",
-            error.message
-        );
-        assert!(
-            whole[3]
-                .as_ref()
-                .is_err_and(|e| e.message.contains("field 2"))
-        );
-        assert_eq!(whole[4].as_ref().unwrap().cells.get(1), Some("end"));
-    }
-
-    #[test]
-    fn a_row_of_too_many_fields_is_a_row_error() {
-        let mut file = b"a,b\n1,2\n".to_vec();
-        file.extend(",x".repeat(Limits::FIELDS + 10).as_bytes());
-        file.extend(b"\n3,4\n");
-        let rows = rows_in_chunks(&file, usize::MAX);
-        assert_eq!(rows.len(), 3);
-        assert!(
-            rows[1]
-                .as_ref()
-                .is_err_and(|e| e.message.contains("fields"))
-        );
-        assert_eq!(rows[2].as_ref().unwrap().cells.get(0), Some("3"));
-    }
-
-    #[test]
-    fn a_quoted_line_break_cut_by_a_stray_quote_is_put_back_together() {
-        // The stray quote in `5" TV` makes the quotes before the next line end look
-        // unbalanced, so cuts land inside the quoted two-line field.
-        let mut file = b"id,item,note\n".to_vec();
-        for i in 0..50 {
-            file.extend(format!("{i},5\" TV,\"line one\nline two\"\n").as_bytes());
-        }
-        let whole = rows_in_chunks(&file, usize::MAX);
-        assert_eq!(whole.len(), 50);
-        for size in [1, 7, 16, 33, 100] {
-            assert_eq!(rows_in_chunks(&file, size), whole, "chunks of {size} bytes");
-        }
-        let last = whole.last().unwrap().as_ref().unwrap();
-        assert_eq!(last.number, 100);
-        assert_eq!(last.cells.get(2), Some("line one\nline two"));
-    }
-
-    proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
-
-        /// However the file is cut into chunks, the rows (numbers, cells, errors) are the
-        /// ones a single pass over the whole file gives.
-        #[test]
-        fn chunks_of_any_size_give_the_rows_of_one_pass(
-            bytes in proptest::collection::vec(
-                proptest::prop_oneof![
-                    proptest::prelude::Just(b'"'), proptest::prelude::Just(b','),
-                    proptest::prelude::Just(b'\n'), proptest::prelude::Just(b'\r'),
-                    proptest::prelude::Just(b'a'), proptest::prelude::Just(b' '),
-                    proptest::prelude::Just(0xC3u8), proptest::prelude::Just(0xB1u8),
-                ],
-                0..600,
-            ),
-            size in 1usize..80,
-            forced in 1usize..200,
-            cell_bytes in 1usize..40,
-        ) {
-            let mut file = b"a,b,c\r\n".to_vec();
-            file.extend(&bytes);
-            proptest::prop_assert_eq!(rows_in_chunks(&file, size), rows_in_chunks(&file, usize::MAX));
-            // Cut anywhere, with cells and rows past small limits, the rows are the same.
-            let limits = Limits { cell_bytes };
-            proptest::prop_assert_eq!(
-                rows_with(&file, size, forced, limits),
-                rows_with(&file, usize::MAX, usize::MAX, limits)
-            );
-        }
     }
 }
