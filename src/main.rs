@@ -1,6 +1,6 @@
 //! Thin entry point: parse, set up logs, run, map the result to an exit code.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -30,18 +30,19 @@ fn main() -> ExitCode {
     let command = cli.command.name();
     match wolkvox_import::run(cli) {
         Ok(verdict) => verdict.into(),
+        // The reader of stdout went away (`runs --json | head`): what it wanted it has;
+        // nothing more to say, to it or anyone (as `cat` or `rg` do).
+        Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             let error = wolkvox_import::commands::error_text(&e);
             // A nightly `--json >> nightly.jsonl` records the nights nothing was done too.
             if json_summary {
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "command": command,
-                        "exit_code": exit::NOTHING_DONE,
-                        "error": error,
-                    })
-                );
+                let object = serde_json::json!({
+                    "command": command,
+                    "exit_code": exit::NOTHING_DONE,
+                    "error": error,
+                });
+                let _ = writeln!(std::io::stdout(), "{object}");
             }
             if json_logs {
                 tracing::error!(exit_code = exit::NOTHING_DONE, error = %error, "Nothing was done.");
@@ -74,4 +75,13 @@ fn init_logs(cli: &Cli) {
             .without_time()
             .init(),
     }
+}
+
+/// Whether `e` is a write to a closed pipe.
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

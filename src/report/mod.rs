@@ -341,9 +341,19 @@ impl Reporter {
                 .filter(|(h, _)| h.as_str() != "_row" && h.as_str() != "_error")
                 .map(|(_, c)| c)
                 .collect();
-            // A ragged row may have more or fewer cells than the header: keep them all.
+            // A ragged row may have more or fewer cells than the header: keep them all,
+            // and pad a short one (or one not read at all) so that `_row` and `_error`
+            // stay under their own headers and the file can be fixed and fed back.
             if cells.len() > headers.len() {
                 record.extend(cells.iter().skip(headers.len()));
+            } else {
+                let data_columns = headers
+                    .iter()
+                    .filter(|h| h.as_str() != "_row" && h.as_str() != "_error")
+                    .count();
+                while record.len() < data_columns {
+                    record.push("");
+                }
             }
             record.push(original_row);
             record.push(&outcome.message);

@@ -424,3 +424,31 @@ fn json_summary_and_json_logs_are_there_when_nothing_was_done() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_reader_that_closes_stdout_early_ends_the_run_quietly() {
+    // `preview … | head -1`: far more JSON than a pipe holds, and the reader gone.
+    let work = Work::with_sample();
+    let mut child = work
+        .bin()
+        .args([
+            "preview",
+            "tickets.csv",
+            "--mapping",
+            "tickets.yaml",
+            "--rows",
+            "0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 0, "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+        "{stderr}"
+    );
+}

@@ -209,3 +209,39 @@ fn a_mapping_whose_aliases_expand_exponentially_is_refused_in_our_words() {
         "{text}"
     );
 }
+
+#[test]
+fn a_quote_that_never_closes_is_named_with_the_lines_it_swallowed_and_the_errors_file_stays_aligned()
+ {
+    let work = Work::with_sample();
+    tickets_csv(&work, "five.csv", 1..=5);
+    let text = work.read("five.csv");
+    // A quote opens ticket 2's customer and closes only at ticket 3's description, so
+    // the record runs on into ticket 3's first line.
+    let at = text.find("T-000002,").unwrap();
+    let (before, after) = text.split_at(at);
+    let broken = format!("{before}{}", after.replacen(",Camila", ",\"Camila", 1));
+    assert_ne!(broken, text);
+    work.write("five.csv", &broken);
+    let out = validate(&work, "five.csv");
+    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+    let results = read_results(&work.path("five.results.csv"));
+    let bad = results.iter().find(|r| r.status == "invalid").unwrap();
+    assert!(
+        bad.message
+            .contains(&format!("runs from line {} to line", bad.row))
+            && bad.message.contains("never closes"),
+        "{bad:?}"
+    );
+    // In the errors file, `_row` and `_error` stay under their headers: it can be fixed
+    // in a spreadsheet and fed back.
+    let mut errors = csv::Reader::from_path(work.path("five.errors.csv")).unwrap();
+    let headers = errors.headers().unwrap().clone();
+    let at = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    for record in errors.records() {
+        let record = record.unwrap();
+        assert_eq!(record.len(), headers.len(), "{record:?}");
+        assert!(record[at("_row")].parse::<u64>().is_ok(), "{record:?}");
+        assert!(!record[at("_error")].is_empty(), "{record:?}");
+    }
+}
