@@ -167,7 +167,8 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
         args.simulate,
         &opened.mapping.operation,
     )?;
-    figures.target = Some(target.to_string());
+    // `server|operation`, as `runs` names a target.
+    figures.target = Some(target.id());
     let legacy = report::beside(&args.input.input, "ledger.sqlite");
     let chosen = ledger::location::open(Wanted {
         target: &target,

@@ -500,7 +500,13 @@ fn the_metrics_file_says_how_the_run_went_in_the_text_format() {
         (4800 - calls) as f64
     );
     // Every sample names the target; the token itself is nowhere.
-    assert!(samples.iter().all(|s| s.labels.contains_key("target")));
+    let target = format!("{}|modulotest01", sim.url().trim_start_matches("http://"));
+    assert!(
+        samples
+            .iter()
+            .all(|s| s.labels.get("target") == Some(&target)),
+        "{text}"
+    );
     assert!(!text.contains(TOKEN));
     // Atomic: nothing but the file is left in the collector's directory.
     let left: Vec<_> = std::fs::read_dir(work.path("textfile"))
