@@ -61,6 +61,15 @@ impl Summary<'_> {
     }
 }
 
+/// `1 row`, `2 rows`.
+fn rows(n: u64) -> String {
+    if n == 1 {
+        "1 row".into()
+    } else {
+        format!("{n} rows")
+    }
+}
+
 pub fn print_human(summary: &Summary<'_>, out: &mut dyn Write) -> std::io::Result<()> {
     let t = summary.tally;
     let secs = summary.elapsed.as_secs_f64();
@@ -69,19 +78,19 @@ pub fn print_human(summary: &Summary<'_>, out: &mut dyn Write) -> std::io::Resul
     match summary.sent {
         Some(sent) => writeln!(
             out,
-            "{} of {}: {} rows in {:.1} s; {sent} sent ({:.0} rows/s)",
+            "{} of {}: {} in {:.1} s; {sent} sent ({:.0} rows/s)",
             summary.command,
             summary.input,
-            t.rows(),
+            rows(t.rows()),
             secs,
             per_second(sent)
         )?,
         None => writeln!(
             out,
-            "{} of {}: {} rows in {:.1} s ({:.0} rows/s)",
+            "{} of {}: {} in {:.1} s ({:.0} rows/s)",
             summary.command,
             summary.input,
-            t.rows(),
+            rows(t.rows()),
             secs,
             per_second(t.rows())
         )?,
@@ -128,8 +137,9 @@ pub fn print_human(summary: &Summary<'_>, out: &mut dyn Write) -> std::io::Resul
     if attention > 0 {
         writeln!(
             out,
-            "  errors:    {} ({attention} rows to look at)",
-            summary.paths.errors.display()
+            "  errors:    {} ({} to look at)",
+            summary.paths.errors.display(),
+            rows(attention)
         )?;
     }
     if let Some(ledger) = summary.ledger {
