@@ -440,6 +440,32 @@ mod tests {
         assert_eq!(whole[4].as_ref().unwrap().cells.get(1), Some("end"));
     }
 
+    /// Found by the `csv_chunks` fuzz target: a lone CR inside a quoted field, cut at a
+    /// chunk end, once made a row's message differ between chunked and one-pass reads.
+    #[test]
+    fn a_fuzz_find_reads_the_same_in_chunks_as_in_one_pass() {
+        let data = include_bytes!("../../fuzz/corpus/csv_chunks/regression-lone-cr-line-count");
+        let [chunk, read, _, forced, cell, file @ ..] = &data[..] else {
+            panic!("the input has its five leading bytes")
+        };
+        let limits = Limits {
+            cell_bytes: usize::from(*cell),
+        };
+        let cuts = Cuts {
+            chunk_bytes: usize::from(chunk % 64) + 1,
+            forced_bytes: usize::from(*forced) + 1,
+        };
+        let whole = Cuts {
+            chunk_bytes: usize::MAX,
+            forced_bytes: usize::MAX,
+        };
+        let read = usize::from(read % 64) + 1;
+        assert_eq!(
+            read_rows(file, b',', read, cuts, limits),
+            read_rows(file, b',', usize::MAX, whole, limits)
+        );
+    }
+
     #[test]
     fn a_row_of_too_many_fields_is_a_row_error() {
         let mut file = b"a,b\n1,2\n".to_vec();

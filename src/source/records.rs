@@ -77,8 +77,6 @@ pub struct RecordAt {
     pub offset: u64,
     len: usize,
     pub(super) fields: usize,
-    /// Line ends consumed when it was complete: past `line`, it spans several lines.
-    ends_at: u64,
     /// The record outgrew the limits: its text was dropped as it was read.
     over: Option<Over>,
 }
@@ -204,7 +202,6 @@ impl Parser {
                         offset: self.start.map_or(self.began, |(_, first)| first),
                         len: std::mem::take(&mut self.len),
                         fields: std::mem::take(&mut self.fields),
-                        ends_at: self.lines.ends,
                         over: self.over.take(),
                     };
                     self.start = None;
@@ -275,26 +272,12 @@ impl Parser {
             cells.truncate(width);
         }
         if cells.len() != width {
-            let message = if record.ends_at > record.line && cells.len() < width {
-                // Fewer fields over several lines: most often a quote that never closes,
-                // which swallowed the lines (and rows) after it into one cell.
-                format!(
-                    "the row has {} fields but the header has {width}, and it runs from line \
-                     {} to line {}: a quote that opens a field and never closes joins the \
-                     lines after it, and the rows on them, into one cell; check the quotes \
-                     on line {}",
-                    cells.len(),
-                    record.line,
-                    record.ends_at,
-                    record.line,
-                )
-            } else {
-                format!(
-                    "the row has {} fields but the header has {width}: check for an unquoted \
-                     delimiter or a missing one",
-                    cells.len(),
-                )
-            };
+            let message = format!(
+                "the row has {} fields but the header has {width}: check for an unquoted \
+                 delimiter or a missing one, or a quote that never closes (it joins the \
+                 lines after it, and the rows on them, into one cell)",
+                cells.len(),
+            );
             return Err(RowError {
                 number: record.line,
                 cells,
