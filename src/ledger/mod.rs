@@ -445,16 +445,24 @@ impl Ledger {
         Ok(())
     }
 
+    /// Every row `sql` selects with `params`, each made by `row`.
+    fn query_all<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, LedgerError> {
+        let mut statement = self.conn.prepare(sql).map_err(|e| self.sql(e))?;
+        let rows = statement.query_map(params, row).map_err(|e| self.sql(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
+    }
+
     pub fn runs(&self) -> Result<Vec<RunRecord>, LedgerError> {
-        let mut statement = self
-            .conn
-            .prepare(
-                "SELECT id, started_at, ended_at, command, input, exit_code, counts, input_sha256
+        self.query_all(
+            "SELECT id, started_at, ended_at, command, input, exit_code, counts, input_sha256
                  FROM runs ORDER BY id",
-            )
-            .map_err(|e| self.sql(e))?;
-        let rows = statement
-            .query_map([], |r| {
+            [],
+            |r| {
                 Ok(RunRecord {
                     id: r.get(0)?,
                     started_at: r.get(1)?,
@@ -465,50 +473,40 @@ impl Ledger {
                     counts: r.get(6)?,
                     input_sha256: r.get(7)?,
                 })
-            })
-            .map_err(|e| self.sql(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
+            },
+        )
     }
 
     /// Rows whose latest state is uncertain, failed or rejected; of one run, or of all.
     pub fn open_rows(&self, run: Option<i64>) -> Result<Vec<OpenRow>, LedgerError> {
-        let mut statement = self
-            .conn
-            .prepare(
-                "SELECT key, source_row, status, COALESCE(message, '') FROM cases
+        self.query_all(
+            "SELECT key, source_row, status, COALESCE(message, '') FROM cases
                  WHERE status IN ('uncertain', 'failed', 'rejected', 'sending')
                    AND (?1 IS NULL OR run_id = ?1)
                  ORDER BY run_id, source_row",
-            )
-            .map_err(|e| self.sql(e))?;
-        let rows = statement
-            .query_map(params![run], |r| {
+            params![run],
+            |r| {
                 Ok(OpenRow {
                     key: r.get(0)?,
                     source_row: r.get(1)?,
                     status: r.get(2)?,
                     message: r.get(3)?,
                 })
-            })
-            .map_err(|e| self.sql(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
+            },
+        )
     }
 
     /// The cases whose key, or whose CRM case id, is `what` (a scan: `runs --find` is run
     /// by hand, and an index on case ids would cost every commit of every import).
     pub fn find(&self, what: &str) -> Result<Vec<FoundCase>, LedgerError> {
-        let mut statement = self
-            .conn
-            .prepare(
-                "SELECT c.key, c.status, c.case_id, c.run_id, r.input, c.source_row,
+        self.query_all(
+            "SELECT c.key, c.status, c.case_id, c.run_id, r.input, c.source_row,
                         c.http_status, c.attempts, COALESCE(c.message, ''), c.updated_at
                  FROM cases c LEFT JOIN runs r ON r.id = c.run_id
                  WHERE c.key = ?1 OR c.case_id = ?1
                  ORDER BY c.key",
-            )
-            .map_err(|e| self.sql(e))?;
-        let rows = statement
-            .query_map(params![what], |r| {
+            params![what],
+            |r| {
                 Ok(FoundCase {
                     key: r.get(0)?,
                     status: r.get(1)?,
@@ -521,9 +519,8 @@ impl Ledger {
                     message: r.get(8)?,
                     updated_at: r.get(9)?,
                 })
-            })
-            .map_err(|e| self.sql(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
+            },
+        )
     }
 
     /// The mappings' `key:` definitions that tickets were recorded under (as JSON text),
