@@ -1,4 +1,5 @@
-//! Exit codes: the contract a scheduler reads (DESIGN.md, "Exit codes").
+//! How the process ends: the exit codes a scheduler reads (README.md, "Exit codes"), and
+//! the text of the error that ended it.
 
 use std::process::ExitCode;
 
@@ -41,4 +42,22 @@ impl From<Verdict> for ExitCode {
     fn from(verdict: Verdict) -> Self {
         ExitCode::from(verdict.code())
     }
+}
+
+/// An error and its causes, each said once: our messages already quote the OS's or
+/// SQLite's words, and a chain printed whole would repeat them ("disk full: disk full").
+pub fn error_text(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let cause = cause.to_string();
+        // A cause our message already quotes: its own causes are in it too.
+        if text.contains(&cause) {
+            break;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
 }

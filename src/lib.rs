@@ -12,8 +12,10 @@ pub mod ledger;
 pub mod mapping;
 pub mod outcome;
 pub mod report;
+pub mod run;
 pub mod sender;
 pub mod simulator;
 pub mod source;
+pub mod wolkvox;
 
 pub use commands::run;

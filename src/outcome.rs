@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::sender::{Delivery, Final};
+
 /// A row's final status, as the results file spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Status {
@@ -100,6 +102,34 @@ impl Outcome {
     pub fn with_message(mut self, message: impl Into<String>) -> Self {
         self.message = message.into();
         self
+    }
+
+    /// What a delivery means for its row: the one step from the CRM's answer (as the
+    /// sender settled it) to the row's status. `doubts` names values sent with a doubt (a
+    /// phone number kept as typed), said on the row as `validate` says them.
+    pub fn from_delivery(row: u64, key: String, delivery: Delivery, doubts: &str) -> Outcome {
+        let (status, case_id) = match delivery.end {
+            Final::Created(id) => (Status::Created, id),
+            Final::Rejected => (Status::Rejected, None),
+            Final::Failed => (Status::Failed, None),
+            Final::Uncertain => (Status::Uncertain, None),
+            // Nothing was stored: a later run sends it.
+            Final::NotSent | Final::Stop(_) => (Status::Pending, None),
+        };
+        let message = match (doubts.is_empty(), delivery.message.is_empty()) {
+            (true, _) => delivery.message,
+            (false, true) => doubts.to_string(),
+            (false, false) => format!("{}; {doubts}", delivery.message),
+        };
+        Outcome {
+            row,
+            key,
+            status,
+            case_id,
+            http_status: delivery.http_status,
+            attempts: delivery.attempts,
+            message,
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 mod import;
 mod init_mapping;
-mod input;
+pub(crate) mod input;
 mod preview;
 mod resolve;
 mod runs;
@@ -46,23 +46,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Verdict> {
     }
 }
 
-/// An error and its causes, each said once: our messages already quote the OS's or
-/// SQLite's words, and a chain printed whole would repeat them ("disk full: disk full").
-pub fn error_text(error: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in error.chain() {
-        let cause = cause.to_string();
-        // A cause our message already quotes: its own causes are in it too.
-        if text.contains(&cause) {
-            break;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&cause);
-    }
-    text
-}
+pub use crate::exit::error_text;
 
 fn single_thread_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()

@@ -8,7 +8,9 @@ use anyhow::Context;
 use crate::cli::TargetArgs;
 use crate::ledger::{Target, location};
 use crate::mapping;
-use crate::sender;
+use crate::run::{Endpoint, Settings};
+use crate::sender::{self, Token};
+use crate::simulator::{Running, Scenario};
 
 /// The target of `--server URL` (or `--simulate`) and an operation.
 pub fn of(server: Option<&str>, simulate: bool, operation: &str) -> anyhow::Result<Target> {
@@ -17,11 +19,29 @@ pub fn of(server: Option<&str>, simulate: bool, operation: &str) -> anyhow::Resu
     }
     let server = server.context("--server or --simulate is required")?;
     let url = sender::client::insert_url(server)?;
-    Ok(Target::server(
-        url.host_str().unwrap_or_default(),
-        url.port_or_known_default().unwrap_or(443),
-        operation,
-    ))
+    Ok(Target::of_url(&url, operation))
+}
+
+/// Where an import's requests go: the built-in simulator, started here (it stops when the
+/// returned handle is dropped), or the CRM of the settings, with its tokens.
+pub async fn connect(
+    settings: &Settings,
+) -> anyhow::Result<(Option<Running>, reqwest::Url, Vec<Token>)> {
+    match &settings.endpoint {
+        Endpoint::Simulator => {
+            let sim = Running::start(Scenario {
+                keep_cases: false,
+                ..Scenario::default()
+            })
+            .await
+            .context("could not start the built-in simulator")?;
+            let url = sender::client::insert_url(&sim.url())?;
+            let token = Token::new("simulated-token").context("simulator token")?;
+            tracing::info!(url = %sim.url(), "Sending to the built-in simulator (no network, no account).");
+            Ok((Some(sim), url, vec![token]))
+        }
+        Endpoint::Server { url, tokens } => Ok((None, url.clone(), tokens.clone())),
+    }
 }
 
 /// The operation of `--operation`, else of the mapping's `operation:`.

@@ -4,7 +4,7 @@
 
 use rusqlite::params;
 
-use super::{Ledger, LedgerError, now};
+use super::{Ledger, LedgerError, State, now};
 
 /// One key as checked by hand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,11 +40,11 @@ impl Ledger {
             .conn
             .prepare(
                 "SELECT key, run_id, source_row, COALESCE(message, '') FROM cases
-                 WHERE status IN ('uncertain', 'sending') ORDER BY run_id, source_row",
+                 WHERE status IN (?1, ?2) ORDER BY run_id, source_row",
             )
             .map_err(|e| self.sql(e))?;
         let rows = statement
-            .query_map([], |r| {
+            .query_map(params![State::Uncertain, State::Sending], |r| {
                 Ok(UncertainRow {
                     key: r.get(0)?,
                     run: r.get(1)?,
@@ -68,12 +68,12 @@ impl Ledger {
         let mut plan = Vec::new();
         for (key, finding) in findings {
             let now_known = self.state_of(key)?;
-            match (finding, now_known.as_ref().map(|(s, _, r)| (s.as_str(), r))) {
+            match (finding, now_known.as_ref().map(|(s, _, r)| (*s, r))) {
                 (Finding::Missing, None) => refusals.push(format!(
                     "{key}: not in the ledger, so no run sent it; nothing to mark missing (check \
                      the key)"
                 )),
-                (Finding::Missing, Some(("created", run))) => {
+                (Finding::Missing, Some((State::Created, run))) => {
                     let id = now_known
                         .as_ref()
                         .and_then(|(_, id, _)| id.clone())
@@ -97,28 +97,33 @@ impl Ledger {
         self.begin()?;
         for (key, finding) in plan {
             let before = self.state_of(key)?;
-            let status = before.as_ref().map(|(s, _, _)| s.as_str());
+            let state = before.as_ref().map(|(s, _, _)| *s);
             match finding {
                 Finding::Created { case_id } => {
                     let known_id = before.as_ref().and_then(|(_, id, _)| id.as_deref());
-                    if status == Some("created")
+                    if state == Some(State::Created)
                         && (case_id.is_none() || case_id.as_deref() == known_id)
                     {
                         settled.unchanged += 1;
                         continue;
                     }
                     let case_id = case_id.as_deref().or(known_id);
-                    self.write_finding(key, "created", case_id, "checked by hand: in the CRM")?;
+                    self.write_finding(
+                        key,
+                        State::Created,
+                        case_id,
+                        "checked by hand: in the CRM",
+                    )?;
                     settled.created += 1;
                 }
                 Finding::Missing => {
-                    if !matches!(status, Some("uncertain" | "sending")) {
+                    if !state.is_some_and(State::in_doubt) {
                         settled.unchanged += 1;
                         continue;
                     }
                     self.write_finding(
                         key,
-                        "missing",
+                        State::Missing,
                         None,
                         "checked by hand: not in the CRM; the next import sends it",
                     )?;
@@ -130,7 +135,7 @@ impl Ledger {
         Ok(Ok(settled))
     }
 
-    fn state_of(&self, key: &str) -> Result<Option<(String, Option<String>, i64)>, LedgerError> {
+    fn state_of(&self, key: &str) -> Result<Option<(State, Option<String>, i64)>, LedgerError> {
         use rusqlite::OptionalExtension;
         self.conn
             .prepare_cached("SELECT status, case_id, run_id FROM cases WHERE key = ?1")
@@ -144,7 +149,7 @@ impl Ledger {
     fn write_finding(
         &self,
         key: &str,
-        status: &str,
+        state: State,
         case_id: Option<&str>,
         message: &str,
     ) -> Result<(), LedgerError> {
@@ -156,7 +161,7 @@ impl Ledger {
                  ON CONFLICT(key) DO UPDATE SET status = ?2, case_id = ?3, run_id = ?4,
                      message = ?5, updated_at = ?6",
             )
-            .and_then(|mut s| s.execute(params![key, status, case_id, self.run_id, message, now()]))
+            .and_then(|mut s| s.execute(params![key, state, case_id, self.run_id, message, now()]))
             .map_err(|e| self.sql(e))?;
         Ok(())
     }
@@ -176,12 +181,22 @@ mod tests {
         for (i, key) in ["a", "b", "c"].into_iter().enumerate() {
             ledger.mark_sending(key, i as u64 + 2).unwrap();
             ledger
-                .record(key, Status::Uncertain, None, Some(500), 1, "500")
+                .record(&crate::ledger::answered(
+                    key,
+                    Status::Uncertain,
+                    None,
+                    "500",
+                ))
                 .unwrap();
         }
         ledger.mark_sending("done", 9).unwrap();
         ledger
-            .record("done", Status::Created, Some("id-done"), Some(200), 1, "")
+            .record(&crate::ledger::answered(
+                "done",
+                Status::Created,
+                Some("id-done"),
+                "",
+            ))
             .unwrap();
         ledger.commit().unwrap();
         ledger.begin_run("resolve", "by hand", None, None).unwrap();

@@ -32,6 +32,15 @@ impl Target {
         }
     }
 
+    /// The target of a CRM's API URL (its host and port; https's 443 when none is given).
+    pub fn of_url(url: &reqwest::Url, operation: &str) -> Target {
+        Target::server(
+            url.host_str().unwrap_or_default(),
+            url.port_or_known_default().unwrap_or(443),
+            operation,
+        )
+    }
+
     /// The in-process simulator of `--simulate`: one target whatever port it got.
     pub fn simulator(operation: &str) -> Target {
         Target {

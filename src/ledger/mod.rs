@@ -11,7 +11,10 @@
 
 mod by_hand;
 mod durable;
+pub mod fingerprint;
+mod history;
 pub mod location;
+mod state;
 mod upgrade;
 
 use std::fs::{File, OpenOptions};
@@ -22,9 +25,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 pub use by_hand::{Finding, Settled, UncertainRow};
 pub use durable::Syncer;
+pub use history::{FoundCase, OpenRow, RunRecord};
 pub use location::Target;
+pub use state::State;
 
-use crate::outcome::Status;
+use crate::outcome::Outcome;
 
 /// The tables of schema version 1 (release 0.1.0 wrote them without a version).
 const SCHEMA_V1: &str = "
@@ -120,44 +125,6 @@ pub enum Prior {
     Retryable,
 }
 
-/// One run's line in `runs`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunRecord {
-    pub id: i64,
-    pub started_at: String,
-    pub ended_at: Option<String>,
-    pub command: String,
-    pub input: String,
-    pub input_sha256: Option<String>,
-    pub exit_code: Option<i64>,
-    pub counts: Option<String>,
-}
-
-/// A row still needing attention, for `runs --show`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpenRow {
-    pub key: String,
-    pub source_row: i64,
-    pub status: String,
-    pub message: String,
-}
-
-/// What the ledger holds for one key, for `runs --find`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FoundCase {
-    pub key: String,
-    pub status: String,
-    pub case_id: Option<String>,
-    pub run_id: i64,
-    /// The input the run read (its name as given to `import`).
-    pub input: Option<String>,
-    pub source_row: i64,
-    pub http_status: Option<i64>,
-    pub attempts: i64,
-    pub message: String,
-    pub updated_at: String,
-}
-
 pub struct Ledger {
     conn: Connection,
     path: PathBuf,
@@ -228,10 +195,10 @@ impl Ledger {
         }
         // We hold the lock, so any `sending` row belongs to a run that died mid-request.
         conn.execute(
-            "UPDATE cases SET status = 'uncertain', updated_at = ?1,
+            "UPDATE cases SET status = ?2, updated_at = ?1,
                  message = 'the run that sent it stopped before the answer: the CRM may have it'
-             WHERE status = 'sending'",
-            params![now()],
+             WHERE status = ?3",
+            params![now(), State::Uncertain, State::Sending],
         )
         .map_err(sql)?;
         Ok(Ledger {
@@ -314,16 +281,16 @@ impl Ledger {
         let found = statement
             .query_row(params![key], |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
+                    r.get::<_, State>(0)?,
                     r.get::<_, Option<String>>(1)?,
                     r.get::<_, i64>(2)?,
                 ))
             })
             .optional()
             .map_err(|e| self.sql(e))?;
-        Ok(found.map(|(status, case_id, run)| match status.as_str() {
-            "created" => Prior::Created { case_id, run },
-            "sending" | "uncertain" => Prior::InDoubt { run },
+        Ok(found.map(|(state, case_id, run)| match state {
+            State::Created => Prior::Created { case_id, run },
+            state if state.in_doubt() => Prior::InDoubt { run },
             _ => Prior::Retryable,
         }))
     }
@@ -345,14 +312,14 @@ impl Ledger {
             .conn
             .prepare_cached(
                 "INSERT INTO cases(key, status, run_id, source_row, attempts, updated_at)
-                 VALUES (?1, 'sending', ?2, ?3, 0, ?4)
-                 ON CONFLICT(key) DO UPDATE SET status = 'sending', run_id = ?2,
+                 VALUES (?1, ?5, ?2, ?3, 0, ?4)
+                 ON CONFLICT(key) DO UPDATE SET status = ?5, run_id = ?2,
                      source_row = ?3, case_id = NULL, http_status = NULL, message = NULL,
                      updated_at = ?4",
             )
             .map_err(|e| self.sql(e))?;
         statement
-            .execute(params![key, self.run_id, row as i64, now()])
+            .execute(params![key, self.run_id, row as i64, now(), State::Sending])
             .map_err(|e| self.sql(e))?;
         Ok(())
     }
@@ -382,24 +349,9 @@ impl Ledger {
         Ok(())
     }
 
-    /// Record the answer for a key marked `sending`, in the open transaction: it is
+    /// Record a row's outcome for its key marked `sending`, in the open transaction: it is
     /// durable at the next `commit` (or the next row's `mark_sending`).
-    pub fn record(
-        &self,
-        key: &str,
-        status: Status,
-        case_id: Option<&str>,
-        http_status: Option<u16>,
-        attempts: u32,
-        message: &str,
-    ) -> Result<(), LedgerError> {
-        let stored = match status {
-            Status::Created => "created",
-            Status::Rejected => "rejected",
-            Status::Uncertain => "uncertain",
-            // Not sent, or provably not stored: a later run sends it again.
-            _ => "failed",
-        };
+    pub fn record(&self, outcome: &Outcome) -> Result<(), LedgerError> {
         self.begin()?;
         let mut statement = self
             .conn
@@ -411,12 +363,12 @@ impl Ledger {
             .map_err(|e| self.sql(e))?;
         statement
             .execute(params![
-                key,
-                stored,
-                case_id,
-                http_status,
-                attempts,
-                message,
+                outcome.key,
+                State::after(outcome.status),
+                outcome.case_id,
+                outcome.http_status,
+                outcome.attempts,
+                outcome.message,
                 now()
             ])
             .map_err(|e| self.sql(e))?;
@@ -455,72 +407,6 @@ impl Ledger {
         let mut statement = self.conn.prepare(sql).map_err(|e| self.sql(e))?;
         let rows = statement.query_map(params, row).map_err(|e| self.sql(e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
-    }
-
-    pub fn runs(&self) -> Result<Vec<RunRecord>, LedgerError> {
-        self.query_all(
-            "SELECT id, started_at, ended_at, command, input, exit_code, counts, input_sha256
-                 FROM runs ORDER BY id",
-            [],
-            |r| {
-                Ok(RunRecord {
-                    id: r.get(0)?,
-                    started_at: r.get(1)?,
-                    ended_at: r.get(2)?,
-                    command: r.get(3)?,
-                    input: r.get(4)?,
-                    exit_code: r.get(5)?,
-                    counts: r.get(6)?,
-                    input_sha256: r.get(7)?,
-                })
-            },
-        )
-    }
-
-    /// Rows whose latest state is uncertain, failed or rejected; of one run, or of all.
-    pub fn open_rows(&self, run: Option<i64>) -> Result<Vec<OpenRow>, LedgerError> {
-        self.query_all(
-            "SELECT key, source_row, status, COALESCE(message, '') FROM cases
-                 WHERE status IN ('uncertain', 'failed', 'rejected', 'sending')
-                   AND (?1 IS NULL OR run_id = ?1)
-                 ORDER BY run_id, source_row",
-            params![run],
-            |r| {
-                Ok(OpenRow {
-                    key: r.get(0)?,
-                    source_row: r.get(1)?,
-                    status: r.get(2)?,
-                    message: r.get(3)?,
-                })
-            },
-        )
-    }
-
-    /// The cases whose key, or whose CRM case id, is `what` (a scan: `runs --find` is run
-    /// by hand, and an index on case ids would cost every commit of every import).
-    pub fn find(&self, what: &str) -> Result<Vec<FoundCase>, LedgerError> {
-        self.query_all(
-            "SELECT c.key, c.status, c.case_id, c.run_id, r.input, c.source_row,
-                        c.http_status, c.attempts, COALESCE(c.message, ''), c.updated_at
-                 FROM cases c LEFT JOIN runs r ON r.id = c.run_id
-                 WHERE c.key = ?1 OR c.case_id = ?1
-                 ORDER BY c.key",
-            params![what],
-            |r| {
-                Ok(FoundCase {
-                    key: r.get(0)?,
-                    status: r.get(1)?,
-                    case_id: r.get(2)?,
-                    run_id: r.get(3)?,
-                    input: r.get(4)?,
-                    source_row: r.get(5)?,
-                    http_status: r.get(6)?,
-                    attempts: r.get(7)?,
-                    message: r.get(8)?,
-                    updated_at: r.get(9)?,
-                })
-            },
-        )
     }
 
     /// The mappings' `key:` definitions that tickets were recorded under (as JSON text),
@@ -626,9 +512,25 @@ fn take_lock(path: &Path) -> Result<File, LedgerError> {
     Ok(file)
 }
 
+/// A row's answer, for the tests of this module and its children.
+#[cfg(test)]
+pub(crate) fn answered(
+    key: &str,
+    status: crate::outcome::Status,
+    case_id: Option<&str>,
+    message: &str,
+) -> Outcome {
+    let mut outcome = Outcome::new(0, key, status).with_message(message);
+    outcome.case_id = case_id.map(str::to_string);
+    outcome.http_status = Some(200);
+    outcome.attempts = 1;
+    outcome
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outcome::Status;
 
     #[test]
     fn a_key_goes_sending_then_created_and_is_remembered() {
@@ -640,7 +542,12 @@ mod tests {
             assert_eq!(ledger.prior("k1").unwrap(), None);
             ledger.mark_sending("k1", 2).unwrap();
             ledger
-                .record("k1", Status::Created, Some("abc"), Some(200), 1, "")
+                .record(&crate::ledger::answered(
+                    "k1",
+                    Status::Created,
+                    Some("abc"),
+                    "",
+                ))
                 .unwrap();
             ledger.mark_sending("k2", 3).unwrap();
         }
@@ -675,7 +582,12 @@ mod tests {
         ledger.mark_sending("k1", 2).unwrap();
         assert_eq!(status_on_disk(&path, "k1").as_deref(), Some("sending"));
         ledger
-            .record("k1", Status::Created, Some("abc"), Some(200), 1, "")
+            .record(&crate::ledger::answered(
+                "k1",
+                Status::Created,
+                Some("abc"),
+                "",
+            ))
             .unwrap();
         // Not durable yet: the importer writes no results line for it until it is.
         assert_eq!(status_on_disk(&path, "k1").as_deref(), Some("sending"));
@@ -686,7 +598,7 @@ mod tests {
         ledger.mark_sending("k2", 3).unwrap();
         assert_eq!(status_on_disk(&path, "k1").as_deref(), Some("created"));
         ledger
-            .record("k2", Status::Rejected, None, Some(200), 1, "no")
+            .record(&crate::ledger::answered("k2", Status::Rejected, None, "no"))
             .unwrap();
         drop(ledger);
         assert_eq!(status_on_disk(&path, "k2").as_deref(), Some("rejected"));

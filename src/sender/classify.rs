@@ -50,10 +50,7 @@ pub enum Verdict {
     Stop(StopKind, String),
 }
 
-const TOKEN_INVALID: &str = "PLEASE VALIDATE TOKEN";
-const TOKEN_LIMIT: &str = "TOKEN LIMIT EXCEEDED";
-const SIMULTANEOUS: &str = "EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS";
-const NO_SUCH_API: &str = "THE API YOU WANT TO CONSULT DOES NOT EXIST";
+use crate::wolkvox::{NO_SUCH_API, SIMULTANEOUS, TOKEN_INVALID, TOKEN_LIMIT};
 
 pub fn classify(attempt: &Attempt) -> Verdict {
     match attempt {
@@ -189,6 +186,78 @@ fn snippet(body: &str) -> String {
     } else {
         trimmed.to_string()
     }
+}
+
+/// What the token information API says about one token's daily quota.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// 0 when the server sets no limit.
+    pub limit: u64,
+    pub used: u64,
+    pub left: u64,
+    pub hours_to_reset: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenInfoError {
+    /// 401/403 about the token itself.
+    Rejected(String),
+    /// 403 TOKEN LIMIT EXCEEDED: no calls left today.
+    QuotaSpent,
+    /// No connection could be made: wrong host, DNS, network down.
+    Unreachable(String),
+    /// Anything else: no answer, another status, a body we cannot read.
+    Unavailable(String),
+}
+
+/// What a token-information answer says: the token's quota, or why there is none.
+pub fn token_info(status: u16, body: &str) -> Result<TokenInfo, TokenInfoError> {
+    let json: serde_json::Value = serde_json::from_str(body)
+        .map_err(|_| TokenInfoError::Unavailable(format!("HTTP {status}, not JSON")))?;
+    let msg = json
+        .get("msg")
+        .and_then(|m| m.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let upper = msg.to_uppercase();
+    if status == 401 || upper.contains(TOKEN_INVALID) {
+        return Err(TokenInfoError::Rejected(format!("HTTP {status}: {msg}")));
+    }
+    if upper.contains(TOKEN_LIMIT) {
+        return Err(TokenInfoError::QuotaSpent);
+    }
+    if !(200..300).contains(&status) {
+        return Err(TokenInfoError::Unavailable(format!("HTTP {status}: {msg}")));
+    }
+    let data = json.get("data").cloned().unwrap_or_default();
+    let data = data
+        .as_array()
+        .and_then(|a| a.first().cloned())
+        .unwrap_or(data);
+    let number = |key: &str| -> Option<u64> {
+        match data.get(key)? {
+            serde_json::Value::Number(n) => n.as_u64().or_else(|| n.as_f64().map(|f| f as u64)),
+            serde_json::Value::String(s) => s.trim().parse::<f64>().ok().map(|f| f as u64),
+            _ => None,
+        }
+    };
+    let limit = number("token_limit")
+        .ok_or_else(|| TokenInfoError::Unavailable("the answer has no token_limit".into()))?;
+    let used = number("token_use_today").unwrap_or(0);
+    // The CRM's key really is misspelt; the Manager API's spelling is accepted too.
+    let left = number("available_consumition_options")
+        .or_else(|| number("available_consumption_options"))
+        .unwrap_or_else(|| limit.saturating_sub(used));
+    let hours_to_reset = data.get("hours_to_restart_count").map(|h| match h {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    });
+    Ok(TokenInfo {
+        limit,
+        used,
+        left,
+        hours_to_reset,
+    })
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use super::classify::Attempt;
 use super::token::Token;
 use crate::mapping::Payload;
 
-pub const INSERT_PATH: &str = "/server/API/v2/cases/insert.php";
-const TOKEN_INFO_PATH: &str = "/server/API/v2/token/tokenInformation.php";
+pub use crate::wolkvox::INSERT_PATH;
+use crate::wolkvox::TOKEN_INFO_PATH;
 
 /// A `--server` value that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -256,27 +256,7 @@ impl Client {
     }
 }
 
-/// What the token information API says about one token's daily quota.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenInfo {
-    /// 0 when the server sets no limit.
-    pub limit: u64,
-    pub used: u64,
-    pub left: u64,
-    pub hours_to_reset: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenInfoError {
-    /// 401/403 about the token itself.
-    Rejected(String),
-    /// 403 TOKEN LIMIT EXCEEDED: no calls left today.
-    QuotaSpent,
-    /// No connection could be made: wrong host, DNS, network down.
-    Unreachable(String),
-    /// Anything else: no answer, another status, a body we cannot read.
-    Unavailable(String),
-}
+pub use super::classify::{TokenInfo, TokenInfoError};
 
 impl Client {
     /// The token information endpoint beside the insert endpoint.
@@ -322,52 +302,7 @@ impl Client {
             .text()
             .await
             .map_err(|e| TokenInfoError::Unavailable(describe(&e)))?;
-        let json: serde_json::Value = serde_json::from_str(&body)
-            .map_err(|_| TokenInfoError::Unavailable(format!("HTTP {status}, not JSON")))?;
-        let msg = json
-            .get("msg")
-            .and_then(|m| m.as_str())
-            .unwrap_or_default()
-            .to_string();
-        let upper = msg.to_uppercase();
-        if status == 401 || upper.contains("VALIDATE TOKEN") {
-            return Err(TokenInfoError::Rejected(format!("HTTP {status}: {msg}")));
-        }
-        if upper.contains("TOKEN LIMIT EXCEEDED") {
-            return Err(TokenInfoError::QuotaSpent);
-        }
-        if !(200..300).contains(&status) {
-            return Err(TokenInfoError::Unavailable(format!("HTTP {status}: {msg}")));
-        }
-        let data = json.get("data").cloned().unwrap_or_default();
-        let data = data
-            .as_array()
-            .and_then(|a| a.first().cloned())
-            .unwrap_or(data);
-        let number = |key: &str| -> Option<u64> {
-            match data.get(key)? {
-                serde_json::Value::Number(n) => n.as_u64().or_else(|| n.as_f64().map(|f| f as u64)),
-                serde_json::Value::String(s) => s.trim().parse::<f64>().ok().map(|f| f as u64),
-                _ => None,
-            }
-        };
-        let limit = number("token_limit")
-            .ok_or_else(|| TokenInfoError::Unavailable("the answer has no token_limit".into()))?;
-        let used = number("token_use_today").unwrap_or(0);
-        // The CRM's key really is misspelt; the Manager API's spelling is accepted too.
-        let left = number("available_consumition_options")
-            .or_else(|| number("available_consumption_options"))
-            .unwrap_or_else(|| limit.saturating_sub(used));
-        let hours_to_reset = data.get("hours_to_restart_count").map(|h| match h {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        });
-        Ok(TokenInfo {
-            limit,
-            used,
-            left,
-            hours_to_reset,
-        })
+        super::classify::token_info(status, &body)
     }
 }
 

@@ -4,8 +4,10 @@
 //! the CRM. Only answers that prove nothing was stored are retried (see `classify`).
 
 mod backoff;
+pub mod breaker;
 pub mod classify;
 pub mod client;
+mod operation;
 pub mod pool;
 pub mod token;
 
@@ -17,8 +19,10 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::watch;
 
 pub use backoff::Backoff;
+pub use breaker::Breaker;
 pub use classify::{Attempt, StopKind, Verdict, classify};
 pub use client::Client;
+pub use operation::Operation;
 pub use token::Token;
 
 use crate::mapping::Payload;
@@ -88,15 +92,17 @@ impl Sender {
         &self.client
     }
 
-    /// Deliver one payload with `token`; gives up early (without sending again) once
-    /// `stop` turns true.
+    /// Deliver one payload with `token`, retrying as `operation` allows; gives up early
+    /// (without sending again) once `stop` turns true.
     pub async fn deliver(
         &self,
+        operation: Operation,
         payload: &Payload,
         token: &Token,
         stop: &mut watch::Receiver<bool>,
     ) -> Delivery {
         let max_attempts = self.config.max_retries.saturating_add(1);
+        let retry_ambiguous = self.config.retry_ambiguous || operation.repeatable();
         let mut last_status = None;
         let mut last_message = String::new();
         // Once an attempt may have stored the case, the row can never again be "not sent".
@@ -111,7 +117,9 @@ impl Sender {
             } else if *stop.borrow() {
                 return not_sent(attempt - 1, calls, last_status, last_message, maybe_stored);
             }
-            let answer = self.client.insert(token, payload).await;
+            let answer = match operation {
+                Operation::Insert => self.client.insert(token, payload).await,
+            };
             if !matches!(answer, Attempt::NotSent(_)) {
                 calls += 1;
             }
@@ -147,7 +155,7 @@ impl Sender {
                         message,
                     };
                 }
-                Verdict::Uncertain(message) if !self.config.retry_ambiguous => {
+                Verdict::Uncertain(message) if !retry_ambiguous => {
                     return Delivery {
                         end: Final::Uncertain,
                         attempts: attempt,
@@ -162,7 +170,7 @@ impl Sender {
                 }
                 Verdict::Retry { after, reason } => (after, reason),
             };
-            tracing::debug!(attempt, %reason, "Retrying the insert.");
+            tracing::debug!(attempt, %reason, operation = operation.name(), "Retrying.");
             last_message = reason;
             if attempt == max_attempts {
                 break;

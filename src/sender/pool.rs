@@ -87,7 +87,7 @@ impl TokenPool {
             match answer {
                 Err(TokenInfoError::QuotaSpent) => {
                     slot.left = Some(0);
-                    self.last_refusal = Some("HTTP 403: TOKEN LIMIT EXCEEDED".into());
+                    self.last_refusal = Some(format!("HTTP 403: {}", crate::wolkvox::TOKEN_LIMIT));
                     slot.state = SlotState::Exhausted;
                     slot.budget = Some(0);
                     plan.known = true;

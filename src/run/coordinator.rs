@@ -1,0 +1,462 @@
+//! The run's policy, one row at a time: what to do with a checked row (`admit`), what an
+//! answer means (`delivered`), and when outcomes are written (`settle`). One coordinator
+//! owns the ledger and the report, so every outcome is recorded in one place and in order.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use crate::commands::input::Checked;
+use crate::exit::error_text;
+use crate::ledger::{Ledger, Prior};
+use crate::mapping::Payload;
+use crate::outcome::{Outcome, Status};
+use crate::report::{Progress, Reporter};
+use crate::sender::pool::{SlotState, TokenPool};
+use crate::sender::{Breaker, Delivery, Final, StopKind};
+use crate::source::Cells;
+
+use super::durable::Pace;
+use super::messages::{StopReason, row};
+use super::settings::Settings;
+
+/// How often the results and errors files are flushed during a run.
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// A row on its way to the CRM.
+pub struct Outgoing {
+    pub row: u64,
+    pub cells: Cells,
+    pub payload: Payload,
+}
+
+pub struct Coordinator<'a> {
+    pub settings: &'a Settings,
+    pub ledger: &'a Ledger,
+    pub reporter: &'a mut Reporter,
+    headers: &'a [String],
+    pub pool: &'a mut TokenPool,
+    pub progress: Progress,
+    /// Rows whose token was dropped mid-run: nothing was stored, another token sends them.
+    pub requeued: VecDeque<Outgoing>,
+    /// Rows marked `sending`, each with the commit of its mark: it may leave once a sync
+    /// covering that commit has finished (`durable`).
+    pub ready: VecDeque<(u64, Outgoing)>,
+    /// Commits known to be on disk.
+    pub durable: u64,
+    pub pace: Pace,
+    /// Set once the run must send nothing more.
+    pub stop: Option<StopReason>,
+    /// The ledger or a results file could not be written: nothing more is sent or
+    /// recorded, and the run ends with exit 3 (1 if nothing had been sent).
+    pub broken: Option<anyhow::Error>,
+    /// Requests that left (or were handed to the sender): after the first, a failure
+    /// ends the run with exit 3, not 1.
+    pub departed: u64,
+    /// Rows a request was made for (answered, or given up on after retries).
+    pub rows_sent: u64,
+    /// No row can have an earlier answer in the ledger: skip the look-up.
+    nothing_prior: bool,
+    /// The results or errors file could not be written: no more lines are tried.
+    report_broken: bool,
+    /// Answers recorded in the ledger's open transaction, whose results lines wait for
+    /// its commit (see `settle`).
+    answered: Vec<(Outcome, Cells)>,
+    /// When the results and errors files were last flushed.
+    flushed: Instant,
+    /// Rows marked for sending (`--limit` counts them).
+    marked: u64,
+    breaker: Breaker,
+    /// Turns true when the rows in flight must give up (an abort, a signal).
+    stop_tx: tokio::sync::watch::Sender<bool>,
+}
+
+impl<'a> Coordinator<'a> {
+    pub fn new(job: super::Job<'a>, stop_tx: tokio::sync::watch::Sender<bool>) -> Coordinator<'a> {
+        let mut run = Coordinator {
+            settings: job.settings,
+            ledger: job.ledger,
+            reporter: job.reporter,
+            headers: job.headers,
+            pool: job.pool,
+            progress: job.progress,
+            requeued: VecDeque::new(),
+            ready: VecDeque::new(),
+            durable: 0,
+            pace: Pace::default(),
+            stop: None,
+            broken: None,
+            departed: 0,
+            rows_sent: 0,
+            nothing_prior: job.nothing_prior,
+            report_broken: false,
+            answered: Vec::new(),
+            flushed: Instant::now(),
+            marked: 0,
+            breaker: Breaker::default(),
+            stop_tx,
+        };
+        if let Some(answer) = job.no_token_left {
+            run.out_of_tokens(&answer);
+        }
+        run
+    }
+
+    fn record(&mut self, outcome: Outcome, cells: &Cells) {
+        if self.report_broken {
+            return;
+        }
+        if let Err(e) = self.reporter.record(&outcome, cells, self.headers) {
+            self.report_broken = true;
+            self.break_down(e.into());
+        }
+    }
+
+    /// Stop at once after a failed write: no request leaves without its durable mark,
+    /// and nothing claims more than was recorded. Said once, naming the file.
+    pub fn break_down(&mut self, error: anyhow::Error) {
+        if self.broken.is_some() {
+            return;
+        }
+        let reason = StopReason::Broken(error_text(&error));
+        self.broken = Some(error);
+        self.halt(reason);
+    }
+
+    /// Commit the ledger, then write the results lines of what it now holds: after a
+    /// kill -9 the results file never says more than the ledger. The files are flushed a
+    /// few times a second (and at the end), not once a row: the ledger is what a re-run
+    /// trusts, and a write per row was a tenth of the importer's own cost.
+    pub fn settle(&mut self) {
+        // Marks waiting for a sync are committed as one batch when it starts (the loop's
+        // `settle_now`); committing them one by one would cost SQLite's locks for each.
+        let marks_waiting = self.settings.durable
+            && self
+                .ready
+                .back()
+                .is_some_and(|(seq, _)| *seq > self.ledger.committed());
+        if !marks_waiting {
+            self.settle_now();
+        }
+    }
+
+    /// Commit the ledger now, then write the results lines it holds.
+    pub fn settle_now(&mut self) {
+        if self.broken.is_none()
+            && let Err(e) = self.ledger.commit()
+        {
+            self.answered_lost();
+            self.break_down(e.into());
+        }
+        for (outcome, cells) in std::mem::take(&mut self.answered) {
+            self.record(outcome, &cells);
+        }
+        if self.flushed.elapsed() >= FLUSH_EVERY {
+            self.flush();
+            self.flushed = Instant::now();
+        }
+    }
+
+    pub fn flush(&mut self) {
+        if !self.report_broken
+            && let Err(e) = self.reporter.flush()
+        {
+            self.report_broken = true;
+            self.break_down(e.into());
+        }
+    }
+
+    /// How many requests may be out at once.
+    pub fn slots(&self) -> usize {
+        self.pool.in_flight() + self.pool.free_slots()
+    }
+
+    /// Whether to take another row from the reader: room in a slot, or in the rows that
+    /// may wait for their sync.
+    pub fn wants_rows(&self) -> bool {
+        // With durable marks, each busy slot has its next row marked (and synced while its
+        // request is out), so a slot that frees never waits for the disk.
+        let ahead = if self.settings.durable {
+            self.pool.in_flight() + self.pace.ahead
+        } else {
+            0
+        };
+        self.stop.is_none() && self.ready.len() < self.pool.free_slots() + ahead
+    }
+
+    /// Send nothing more. An abort also cuts short the retries of rows in flight; a
+    /// quota stop lets them finish, since their calls were already counted.
+    pub fn halt(&mut self, reason: StopReason) {
+        let quota = matches!(reason, StopReason::QuotaSpent { .. });
+        if self.stop.is_none() {
+            if quota {
+                tracing::warn!(reason = %reason, "Stopping the run.");
+            } else {
+                tracing::error!(reason = %reason, "Stopping the run.");
+            }
+            self.stop = Some(reason);
+        }
+        if !quota {
+            let _ = self.stop_tx.send(true);
+        }
+    }
+
+    /// A signal: the watcher has told the rows in flight, and said so in the log.
+    pub fn interrupted(&mut self, signal: &'static str) {
+        if self.stop.is_none() {
+            self.stop = Some(StopReason::Interrupted(signal));
+        }
+    }
+
+    /// A slot for the next request, unless the run has stopped.
+    pub fn next_slot(&self) -> Option<usize> {
+        if self.stop.is_some() {
+            return None;
+        }
+        self.pool.pick()
+    }
+
+    /// The next row that may leave: one given back by a dropped token first (for another
+    /// token), then the rows whose `sending` mark is on disk, in file order.
+    pub fn next_outgoing(&mut self) -> Option<Outgoing> {
+        if let Some(outgoing) = self.requeued.pop_front() {
+            return Some(outgoing);
+        }
+        if self.ready.front()?.0 <= self.durable {
+            return self.ready.pop_front().map(|(_, outgoing)| outgoing);
+        }
+        None
+    }
+
+    /// Every token is rejected or at its quota: stop, resumably if quota was the reason.
+    pub fn out_of_tokens(&mut self, last_answer: &str) {
+        let reason = if self.pool.exhausted_by_quota() {
+            StopReason::quota_spent(
+                last_answer,
+                self.settings.quota_reserve,
+                self.pool.hours_to_reset.as_deref(),
+            )
+        } else {
+            StopReason::TokenRejected {
+                last_answer: last_answer.to_string(),
+            }
+        };
+        self.halt(reason);
+    }
+
+    /// Once stopped, rows not sent (waiting for another token, or for their sync) are
+    /// pending: their marks say so, and a re-run sends them.
+    pub fn flush_unsent(&mut self) {
+        let Some(reason) = self.stop.clone() else {
+            return;
+        };
+        let unsent: Vec<Outgoing> = self
+            .requeued
+            .drain(..)
+            .chain(self.ready.drain(..).map(|(_, o)| o))
+            .collect();
+        for outgoing in unsent {
+            let mut outcome = Outcome::new(outgoing.row, outgoing.payload.key, Status::Pending)
+                .with_message(row::not_sent(&reason));
+            if self.broken.is_none()
+                && let Err(e) = self.ledger.record(&outcome)
+            {
+                self.break_down(e.into());
+            }
+            if self.broken.is_some() {
+                outcome.message = row::not_sent_unrecorded(&reason);
+            }
+            self.answered.push((outcome, outgoing.cells));
+        }
+    }
+
+    /// Decide what to do with a checked row: record it now, or mark it `sending` and
+    /// queue it until that mark is on disk.
+    pub fn admit(&mut self, checked: Checked) {
+        let (row, cells, payload) = match checked {
+            Checked::Invalid {
+                row,
+                cells,
+                key,
+                message,
+                ..
+            } => {
+                self.record(
+                    Outcome::new(row, key, Status::Invalid).with_message(message),
+                    &cells,
+                );
+                return;
+            }
+            Checked::Ready {
+                row,
+                cells,
+                payload,
+            } => (row, cells, payload),
+        };
+        let prior = match (self.nothing_prior, &self.broken) {
+            (true, _) | (_, Some(_)) => Ok(None),
+            (false, None) => self.ledger.prior(&payload.key),
+        };
+        let prior = prior.unwrap_or_else(|e| {
+            self.break_down(e.into());
+            None
+        });
+        let decided = match prior {
+            Some(Prior::Created { case_id, run }) => {
+                let mut outcome = Outcome::new(row, payload.key.clone(), Status::Skipped)
+                    .with_message(row::already_created(run));
+                outcome.case_id = case_id;
+                Some(outcome)
+            }
+            // The same key as a row this run has marked (`on_duplicate_key: send`): that one
+            // is on its way, this one must not follow it.
+            Some(Prior::InDoubt { run }) if run == self.ledger.run_id() => Some(
+                Outcome::new(row, payload.key.clone(), Status::Skipped)
+                    .with_message(row::SAME_KEY_THIS_RUN),
+            ),
+            Some(Prior::InDoubt { run }) if !self.settings.resend_uncertain => Some(
+                Outcome::new(row, payload.key.clone(), Status::Uncertain)
+                    .with_message(row::in_doubt(run)),
+            ),
+            _ => match &self.stop {
+                Some(reason) => Some(
+                    Outcome::new(row, payload.key.clone(), Status::Pending)
+                        .with_message(row::not_sent(reason)),
+                ),
+                None if self
+                    .settings
+                    .limit
+                    .is_some_and(|limit| self.marked >= limit) =>
+                {
+                    Some(
+                        Outcome::new(row, payload.key.clone(), Status::Pending)
+                            .with_message(row::LIMIT_REACHED),
+                    )
+                }
+                None => None,
+            },
+        };
+        if let Some(outcome) = decided {
+            self.record(outcome, &cells);
+            return;
+        }
+        // Committed now (or, with durable marks, in the batch the next sync covers), on
+        // disk after that sync: only then may the request leave.
+        let marked = if self.settings.durable {
+            self.ledger.mark_sending_deferred(&payload.key, row)
+        } else {
+            self.ledger.mark_sending(&payload.key, row)
+        };
+        if let Err(e) = marked {
+            self.answered_lost();
+            self.break_down(e.into());
+            let reason = self
+                .stop
+                .clone()
+                .unwrap_or(StopReason::Broken(String::new()));
+            let outcome = Outcome::new(row, payload.key, Status::Pending)
+                .with_message(row::not_sent(&reason));
+            self.record(outcome, &cells);
+            return;
+        }
+        self.marked += 1;
+        self.progress.update(self.reporter.tally(), 1);
+        let commit = if self.settings.durable {
+            self.ledger.committed() + 1
+        } else {
+            self.ledger.committed()
+        };
+        self.ready.push_back((
+            commit,
+            Outgoing {
+                row,
+                cells,
+                payload,
+            },
+        ));
+    }
+
+    /// A commit failed: the answers waiting for it are not in the ledger, which still says
+    /// `sending` for them, so a re-run treats them as uncertain. The results say so too.
+    fn answered_lost(&mut self) {
+        for (outcome, _) in &mut self.answered {
+            if outcome.status == Status::Pending {
+                continue;
+            }
+            let answer = match &outcome.case_id {
+                Some(id) => format!("{} (case {id})", outcome.status.as_str()),
+                None => outcome.status.as_str().to_string(),
+            };
+            outcome.message = row::answer_unrecorded(&answer);
+            outcome.status = Status::Uncertain;
+        }
+    }
+
+    /// A row's delivery ended: drop a refused token (and send the row with another), trip
+    /// the breaker, stop on what stops a run, and record the outcome.
+    pub fn delivered(&mut self, slot: usize, outgoing: Outgoing, delivery: Delivery) {
+        self.pool.finish(slot, delivery.calls);
+        // A token refused by the CRM stored nothing: drop the token, and if another one is
+        // left, the row goes out again with it.
+        if let Final::Stop(kind @ (StopKind::TokenRejected | StopKind::Quota)) = &delivery.end {
+            let fingerprint = self.pool.token(slot).fingerprint();
+            let state = if *kind == StopKind::Quota {
+                SlotState::Exhausted
+            } else {
+                SlotState::Rejected
+            };
+            self.pool.mark(slot, state);
+            if self.pool.tokens() > 1 {
+                tracing::warn!(
+                    token = %fingerprint,
+                    answer = %delivery.message,
+                    live = self.pool.live_count(),
+                    "Dropping this token for the rest of the run."
+                );
+            }
+            if self.pool.usable() && self.stop.is_none() {
+                self.requeued.push_back(outgoing);
+                return;
+            }
+        }
+        match &delivery.end {
+            Final::Stop(StopKind::TokenRejected | StopKind::Quota) => {
+                if self.stop.is_none() && !self.pool.usable() {
+                    self.out_of_tokens(&delivery.message);
+                }
+            }
+            Final::Stop(StopKind::WrongEndpoint) => {
+                self.halt(StopReason::WrongEndpoint(delivery.message.clone()))
+            }
+            end => {
+                if self.breaker.trips(end) {
+                    self.halt(StopReason::ServerDown {
+                        rows: crate::sender::breaker::DOWN_AFTER,
+                        last: delivery.message.clone(),
+                    });
+                }
+            }
+        }
+        let Outgoing {
+            row,
+            cells,
+            payload,
+        } = outgoing;
+        let doubts = crate::mapping::describe(payload.warnings());
+        let outcome = Outcome::from_delivery(row, payload.key, delivery, &doubts);
+        if outcome.status != Status::Pending {
+            self.rows_sent += 1;
+        }
+        let recorded = match &self.broken {
+            Some(_) => Err(None),
+            None => self.ledger.record(&outcome).map_err(Some),
+        };
+        self.answered.push((outcome, cells));
+        if let Err(error) = recorded {
+            self.answered_lost();
+            if let Some(error) = error {
+                self.break_down(error.into());
+            }
+        }
+        self.progress.update(self.reporter.tally(), 0);
+    }
+}

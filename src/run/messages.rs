@@ -1,0 +1,216 @@
+//! Every text a run writes about itself: why it stopped (`StopReason`), and what a row's
+//! message says when the run, not the CRM, decided its fate. Tests and users read these;
+//! they are written here and nowhere else.
+
+use std::fmt;
+
+use crate::exit::Verdict;
+
+/// Why a run sends nothing more. Its `Display` is the stop message of the log, the
+/// summary and every row left pending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// The first Ctrl-C or SIGTERM.
+    Interrupted(&'static str),
+    /// Every token's daily quota, less the reserve, is spent.
+    QuotaSpent {
+        last_answer: String,
+        reserve: u64,
+        /// ", around 2026-12-01 05:00 UTC" style, when the CRM said when it resets.
+        reset: String,
+    },
+    /// The CRM refused every token.
+    TokenRejected { last_answer: String },
+    /// The API path answered that it does not exist: the server URL is wrong.
+    WrongEndpoint(String),
+    /// The breaker: this many rows in a row failed or got no usable answer.
+    ServerDown { rows: u32, last: String },
+    /// The ledger or a results file could not be written (the error's text, said once).
+    Broken(String),
+}
+
+impl StopReason {
+    /// The exit a stop leads to.
+    pub fn verdict(&self) -> Verdict {
+        match self {
+            StopReason::Interrupted(_) => Verdict::Interrupted,
+            StopReason::QuotaSpent { .. } => Verdict::QuotaStop,
+            _ => Verdict::Aborted,
+        }
+    }
+
+    /// What to do before the rows left pending can go, when it is more than "run again".
+    pub fn rerun_when(&self) -> Option<String> {
+        match self {
+            StopReason::QuotaSpent { reset, .. } => {
+                Some(format!("after the quota resets{reset}, run"))
+            }
+            StopReason::TokenRejected { .. } => Some(
+                "fix the token first (WOLKVOX_TOKEN or --token-file: an internal token of this \
+                 CRM, CRM → Configuration → Wolkvox Integration → Tokens), then run"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// The quota stop, with when the CRM said it resets (hours from now, as its token
+    /// information answers).
+    pub fn quota_spent(last_answer: &str, reserve: u64, hours_to_reset: Option<&str>) -> Self {
+        let reset = hours_to_reset
+            .map(|h| format!(" (the CRM said it resets in {h} h{})", reset_at(h)))
+            .unwrap_or_default();
+        StopReason::QuotaSpent {
+            last_answer: last_answer.to_string(),
+            reserve,
+            reset,
+        }
+    }
+}
+
+/// " (last answer: …)", or nothing when there was none.
+fn last(answer: &str) -> String {
+    if answer.is_empty() {
+        String::new()
+    } else {
+        format!(" (last answer: {answer})")
+    }
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StopReason::Interrupted(signal) => write!(f, "interrupted ({signal})"),
+            StopReason::QuotaSpent {
+                last_answer,
+                reserve,
+                reset,
+            } => write!(
+                f,
+                "the daily quota is spent{}, less the reserve of {reserve} calls: run again \
+                 after the reset{reset}; the ledger continues where this run stopped",
+                last(last_answer)
+            ),
+            StopReason::TokenRejected { last_answer } => write!(
+                f,
+                "the CRM rejected the token{}: check WOLKVOX_TOKEN / --token-file (an internal \
+                 token of this CRM)",
+                last(last_answer)
+            ),
+            StopReason::WrongEndpoint(message) => f.write_str(message),
+            StopReason::ServerDown { rows, last } => write!(
+                f,
+                "{rows} rows in a row failed or got no usable answer: the server looks down \
+                 (last: {last})"
+            ),
+            StopReason::Broken(error) => write!(
+                f,
+                "{error}; stopped sending at once (rows in flight, and answers not yet \
+                 recorded, are left uncertain): make room or fix the file, then run the same \
+                 command again, it continues where this run stopped"
+            ),
+        }
+    }
+}
+
+/// When a reset `hours` from now falls, in UTC: ", around 2025-03-04 05:00 UTC".
+fn reset_at(hours: &str) -> String {
+    match hours.trim().parse::<f64>() {
+        Ok(hours) if hours.is_finite() && (0.0..=48.0).contains(&hours) => {
+            let at = chrono::Utc::now() + chrono::Duration::seconds((hours * 3600.0) as i64);
+            format!(", around {}", at.format("%Y-%m-%d %H:%M UTC"))
+        }
+        _ => String::new(),
+    }
+}
+
+/// The messages of rows the run decided about without asking the CRM.
+pub mod row {
+    use super::StopReason;
+
+    pub fn already_created(run: i64) -> String {
+        format!("already created by run {run}")
+    }
+
+    pub const SAME_KEY_THIS_RUN: &str = "the same key as an earlier row of this run, sent once";
+
+    pub fn in_doubt(run: i64) -> String {
+        format!(
+            "run {run} sent it but got no answer: look it up in the CRM and record what you \
+             find with `wolkvox-import resolve`; it is sent again only once recorded missing"
+        )
+    }
+
+    pub fn not_sent(reason: &StopReason) -> String {
+        format!("not sent: {reason}")
+    }
+
+    pub const LIMIT_REACHED: &str = "not sent: --limit reached";
+
+    /// Marked `sending` but never sent, and the ledger could not record that: a committed
+    /// mark stays, and the next run lists the row as uncertain although it never left.
+    pub fn not_sent_unrecorded(reason: &StopReason) -> String {
+        format!(
+            "not sent ({reason}); the ledger could not record that: it never left, so if the \
+             next run lists it as uncertain, `resolve --missing` it"
+        )
+    }
+
+    /// The CRM answered, but the ledger could not record the answer.
+    pub fn answer_unrecorded(answer: &str) -> String {
+        format!(
+            "the CRM answered {answer}, but the ledger could not record it; a re-run finds it \
+             uncertain: record it with `wolkvox-import resolve`"
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_stop_leads_to_its_exit_and_says_what_to_do() {
+        let quota = StopReason::quota_spent("HTTP 403: TOKEN LIMIT EXCEEDED", 50, Some("7"));
+        assert_eq!(quota.verdict(), Verdict::QuotaStop);
+        let text = quota.to_string();
+        assert!(
+            text.contains("(last answer: HTTP 403: TOKEN LIMIT EXCEEDED)"),
+            "{text}"
+        );
+        assert!(text.contains("reserve of 50 calls"), "{text}");
+        assert!(text.contains("resets in 7 h, around "), "{text}");
+        assert!(
+            quota
+                .rerun_when()
+                .is_some_and(|w| w.starts_with("after the quota resets"))
+        );
+
+        let token = StopReason::TokenRejected {
+            last_answer: String::new(),
+        };
+        assert_eq!(token.verdict(), Verdict::Aborted);
+        assert!(
+            token
+                .to_string()
+                .starts_with("the CRM rejected the token: check")
+        );
+        assert!(
+            token
+                .rerun_when()
+                .is_some_and(|w| w.contains("fix the token"))
+        );
+
+        let signal = StopReason::Interrupted("SIGTERM");
+        assert_eq!(signal.verdict(), Verdict::Interrupted);
+        assert_eq!(signal.to_string(), "interrupted (SIGTERM)");
+        assert_eq!(signal.rerun_when(), None);
+    }
+
+    #[test]
+    fn a_reset_time_is_only_said_when_the_crm_gave_a_plausible_one() {
+        assert_eq!(reset_at("soon"), "");
+        assert_eq!(reset_at("1000"), "");
+        assert!(reset_at("2.5").starts_with(", around 20"));
+    }
+}

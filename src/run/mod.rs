@@ -1,0 +1,189 @@
+//! The run engine: admit → deliver → record. The command sets a run up (`Job`); the
+//! engine takes the checked rows in file order, marks each `sending` (durably, before its
+//! request leaves), hands it to the sender for its operation, and records every answer in
+//! the ledger and then the results.
+//!
+//! - `settings`: the run's options, validated once;
+//! - `coordinator`: the policy per row (skip, resend, `--limit`, token requeue, breaker)
+//!   and where outcomes are written;
+//! - `durable`: group commit, how many rows are marked ahead of a free slot;
+//! - `messages`: every stop and row message the run writes;
+//! - `signals`: Ctrl-C and SIGTERM.
+
+mod coordinator;
+mod durable;
+pub mod messages;
+pub mod preflight;
+mod settings;
+mod signals;
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::commands::input::CheckedRows;
+use crate::ledger::{Ledger, Syncer};
+use crate::report::{Progress, Reporter};
+use crate::sender::pool::TokenPool;
+use crate::sender::{Delivery, Operation, Sender};
+
+use coordinator::{Coordinator, Outgoing};
+use durable::Syncing;
+pub use messages::StopReason;
+pub use settings::{Endpoint, Settings};
+
+/// Rows taken from the reader in one go when a slot frees (skipped and invalid rows do
+/// not take the slot, so several may pass before one is sent); bounded so that signals
+/// and answers are still looked at.
+const REFILL_AT_ONCE: usize = 64;
+
+/// Everything a run works with, set up by the command.
+pub struct Job<'a> {
+    pub settings: &'a Settings,
+    pub operation: Operation,
+    pub ledger: &'a Ledger,
+    pub reporter: &'a mut Reporter,
+    /// The input's headers, as the results file repeats them.
+    pub headers: &'a [String],
+    pub pool: &'a mut TokenPool,
+    pub sender: Sender,
+    pub progress: Progress,
+    /// No row can have an earlier answer in the ledger: skip the look-up.
+    pub nothing_prior: bool,
+    /// The preflight found no usable token: the CRM's last refusal.
+    pub no_token_left: Option<String>,
+}
+
+/// How a run ended.
+pub struct Ended {
+    pub stop: Option<StopReason>,
+    /// Requests that left (or were handed to the sender).
+    pub departed: u64,
+    /// Rows a request was made for (answered, or given up on after retries).
+    pub rows_sent: u64,
+    /// The write that failed and stopped the run (its text is in `stop`).
+    pub broken: Option<anyhow::Error>,
+}
+
+/// Run `job` over `rows` until every row is recorded or the run stops.
+pub async fn run(job: Job<'_>, mut rows: CheckedRows) -> anyhow::Result<Ended> {
+    let operation = job.operation;
+    let sender = job.sender.clone();
+    let syncer = if job.settings.durable {
+        Some(job.ledger.syncer()?)
+    } else {
+        None
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let signals = signals::Signals::watch(stop_tx.clone());
+    let mut run = Coordinator::new(job, stop_tx);
+    let mut in_flight: JoinSet<(usize, Outgoing, Delivery, Duration)> = JoinSet::new();
+    let mut syncing = Syncing::default();
+    let mut reader_done = false;
+    loop {
+        if syncer.is_none() {
+            run.durable = run.ledger.committed();
+        }
+        while let Some(slot) = run.next_slot() {
+            let Some(outgoing) = run.next_outgoing() else {
+                break;
+            };
+            run.pool.start(slot);
+            run.departed += 1;
+            let token = run.pool.token(slot);
+            let sender = sender.clone();
+            let mut stop = stop_rx.clone();
+            in_flight.spawn(async move {
+                let started = Instant::now();
+                let delivery = sender
+                    .deliver(operation, &outgoing.payload, &token, &mut stop)
+                    .await;
+                (slot, outgoing, delivery, started.elapsed())
+            });
+        }
+        if run.stop.is_some() {
+            run.flush_unsent();
+        }
+        if reader_done && in_flight.is_empty() && run.requeued.is_empty() && run.ready.is_empty() {
+            break;
+        }
+        if run.stop.is_none() && !run.pool.usable() {
+            run.out_of_tokens("");
+            continue;
+        }
+        if let Some(syncer) = &syncer {
+            start_sync(&mut run, syncer, &mut syncing);
+        }
+        // Nothing recorded waits in memory while the run waits.
+        run.settle();
+        let can_take = run.stop.is_some() || run.wants_rows();
+        tokio::select! {
+            biased;
+            (covers, synced) = syncing.done() => match synced {
+                Ok(took) => {
+                    run.durable = run.durable.max(covers);
+                    let slots = run.slots();
+                    run.pace.synced(took, slots);
+                }
+                Err(e) => run.break_down(e),
+            },
+            Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
+                let (slot, outgoing, delivery, took) =
+                    joined.map_err(|e| anyhow::anyhow!("a send task failed: {e}"))?;
+                let slots = run.slots();
+                run.pace.served(took, slots);
+                run.delivered(slot, outgoing, delivery);
+                // Take the rows that are ready at once: their marks then commit (and sync)
+                // together, and the freed slot is refilled without a wait.
+                for _ in 0..REFILL_AT_ONCE {
+                    if reader_done || !run.requeued.is_empty() || !run.wants_rows() {
+                        break;
+                    }
+                    match rows.try_next() {
+                        std::task::Poll::Pending => break,
+                        std::task::Poll::Ready(None) => reader_done = true,
+                        std::task::Poll::Ready(Some(checked)) => run.admit(checked),
+                    }
+                }
+            }
+            item = rows.next(), if !reader_done && can_take && run.requeued.is_empty() => {
+                match item {
+                    None => reader_done = true,
+                    Some(checked) => run.admit(checked),
+                }
+            }
+        }
+        if let Some(signal) = signals.received() {
+            run.interrupted(signal);
+        }
+    }
+    syncing.finish().await;
+    tracing::debug!(
+        sync_ms = run.pace.sync_secs * 1000.0,
+        request_ms = run.pace.service_secs * 1000.0,
+        ahead = run.pace.ahead,
+        "Durable marks: the last averages."
+    );
+    run.settle();
+    run.flush();
+    run.progress.finish();
+    drop(signals);
+    rows.join()?;
+    Ok(Ended {
+        stop: run.stop.take(),
+        departed: run.departed,
+        rows_sent: run.rows_sent,
+        broken: run.broken.take(),
+    })
+}
+
+/// One sync at a time; it covers every commit made before it starts. Started when the
+/// next row to leave waits for its mark to reach the disk: the marks made since the last
+/// sync are committed together first, so one sync covers them all.
+fn start_sync(run: &mut Coordinator<'_>, syncer: &Syncer, syncing: &mut Syncing) {
+    if syncing.idle() && run.ready.front().is_some_and(|(seq, _)| *seq > run.durable) {
+        run.settle_now();
+        syncing.start(syncer, run.ledger.committed());
+    }
+}
