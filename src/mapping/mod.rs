@@ -7,6 +7,7 @@ mod apply;
 mod columns;
 mod compile;
 mod dates;
+pub mod delta;
 mod fold;
 pub mod guess;
 mod json;

@@ -1,0 +1,122 @@
+//! What changed in a ticket since it was sent, without keeping the ticket: a fingerprint
+//! per field (each API field, and each key of `form`), kept by the ledger and compared
+//! with the same row of a later export.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+use super::Payload;
+
+/// The fields `cases/update.php` takes (besides `operation` and `wolkvox-id`). A change
+/// to any other field (`description`, `owner`, `contact`) cannot reach the CRM.
+const UPDATABLE: [&str; 5] = ["case-type", "responsible", "status", "priority", "solution"];
+
+/// Field name → fingerprint (16 hex digits of SHA-256: a collision between two values of
+/// one field of one ticket is not a practical worry, and the ledger stays small).
+pub type Fingerprints = BTreeMap<String, String>;
+
+fn fingerprint(value: &str) -> String {
+    Sha256::digest(value.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The name under which a `form` key is fingerprinted.
+fn form_field(key: &str) -> String {
+    format!("form.{key}")
+}
+
+/// Whether `field` (as `Fingerprints` names it) can be changed through `update.php`.
+pub fn updatable(field: &str) -> bool {
+    field.starts_with("form.") || UPDATABLE.contains(&field)
+}
+
+impl Payload {
+    /// The fingerprint of every field this payload sends, `form` key by key.
+    pub fn fingerprints(&self) -> Fingerprints {
+        let mut prints: Fingerprints = self
+            .fields()
+            .filter(|(name, _)| *name != "operation")
+            .map(|(name, value)| (name.to_string(), fingerprint(value)))
+            .collect();
+        if let Ok(serde_json::Value::Object(form)) = serde_json::from_str(self.form()) {
+            for (key, value) in form {
+                let text = match value {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                prints.insert(form_field(&key), fingerprint(&text));
+            }
+        }
+        prints
+    }
+}
+
+/// The fields that differ between what was sent and what the file says now, in name
+/// order: changed, added, or no longer given.
+pub fn changed(sent: &Fingerprints, now: &Fingerprints) -> Vec<String> {
+    let mut fields: Vec<String> = now
+        .iter()
+        .filter(|(field, print)| sent.get(*field) != Some(*print))
+        .map(|(field, _)| field.clone())
+        .collect();
+    fields.extend(sent.keys().filter(|f| !now.contains_key(*f)).cloned());
+    fields.sort();
+    fields
+}
+
+/// Fingerprints as the ledger stores them (a JSON object), and back.
+pub fn to_text(prints: &Fingerprints) -> String {
+    serde_json::to_string(prints).unwrap_or_default()
+}
+
+pub fn from_text(text: &str) -> Option<Fingerprints> {
+    serde_json::from_str(text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload(status: &str, description: &str, form: &str) -> Payload {
+        let mut p = Payload::start();
+        p.push("operation", "acme");
+        p.push("status", status);
+        p.push("description", description);
+        p.text.push_str(form);
+        p
+    }
+
+    #[test]
+    fn a_changed_field_and_a_changed_form_key_are_named_and_nothing_else() {
+        let sent = payload("Abierto", "Printer jam", r#"{"Ticket":"T-1","Area":"IT"}"#);
+        let same = payload("Abierto", "Printer jam", r#"{"Area":"IT","Ticket":"T-1"}"#);
+        assert_eq!(changed(&sent.fingerprints(), &same.fingerprints()), Vec::<String>::new());
+        let now = payload("Cerrado", "Printer jam", r#"{"Ticket":"T-1","Area":"Ops"}"#);
+        assert_eq!(
+            changed(&sent.fingerprints(), &now.fingerprints()),
+            ["form.Area", "status"]
+        );
+        assert!(!sent.fingerprints().contains_key("operation"));
+    }
+
+    #[test]
+    fn a_field_no_longer_given_is_a_change_and_description_cannot_be_updated() {
+        let sent = payload("Abierto", "Printer jam", r#"{"Area":"IT"}"#);
+        let now = payload("Abierto", "Printer on fire", "{}");
+        let fields = changed(&sent.fingerprints(), &now.fingerprints());
+        assert_eq!(fields, ["description", "form.Area"]);
+        assert!(!updatable("description"));
+        assert!(updatable("form.Area") && updatable("status"));
+    }
+
+    #[test]
+    fn fingerprints_survive_the_ledger() {
+        let prints = payload("Abierto", "x", "{}").fingerprints();
+        assert_eq!(from_text(&to_text(&prints)), Some(prints));
+        assert_eq!(from_text("not json"), None);
+    }
+}
