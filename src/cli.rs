@@ -87,11 +87,12 @@ export under a new name, or a fixed errors file, skips every ticket an earlier r
     #[command(after_help = "Example:\n  wolkvox-import init-mapping tickets.xlsx > tickets.yaml")]
     InitMapping(InitMappingArgs),
 
-    /// Run a local Wolkvox-compatible Cases Insert server, for rehearsals and tests.
+    /// Run a local Wolkvox-compatible CRM server (cases, look-ups, contacts), for rehearsals and tests.
     #[command(
         after_help = "Example:\n  wolkvox-import simulate --listen 127.0.0.1:8080 --token demo --daily-limit 4800\n  \
 WOLKVOX_TOKEN=demo wolkvox-import import samples/tickets.csv --mapping mappings/tickets.yaml --server http://127.0.0.1:8080\n\n\
-The first line on stdout is the address it listens on. GET /__cases lists what it stored."
+The first line on stdout is the address it listens on. GET /__cases lists the cases it holds \
+(deleted ones marked), GET /__contacts its contacts."
     )]
     Simulate(SimulateArgs),
 
@@ -501,10 +502,25 @@ pub struct SimulateArgs {
     #[arg(long = "case-type")]
     pub case_types: Vec<String>,
 
-    /// Also write every case it stores to FILE (created or emptied first), one JSON
-    /// object per line as GET /__cases lists them, each line written before the answer.
+    /// Also write each case to FILE (created or emptied first) every time it is stored,
+    /// updated or deleted, one JSON object per line as GET /__cases lists them, each line
+    /// written before the answer: an id's last line is what the CRM holds.
     #[arg(long, value_name = "FILE")]
     pub cases_file: Option<PathBuf>,
+
+    /// The CRM's contacts: one e-mail per line, or a CSV with a header naming emailcontact
+    /// (and any of namecontact, telephonecontact, idcontact). With it, an insert whose
+    /// contact is not one of them (or one created since) gets 412 THE CONTACT DOES NOT EXIST.
+    #[arg(long, value_name = "FILE")]
+    pub contacts_file: Option<PathBuf>,
+
+    /// Answer every N-th accepted insert without a case id (the case is stored).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub no_id_every: Option<u64>,
+
+    /// Store every N-th accepted insert twice (a duplicate case; the answer names the first).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub duplicate_every: Option<u64>,
 }
 
 #[derive(Debug, Args)]

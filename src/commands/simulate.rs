@@ -97,6 +97,16 @@ fn scenario(args: &SimulateArgs) -> anyhow::Result<Scenario> {
             Some((from, to))
         }
     };
+    let contacts = match &args.contacts_file {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--contacts-file {}: cannot read it", path.display()))?;
+            let contacts = simulator::parse_contacts(&path.display().to_string(), &text)
+                .map_err(|e| anyhow::anyhow!("--contacts-file {e}"))?;
+            Some(contacts)
+        }
+    };
     let mut scenario = Scenario {
         tokens: args.tokens.clone(),
         daily_limit: args.daily_limit,
@@ -116,6 +126,9 @@ fn scenario(args: &SimulateArgs) -> anyhow::Result<Scenario> {
             hang_for: Duration::from_millis(args.hang_ms),
         },
         maintenance,
+        contacts,
+        no_id_every: args.no_id_every,
+        duplicate_every: args.duplicate_every,
         ..Scenario::default()
     };
     if !args.case_types.is_empty() {

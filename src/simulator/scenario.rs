@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use super::Contact;
+
 /// A simulator's behaviour. `Scenario::default()` is a well-behaved CRM that accepts
 /// any non-empty token and has no daily limit.
 #[derive(Debug, Clone)]
@@ -26,9 +28,21 @@ pub struct Scenario {
     /// Keep every stored case's fields (for tests and `GET /__cases`); off, only count them,
     /// so a long in-process `--simulate` run stays small.
     pub keep_cases: bool,
+    /// The CRM's contacts. `Some` (even empty): an insert whose `contact` is not the
+    /// e-mail of one of them, or of one `insertMany` created since, gets 412 THE CONTACT
+    /// DOES NOT EXIST. `None`: contacts are not checked (the contacts module starts empty).
+    pub contacts: Option<Vec<Contact>>,
+    /// Answer every N-th accepted insert without an id (stored all the same), as
+    /// `SuccessStyle::NoId` answers all of them: the case exists, its id is unknown.
+    pub no_id_every: Option<u64>,
+    /// Store every N-th accepted insert twice (two cases, two ids; the answer names the
+    /// first): a duplicate planted in the CRM, for look-up tests.
+    pub duplicate_every: Option<u64>,
 }
 
-/// Probabilities (0.0–1.0) of each fault, per insert request.
+/// Probabilities (0.0–1.0) of each fault, per API request (every endpoint but token
+/// information). "After store" means after the endpoint's work: stored, updated,
+/// deleted or looked up.
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
     pub error_500_before_store: f64,
@@ -70,6 +84,9 @@ impl Default for Scenario {
             maintenance: None,
             success: SuccessStyle::default(),
             keep_cases: true,
+            contacts: None,
+            no_id_every: None,
+            duplicate_every: None,
         }
     }
 }

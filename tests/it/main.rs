@@ -2,6 +2,7 @@
 
 mod ca_roots;
 mod cli;
+mod crm_endpoints;
 mod durability;
 mod exactly_once;
 mod hostile;
