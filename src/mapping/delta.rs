@@ -94,7 +94,10 @@ mod tests {
     fn a_changed_field_and_a_changed_form_key_are_named_and_nothing_else() {
         let sent = payload("Abierto", "Printer jam", r#"{"Ticket":"T-1","Area":"IT"}"#);
         let same = payload("Abierto", "Printer jam", r#"{"Area":"IT","Ticket":"T-1"}"#);
-        assert_eq!(changed(&sent.fingerprints(), &same.fingerprints()), Vec::<String>::new());
+        assert_eq!(
+            changed(&sent.fingerprints(), &same.fingerprints()),
+            Vec::<String>::new()
+        );
         let now = payload("Cerrado", "Printer jam", r#"{"Ticket":"T-1","Area":"Ops"}"#);
         assert_eq!(
             changed(&sent.fingerprints(), &now.fingerprints()),

@@ -3,6 +3,7 @@
 //! slots, the maintenance window, latency, the faults before the work and, once the work is
 //! done, the faults that lose its answer. Each endpoint only supplies the work.
 
+use crate::wolkvox;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -57,22 +58,18 @@ impl SimState {
             .unwrap_or_default()
             .to_string();
         if token.is_empty() {
-            return Err(Refusal(
-                401,
-                "UNAUTHORIZED",
-                "PLEASE ENTER THE WOLKVOX-TOKEN",
-            ));
+            return Err(Refusal(401, "UNAUTHORIZED", wolkvox::TOKEN_MISSING));
         }
         if !self.scenario.tokens.is_empty() && !self.scenario.tokens.contains(&token) {
-            return Err(Refusal(403, "FORBIDDEN", "PLEASE VALIDATE TOKEN"));
+            return Err(Refusal(403, "FORBIDDEN", wolkvox::TOKEN_INVALID));
         }
         let mut uses = lock(&self.uses);
         let used = uses.entry(token.clone()).or_insert(0);
         if self.scenario.revoke_after.is_some_and(|n| *used >= n) {
-            return Err(Refusal(403, "FORBIDDEN", "PLEASE VALIDATE TOKEN"));
+            return Err(Refusal(403, "FORBIDDEN", wolkvox::TOKEN_INVALID));
         }
         if self.scenario.daily_limit > 0 && *used >= self.scenario.daily_limit {
-            return Err(Refusal(403, "FORBIDDEN", "TOKEN LIMIT EXCEEDED"));
+            return Err(Refusal(403, "FORBIDDEN", wolkvox::TOKEN_LIMIT));
         }
         *used += 1;
         Ok(token)
@@ -136,10 +133,7 @@ async fn answer<B>(
             return error(
                 403,
                 "FORBIDDEN",
-                &format!(
-                    "EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN ({})",
-                    s.max_concurrent
-                ),
+                &format!("{} PER TOKEN ({})", wolkvox::SIMULTANEOUS, s.max_concurrent),
             );
         }
         *n += 1;

@@ -36,7 +36,6 @@ pub use gate::Endpoint;
 pub use scenario::{Faults, Scenario, SuccessStyle};
 
 const API: &str = "/server/API/v2";
-const TOKEN_INFO: &str = "/server/API/v2/token/tokenInformation.php";
 
 /// One API request as it arrived, for rate and concurrency checks.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -224,18 +223,12 @@ pub fn app(state: Arc<SimState>) -> Router {
         .route(&path("custom/queryDates.php"), any(query::query_dates))
         .route(&path("custom/insertMany.php"), any(contacts::insert_many))
         .route(&path("custom/delete.php"), any(query::delete))
-        .route(TOKEN_INFO, get(token_info))
+        .route(crate::wolkvox::TOKEN_INFO_PATH, get(token_info))
         .route("/__cases", get(list_cases))
         .route("/__contacts", get(list_contacts))
         .route("/__arrivals", get(list_arrivals))
         .route("/__reset_quota", axum::routing::post(reset_quota))
-        .fallback(|| async {
-            error(
-                400,
-                "BAD REQUEST",
-                "THE API YOU WANT TO CONSULT DOES NOT EXIST",
-            )
-        })
+        .fallback(|| async { error(400, "BAD REQUEST", crate::wolkvox::NO_SUCH_API) })
         .with_state(state)
 }
 
