@@ -216,7 +216,6 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
         Some(&sha256_hex(opened.mapping_text.as_bytes())),
     )?;
 
-    let headers = opened.source.headers.clone();
     let mut reporter = input::reporter(&args.input, &args.output, &opened.source)?;
     let client = Client::new(url, Duration::from_secs_f64(args.timeout))
         .context("could not build the HTTP client")?;
@@ -314,7 +313,6 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
         args,
         ledger: &ledger,
         reporter: &mut reporter,
-        headers: &headers,
         stop_tx: &stop_tx,
         stop: None,
         rerun_when: None,
@@ -597,7 +595,6 @@ struct Coordinator<'a> {
     nothing_prior: bool,
     ledger: &'a Ledger,
     reporter: &'a mut Reporter,
-    headers: &'a [String],
     stop_tx: &'a watch::Sender<bool>,
     /// Set once the run must send nothing more: how it will end, and why.
     stop: Option<(Verdict, String)>,
@@ -616,7 +613,7 @@ impl Coordinator<'_> {
         if self.report_broken {
             return;
         }
-        if let Err(e) = self.reporter.record(&outcome, cells, self.headers) {
+        if let Err(e) = self.reporter.record(&outcome, cells) {
             self.report_broken = true;
             self.break_down(e.into());
         }

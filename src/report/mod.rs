@@ -17,6 +17,7 @@ pub use crate::outcome::TokenUse;
 pub use progress::Progress;
 pub use summary::{LedgerNote, Summary, print_human, print_json};
 
+use crate::feedback;
 use crate::outcome::{Outcome, Tally};
 use crate::source::Cells;
 
@@ -195,6 +196,8 @@ pub struct Reporter {
     results: BufWriter<File>,
     line: Vec<u8>,
     errors: csv::Writer<BufWriter<File>>,
+    /// How the input's rows go to the errors file, from the headers it was created with.
+    feedback: feedback::Layout,
     tally: Tally,
 }
 
@@ -251,14 +254,9 @@ impl Reporter {
                 path: paths.results.clone(),
                 source,
             })?;
-        let mut error_header: Vec<&str> = headers
-            .iter()
-            .filter(|h| h.as_str() != "_row" && h.as_str() != "_error")
-            .map(String::as_str)
-            .collect();
-        error_header.extend(["_row", "_error"]);
+        let feedback = feedback::Layout::new(headers);
         errors
-            .write_record(&error_header)
+            .write_record(feedback.header())
             .map_err(header_err(&paths.errors))?;
         errors.flush().map_err(|source| ReportError::Io {
             path: paths.errors.clone(),
@@ -269,6 +267,7 @@ impl Reporter {
             results,
             line,
             errors,
+            feedback,
             tally: Tally::default(),
         })
     }
@@ -281,14 +280,9 @@ impl Reporter {
         &self.tally
     }
 
-    /// Write one row's outcome; `cells` are the row's original cells (for the errors file)
-    /// and `headers` tells which of them are `_row`/`_error` from an earlier errors file.
-    pub fn record(
-        &mut self,
-        outcome: &Outcome,
-        cells: &Cells,
-        headers: &[String],
-    ) -> Result<(), ReportError> {
+    /// Write one row's outcome; `cells` are the row's original cells, under the headers
+    /// the reporter was created with (for the errors file).
+    pub fn record(&mut self, outcome: &Outcome, cells: &Cells) -> Result<(), ReportError> {
         self.tally.add(outcome.status);
         // Numbers formatted on the stack: this runs once a row.
         let mut row_buffer = itoa::Buffer::new();
@@ -331,32 +325,7 @@ impl Reporter {
                 source,
             })?;
         if outcome.status.needs_attention() {
-            // Fed back, an errors file keeps pointing at the original rows.
-            let original_row = column(headers, cells, "_row")
-                .filter(|r| !r.is_empty())
-                .unwrap_or(row);
-            let mut record: Vec<&str> = headers
-                .iter()
-                .zip(cells.iter())
-                .filter(|(h, _)| h.as_str() != "_row" && h.as_str() != "_error")
-                .map(|(_, c)| c)
-                .collect();
-            // A ragged row may have more or fewer cells than the header: keep them all,
-            // and pad a short one (or one not read at all) so that `_row` and `_error`
-            // stay under their own headers and the file can be fixed and fed back.
-            if cells.len() > headers.len() {
-                record.extend(cells.iter().skip(headers.len()));
-            } else {
-                let data_columns = headers
-                    .iter()
-                    .filter(|h| h.as_str() != "_row" && h.as_str() != "_error")
-                    .count();
-                while record.len() < data_columns {
-                    record.push("");
-                }
-            }
-            record.push(original_row);
-            record.push(&outcome.message);
+            let record = self.feedback.record(cells, row, &outcome.message);
             self.errors
                 .write_record(&record)
                 .map_err(io_err(&self.paths.errors))?;
@@ -375,11 +344,6 @@ impl Reporter {
             source,
         })
     }
-}
-
-fn column<'a>(headers: &[String], cells: &'a Cells, name: &str) -> Option<&'a str> {
-    let index = headers.iter().position(|h| h == name)?;
-    cells.get(index)
 }
 
 /// `line` becomes one line of the results file holding `fields`.
