@@ -15,7 +15,10 @@ use std::path::{Path, PathBuf};
 
 pub use crate::outcome::TokenUse;
 pub use progress::Progress;
-pub use summary::{LedgerNote, Summary, print_human, print_json};
+pub use summary::{
+    JsonLine, JsonNothingDone, JsonSummary, JsonToken, LedgerNote, Summary, TokenState,
+    json_schema, print_human, print_json,
+};
 
 use crate::feedback;
 use crate::outcome::{Outcome, Tally};
@@ -66,15 +69,28 @@ pub fn finish(summary: &Summary<'_>, json_stdout: bool, ui: Ui) -> Result<(), Re
 /// lines carry only flat values, so this one line is written here, in their shape:
 /// `{"timestamp", "level", "fields": {"message", "summary": {…}}}`.
 fn summary_log_line(summary: &Summary<'_>, out: &mut impl Write) -> std::io::Result<()> {
-    let mut object = Vec::new();
-    print_json(summary, &mut object)?;
-    let object: serde_json::Value = serde_json::from_slice(&object)?;
-    let line = serde_json::json!({
-        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        "level": "INFO",
-        "fields": { "message": "Run finished.", "summary": object },
-    });
-    writeln!(out, "{line}")
+    let line = SummaryLogLine {
+        timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        level: "INFO",
+        fields: SummaryLogFields {
+            message: "Run finished.",
+            summary: summary.to_json(),
+        },
+    };
+    writeln!(out, "{}", serde_json::to_string(&line)?)
+}
+
+#[derive(serde::Serialize)]
+struct SummaryLogLine {
+    timestamp: String,
+    level: &'static str,
+    fields: SummaryLogFields,
+}
+
+#[derive(serde::Serialize)]
+struct SummaryLogFields {
+    message: &'static str,
+    summary: JsonSummary,
 }
 
 /// Where the files go.
