@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod commands;
 pub mod exit;
+pub mod feedback;
 pub mod ledger;
 pub mod mapping;
 pub mod outcome;

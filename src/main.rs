@@ -7,6 +7,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use wolkvox_import::cli::{Cli, LogFormat};
 use wolkvox_import::exit;
+use wolkvox_import::report::JsonNothingDone;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -37,12 +38,14 @@ fn main() -> ExitCode {
             let error = wolkvox_import::commands::error_text(&e);
             // A nightly `--json >> nightly.jsonl` records the nights nothing was done too.
             if json_summary {
-                let object = serde_json::json!({
-                    "command": command,
-                    "exit_code": exit::NOTHING_DONE,
-                    "error": error,
-                });
-                let _ = writeln!(std::io::stdout(), "{object}");
+                let object = JsonNothingDone {
+                    command: command.to_string(),
+                    exit_code: exit::NOTHING_DONE,
+                    error: error.clone(),
+                };
+                if let Ok(line) = serde_json::to_string(&object) {
+                    let _ = writeln!(std::io::stdout(), "{line}");
+                }
             }
             if json_logs {
                 tracing::error!(exit_code = exit::NOTHING_DONE, error = %error, "Nothing was done.");

@@ -93,7 +93,6 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
         Some(&fingerprint::sha256_hex(opened.mapping_text.as_bytes())),
     )?;
 
-    let headers = opened.source.headers.clone();
     let mut reporter = input::reporter(&args.input, &args.output, &opened.source)?;
     let client = Client::new(url, settings.timeout).context("could not build the HTTP client")?;
     let mut pool = TokenPool::new(tokens, settings.concurrency);
@@ -134,7 +133,6 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
         operation: Operation::Insert,
         ledger: &ledger,
         reporter: &mut reporter,
-        headers: &headers,
         pool: &mut pool,
         sender: Sender::new(client, settings.sender_config()),
         progress: Progress::new(ui.quiet, opened.source.read_bytes.clone()),

@@ -194,7 +194,7 @@ pub fn starter(input: &str, headers: &[String], columns: &[Vec<String>]) -> Stri
     }
     let rest: Vec<usize> = (0..headers.len())
         .filter(|i| !fields.iter().any(|(_, j)| j == i) && !headers[*i].is_empty())
-        .filter(|i| headers[*i] != "_row" && headers[*i] != "_error")
+        .filter(|i| !crate::feedback::is_feedback_column(&headers[*i]))
         .collect();
     if !rest.is_empty() {
         let _ = writeln!(y);

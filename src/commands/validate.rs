@@ -19,7 +19,6 @@ pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
     let started = Instant::now();
     let mut opened = input::open(&args.input, &args.mapping, args.operation.as_deref())?;
     opened.warn_if_no_key(&args.mapping);
-    let headers = opened.source.headers.clone();
     let mut reporter = input::reporter(&args.input, &args.output, &opened.source)?;
     let mut progress = Progress::new(ui.quiet, opened.source.read_bytes.clone());
     let info = opened.source.info.clone();
@@ -68,7 +67,7 @@ pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
                 )
             }
         };
-        reporter.record(&outcome, &cells, &headers)?;
+        reporter.record(&outcome, &cells)?;
         progress.update(reporter.tally(), 0);
     }
     progress.finish();

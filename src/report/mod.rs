@@ -15,8 +15,12 @@ use std::path::{Path, PathBuf};
 
 pub use crate::outcome::TokenUse;
 pub use progress::Progress;
-pub use summary::{LedgerNote, Summary, print_human, print_json};
+pub use summary::{
+    JsonLine, JsonNothingDone, JsonSummary, JsonToken, LedgerNote, Summary, TokenState,
+    json_schema, print_human, print_json,
+};
 
+use crate::feedback;
 use crate::outcome::{Outcome, Tally};
 use crate::source::Cells;
 
@@ -65,15 +69,28 @@ pub fn finish(summary: &Summary<'_>, json_stdout: bool, ui: Ui) -> Result<(), Re
 /// lines carry only flat values, so this one line is written here, in their shape:
 /// `{"timestamp", "level", "fields": {"message", "summary": {…}}}`.
 fn summary_log_line(summary: &Summary<'_>, out: &mut impl Write) -> std::io::Result<()> {
-    let mut object = Vec::new();
-    print_json(summary, &mut object)?;
-    let object: serde_json::Value = serde_json::from_slice(&object)?;
-    let line = serde_json::json!({
-        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        "level": "INFO",
-        "fields": { "message": "Run finished.", "summary": object },
-    });
-    writeln!(out, "{line}")
+    let line = SummaryLogLine {
+        timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        level: "INFO",
+        fields: SummaryLogFields {
+            message: "Run finished.",
+            summary: summary.to_json(),
+        },
+    };
+    writeln!(out, "{}", serde_json::to_string(&line)?)
+}
+
+#[derive(serde::Serialize)]
+struct SummaryLogLine {
+    timestamp: String,
+    level: &'static str,
+    fields: SummaryLogFields,
+}
+
+#[derive(serde::Serialize)]
+struct SummaryLogFields {
+    message: &'static str,
+    summary: JsonSummary,
 }
 
 /// Where the files go.
@@ -195,6 +212,8 @@ pub struct Reporter {
     results: BufWriter<File>,
     line: Vec<u8>,
     errors: csv::Writer<BufWriter<File>>,
+    /// How the input's rows go to the errors file, from the headers it was created with.
+    feedback: feedback::Layout,
     tally: Tally,
 }
 
@@ -251,14 +270,9 @@ impl Reporter {
                 path: paths.results.clone(),
                 source,
             })?;
-        let mut error_header: Vec<&str> = headers
-            .iter()
-            .filter(|h| h.as_str() != "_row" && h.as_str() != "_error")
-            .map(String::as_str)
-            .collect();
-        error_header.extend(["_row", "_error"]);
+        let feedback = feedback::Layout::new(headers);
         errors
-            .write_record(&error_header)
+            .write_record(feedback.header())
             .map_err(header_err(&paths.errors))?;
         errors.flush().map_err(|source| ReportError::Io {
             path: paths.errors.clone(),
@@ -269,6 +283,7 @@ impl Reporter {
             results,
             line,
             errors,
+            feedback,
             tally: Tally::default(),
         })
     }
@@ -281,14 +296,9 @@ impl Reporter {
         &self.tally
     }
 
-    /// Write one row's outcome; `cells` are the row's original cells (for the errors file)
-    /// and `headers` tells which of them are `_row`/`_error` from an earlier errors file.
-    pub fn record(
-        &mut self,
-        outcome: &Outcome,
-        cells: &Cells,
-        headers: &[String],
-    ) -> Result<(), ReportError> {
+    /// Write one row's outcome; `cells` are the row's original cells, under the headers
+    /// the reporter was created with (for the errors file).
+    pub fn record(&mut self, outcome: &Outcome, cells: &Cells) -> Result<(), ReportError> {
         self.tally.add(outcome.status);
         // Numbers formatted on the stack: this runs once a row.
         let mut row_buffer = itoa::Buffer::new();
@@ -331,32 +341,7 @@ impl Reporter {
                 source,
             })?;
         if outcome.status.needs_attention() {
-            // Fed back, an errors file keeps pointing at the original rows.
-            let original_row = column(headers, cells, "_row")
-                .filter(|r| !r.is_empty())
-                .unwrap_or(row);
-            let mut record: Vec<&str> = headers
-                .iter()
-                .zip(cells.iter())
-                .filter(|(h, _)| h.as_str() != "_row" && h.as_str() != "_error")
-                .map(|(_, c)| c)
-                .collect();
-            // A ragged row may have more or fewer cells than the header: keep them all,
-            // and pad a short one (or one not read at all) so that `_row` and `_error`
-            // stay under their own headers and the file can be fixed and fed back.
-            if cells.len() > headers.len() {
-                record.extend(cells.iter().skip(headers.len()));
-            } else {
-                let data_columns = headers
-                    .iter()
-                    .filter(|h| h.as_str() != "_row" && h.as_str() != "_error")
-                    .count();
-                while record.len() < data_columns {
-                    record.push("");
-                }
-            }
-            record.push(original_row);
-            record.push(&outcome.message);
+            let record = self.feedback.record(cells, row, &outcome.message);
             self.errors
                 .write_record(&record)
                 .map_err(io_err(&self.paths.errors))?;
@@ -375,11 +360,6 @@ impl Reporter {
             source,
         })
     }
-}
-
-fn column<'a>(headers: &[String], cells: &'a Cells, name: &str) -> Option<&'a str> {
-    let index = headers.iter().position(|h| h == name)?;
-    cells.get(index)
 }
 
 /// `line` becomes one line of the results file holding `fields`.

@@ -3,7 +3,8 @@
 use std::io::Write;
 use std::time::Duration;
 
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::Serialize;
 
 use super::ReportPaths;
 use crate::outcome::{Status, Tally, TokenUse};
@@ -267,71 +268,216 @@ impl Summary<'_> {
     }
 }
 
-pub fn print_json(summary: &Summary<'_>, out: &mut dyn Write) -> std::io::Result<()> {
-    let t = summary.tally;
-    let mut object = serde_json::Map::new();
-    object.insert("rows".into(), t.rows().into());
-    for status in summary.statuses() {
-        object.insert(status.as_str().into(), t.get(status).into());
-    }
-    object.insert(
-        "elapsed_s".into(),
-        json!((summary.elapsed.as_secs_f64() * 1000.0).round() / 1000.0),
-    );
-    object.insert(
-        "report".into(),
-        summary.paths.results.display().to_string().into(),
-    );
-    object.insert(
-        "errors".into(),
-        summary.paths.errors.display().to_string().into(),
-    );
-    object.insert(
-        "workbook".into(),
-        json!(
-            summary
+/// The `--json` object of an `import` or `validate` run, and the `summary` of its
+/// `--log-format json` line: what scripts read. `docs/summary.schema.json` is generated
+/// from this type (regenerate it with `WOLKVOX_WRITE_SCHEMA=1 cargo test schema`).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "wolkvox-import run summary")]
+pub struct JsonSummary {
+    /// Data rows read (every status below added up).
+    pub rows: u64,
+    /// `import`: rows the CRM stored in this run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "u64")]
+    pub created: Option<u64>,
+    /// `import`: rows an earlier run created (per the ledger): not sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "u64")]
+    pub skipped: Option<u64>,
+    /// `validate`: rows the mapping accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "u64")]
+    pub valid: Option<u64>,
+    /// Rows the mapping refused: in the errors file, with why.
+    pub invalid: u64,
+    /// `import`: rows the CRM refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "u64")]
+    pub rejected: Option<u64>,
+    /// `import`: rows not stored (the next run resends them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "u64")]
+    pub failed: Option<u64>,
+    /// `import`: rows the CRM may have stored: not resent on their own (`resolve`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "u64")]
+    pub uncertain: Option<u64>,
+    /// `import`: rows not sent because the run stopped early.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "u64")]
+    pub pending: Option<u64>,
+    /// Seconds the run took, to the millisecond.
+    pub elapsed_s: f64,
+    /// The results file (every row).
+    pub report: String,
+    /// The errors file (the rows to look at, with their original columns).
+    pub errors: String,
+    /// The `--report X.xlsx` workbook, if one was asked for.
+    pub workbook: Option<String>,
+    /// `import`: rows a request was made for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "u64")]
+    pub sent: Option<u64>,
+    /// The process's exit code.
+    pub exit_code: u8,
+    /// Why the run stopped early, if it did.
+    pub stopped: Option<String>,
+    /// `import`: the ledger the run used.
+    pub ledger: Option<String>,
+    /// `import`: whether this run started that ledger (no earlier run into the target).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "bool")]
+    pub ledger_created: Option<bool>,
+    /// CSV: the encoding the file was read in.
+    pub encoding: Option<String>,
+    /// CSV: why that encoding.
+    pub encoding_reason: Option<String>,
+    /// The header's line (CSV) or row (workbook), counted from 1.
+    pub header_row: u64,
+    /// CSV: the delimiter, one character.
+    pub delimiter: Option<String>,
+    /// Workbook: the sheet read.
+    pub sheet: Option<String>,
+    pub warnings: Vec<String>,
+    /// `import`: calls per token (by fingerprint, never the token).
+    pub tokens: Vec<JsonToken>,
+}
+
+/// How a run used one token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JsonToken {
+    /// The token's fingerprint (never the token).
+    pub token: String,
+    /// Calls that reached the CRM, the preflight's included.
+    pub calls: u64,
+    /// Calls left today by the CRM's count, when known.
+    pub quota_left: Option<u64>,
+    /// `ok`, `rejected` (dropped) or `quota` (its daily quota reached).
+    pub state: TokenState,
+}
+
+/// What became of a token in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenState {
+    Ok,
+    Rejected,
+    Quota,
+}
+
+/// The `--json` object of a run that did nothing (exit 1): a nightly
+/// `--json >> nightly.jsonl` records those nights too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JsonNothingDone {
+    /// The subcommand (`import`, `validate`, …).
+    pub command: String,
+    /// Always 1: nothing was done.
+    pub exit_code: u8,
+    /// Why.
+    pub error: String,
+}
+
+/// Any line `--json` writes for `import` and `validate`: a run's summary, or what kept a run
+/// from starting. The type `docs/summary.schema.json` describes.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(untagged)]
+#[schemars(title = "wolkvox-import --json")]
+pub enum JsonLine {
+    Run(Box<JsonSummary>),
+    NothingDone(JsonNothingDone),
+}
+
+/// The JSON Schema of `--json`, as committed in `docs/summary.schema.json`.
+pub fn json_schema() -> String {
+    // As written (`for_serialize`): a field is required unless it may be left out, and an
+    // `Option` that is written as `null` may be `null`.
+    let schema = schemars::generate::SchemaSettings::draft2020_12()
+        .for_serialize()
+        .into_generator()
+        .into_root_schema_for::<JsonLine>();
+    serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
+}
+
+impl Summary<'_> {
+    /// The summary as `--json` writes it.
+    pub fn to_json(&self) -> JsonSummary {
+        let t = self.tally;
+        let import = self.command != "validate";
+        let count = |status: Status, shown: bool| shown.then(|| t.get(status));
+        JsonSummary {
+            rows: t.rows(),
+            created: count(Status::Created, import),
+            skipped: count(Status::Skipped, import),
+            valid: count(Status::Valid, !import),
+            invalid: t.get(Status::Invalid),
+            rejected: count(Status::Rejected, import),
+            failed: count(Status::Failed, import),
+            uncertain: count(Status::Uncertain, import),
+            pending: count(Status::Pending, import),
+            elapsed_s: (self.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+            report: self.paths.results.display().to_string(),
+            errors: self.paths.errors.display().to_string(),
+            workbook: self
                 .paths
                 .workbook
                 .as_ref()
-                .map(|w| w.display().to_string())
-        ),
-    );
-    if let Some(sent) = summary.sent {
-        object.insert("sent".into(), sent.into());
-    }
-    object.insert("exit_code".into(), summary.exit_code.into());
-    object.insert("stopped".into(), json!(summary.stop_reason));
-    object.insert("ledger".into(), json!(summary.ledger.map(|l| l.path)));
-    if let Some(ledger) = summary.ledger {
-        object.insert("ledger_created".into(), ledger.created.into());
-    }
-    object.insert("encoding".into(), json!(summary.source.encoding));
-    object.insert(
-        "encoding_reason".into(),
-        json!(summary.source.encoding_reason),
-    );
-    object.insert("header_row".into(), json!(summary.source.header_row));
-    object.insert(
-        "delimiter".into(),
-        json!(summary.source.delimiter.map(|d| (d as char).to_string())),
-    );
-    object.insert("sheet".into(), json!(summary.source.sheet));
-    object.insert("warnings".into(), json!(summary.warnings));
-    object.insert(
-        "tokens".into(),
-        summary
-            .tokens
-            .iter()
-            .map(|t| {
-                json!({
-                    "token": t.fingerprint,
-                    "calls": t.calls,
-                    "quota_left": t.quota_left,
-                    "state": t.state,
+                .map(|w| w.display().to_string()),
+            sent: self.sent,
+            exit_code: self.exit_code,
+            stopped: self.stop_reason.map(str::to_string),
+            ledger: self.ledger.map(|l| l.path.to_string()),
+            ledger_created: self.ledger.map(|l| l.created),
+            encoding: self.source.encoding.clone(),
+            encoding_reason: self.source.encoding_reason.clone(),
+            header_row: self.source.header_row,
+            delimiter: self.source.delimiter.map(|d| (d as char).to_string()),
+            sheet: self.source.sheet.clone(),
+            warnings: self.warnings.to_vec(),
+            tokens: self
+                .tokens
+                .iter()
+                .map(|t| JsonToken {
+                    token: t.fingerprint.clone(),
+                    calls: t.calls,
+                    quota_left: t.quota_left,
+                    state: match t.state {
+                        "ok" => TokenState::Ok,
+                        "rejected" => TokenState::Rejected,
+                        _ => TokenState::Quota,
+                    },
                 })
-            })
-            .collect::<Vec<_>>()
-            .into(),
-    );
-    writeln!(out, "{}", serde_json::Value::Object(object))
+                .collect(),
+        }
+    }
+}
+
+/// `--json`: the summary, one line on stdout.
+pub fn print_json(summary: &Summary<'_>, out: &mut dyn Write) -> std::io::Result<()> {
+    let line = serde_json::to_string(&summary.to_json())?;
+    writeln!(out, "{line}")
+}
+
+#[cfg(test)]
+mod tests {
+    /// `docs/summary.schema.json` is what scripts reading `--json` are told to expect: it
+    /// must match the type that writes it. Regenerate with
+    /// `WOLKVOX_WRITE_SCHEMA=1 cargo test schema`.
+    #[test]
+    fn the_committed_summary_schema_matches_the_summary_type() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/summary.schema.json");
+        let generated = super::json_schema();
+        if std::env::var_os("WOLKVOX_WRITE_SCHEMA").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(
+            committed, generated,
+            "docs/summary.schema.json is not the schema of report::JsonLine: \
+             run WOLKVOX_WRITE_SCHEMA=1 cargo test schema"
+        );
+    }
 }

@@ -33,7 +33,6 @@ pub struct Coordinator<'a> {
     pub settings: &'a Settings,
     pub ledger: &'a Ledger,
     pub reporter: &'a mut Reporter,
-    headers: &'a [String],
     pub pool: &'a mut TokenPool,
     pub progress: Progress,
     /// Rows whose token was dropped mid-run: nothing was stored, another token sends them.
@@ -76,7 +75,6 @@ impl<'a> Coordinator<'a> {
             settings: job.settings,
             ledger: job.ledger,
             reporter: job.reporter,
-            headers: job.headers,
             pool: job.pool,
             progress: job.progress,
             requeued: VecDeque::new(),
@@ -105,7 +103,7 @@ impl<'a> Coordinator<'a> {
         if self.report_broken {
             return;
         }
-        if let Err(e) = self.reporter.record(&outcome, cells, self.headers) {
+        if let Err(e) = self.reporter.record(&outcome, cells) {
             self.report_broken = true;
             self.break_down(e.into());
         }

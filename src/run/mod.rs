@@ -44,8 +44,6 @@ pub struct Job<'a> {
     pub operation: Operation,
     pub ledger: &'a Ledger,
     pub reporter: &'a mut Reporter,
-    /// The input's headers, as the results file repeats them.
-    pub headers: &'a [String],
     pub pool: &'a mut TokenPool,
     pub sender: Sender,
     pub progress: Progress,

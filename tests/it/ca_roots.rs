@@ -24,9 +24,8 @@ fn an_import_runs_where_the_system_has_no_ca_certificates() {
             "0",
             "--json",
         ])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+        .run();
+    out.assert_code(2);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["created"], 232);
 }

@@ -12,22 +12,22 @@ fn help_teaches_with_examples_and_exits_0() {
         "runs",
         "init-mapping",
     ] {
-        let out = bin().args([sub, "--help"]).output().unwrap();
-        assert_eq!(code(&out), 0, "{sub}");
+        let out = bin().args([sub, "--help"]).run();
+        assert_eq!(out.code(), 0, "{sub}");
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("Example"), "{sub} --help has no example");
     }
-    let out = bin().arg("--help").output().unwrap();
+    let out = bin().arg("--help").run();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Exit codes"));
 }
 
 #[test]
 fn bad_arguments_exit_1() {
-    let out = bin().args(["import", "x.csv"]).output().unwrap();
-    assert_eq!(code(&out), 1);
-    let out = bin().args(["frobnicate"]).output().unwrap();
-    assert_eq!(code(&out), 1);
+    let out = bin().args(["import", "x.csv"]).run();
+    assert_eq!(out.code(), 1);
+    let out = bin().args(["frobnicate"]).run();
+    assert_eq!(out.code(), 1);
 }
 
 #[test]
@@ -44,9 +44,8 @@ fn a_key_given_twice_in_the_mapping_names_the_file_and_both_lines() {
     let out = bin()
         .current_dir(work.dir.path())
         .args(["validate", "tickets.csv", "--mapping", "twice.yaml"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 1);
+        .run();
+    assert_eq!(out.code(), 1);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(&format!(
@@ -60,18 +59,14 @@ fn a_key_given_twice_in_the_mapping_names_the_file_and_both_lines() {
 #[test]
 fn validate_reports_every_bad_row_and_sends_nothing() {
     let work = Work::with_sample();
-    let out = work
-        .bin()
-        .args([
-            "validate",
-            "tickets.csv",
-            "--mapping",
-            "tickets.yaml",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2);
+    let out = work.run([
+        "validate",
+        "tickets.csv",
+        "--mapping",
+        "tickets.yaml",
+        "--json",
+    ]);
+    assert_eq!(out.code(), 2);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["rows"], 240);
     assert_eq!(summary["valid"], 232);
@@ -83,10 +78,7 @@ fn validate_reports_every_bad_row_and_sends_nothing() {
     assert_eq!(count(&results, "valid"), 232);
     assert!(work.path("tickets.errors.csv").exists());
     // A second run does not overwrite the first run's files.
-    work.bin()
-        .args(["validate", "tickets.csv", "--mapping", "tickets.yaml", "-q"])
-        .output()
-        .unwrap();
+    work.run(["validate", "tickets.csv", "--mapping", "tickets.yaml", "-q"]);
     let files = std::fs::read_dir(work.dir.path()).unwrap().count();
     assert!(
         files >= 7,
@@ -113,8 +105,7 @@ fn the_errors_file_validates_again_with_the_same_mapping_and_keeps_row_numbers()
                 "--errors",
                 &format!("{tag}.errors.csv"),
             ])
-            .output()
-            .unwrap()
+            .run()
     };
     assert_eq!(code(&run("tickets.csv", "first")), 2);
     // The user fixes one row (ticket 60's e-mail) in the errors file and feeds it back.
@@ -164,21 +155,17 @@ fn the_errors_file_validates_again_with_the_same_mapping_and_keeps_row_numbers()
 #[test]
 fn the_readme_simulate_command_runs_without_network_or_token() {
     let work = Work::with_sample();
-    let out = work
-        .bin()
-        .args([
-            "import",
-            "tickets.csv",
-            "--mapping",
-            "tickets.yaml",
-            "--simulate",
-            "--rate",
-            "0",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+    let out = work.run([
+        "import",
+        "tickets.csv",
+        "--mapping",
+        "tickets.yaml",
+        "--simulate",
+        "--rate",
+        "0",
+        "--json",
+    ]);
+    out.assert_code(2);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["created"], 232);
     assert_eq!(summary["invalid"], 8);
@@ -208,9 +195,8 @@ fn plain_http_to_a_remote_host_and_retired_hosts_are_refused() {
                 "--server",
                 server,
             ])
-            .output()
-            .unwrap();
-        assert_eq!(code(&out), 1, "{server}");
+            .run();
+        assert_eq!(out.code(), 1, "{server}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(says), "{server}: {stderr}");
     }
@@ -220,26 +206,18 @@ fn plain_http_to_a_remote_host_and_retired_hosts_are_refused() {
 fn runs_lists_the_ledger_history() {
     let sim = Sim::strict();
     let work = Work::with_sample();
-    work.import("tickets.csv", &sim, "one").output().unwrap();
+    work.import("tickets.csv", &sim, "one").run();
     // The target's ledger, found from the import's own --server and --mapping.
-    let out = work
-        .bin()
-        .args(["runs", "--mapping", "tickets.yaml", "--server", &sim.url()])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let out = work.run(["runs", "--mapping", "tickets.yaml", "--server", &sim.url()]);
+    out.assert_code(0);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("\"created\":232"), "{text}");
     // With one ledger in the data directory, `runs` alone shows it.
-    let out = work.bin().arg("runs").output().unwrap();
-    assert_eq!(code(&out), 0);
+    let out = work.bin().arg("runs").run();
+    assert_eq!(out.code(), 0);
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"created\":232"));
-    let out = work
-        .bin()
-        .args(["runs", "--ledger", "missing.sqlite"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 1);
+    let out = work.run(["runs", "--ledger", "missing.sqlite"]);
+    assert_eq!(out.code(), 1);
 }
 
 #[test]
@@ -278,11 +256,10 @@ fn the_simulate_command_prints_its_address_and_serves() {
             "--server",
             &url,
         ])
-        .output()
-        .unwrap();
+        .run();
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+    out.assert_code(2);
     let results = read_results(&work.path("tickets.results.csv"));
     assert_eq!(count(&results, "created"), 232);
 }
@@ -290,13 +267,9 @@ fn the_simulate_command_prints_its_address_and_serves() {
 #[test]
 fn init_mapping_then_validate_says_what_is_left_and_then_works() {
     let work = Work::with_sample();
-    let out = work
-        .bin()
-        .args(["init-mapping", "tickets.csv"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 0);
-    let starter = String::from_utf8(out.stdout).unwrap();
+    let out = work.run(["init-mapping", "tickets.csv"]);
+    assert_eq!(out.code(), 0);
+    let starter = String::from_utf8(out.0.stdout).unwrap();
     assert!(starter.contains("key: [Ticket]"), "{starter}");
     assert!(starter.contains("Petición: Request") && starter.contains("Reclamo: Claims"));
     assert!(
@@ -316,11 +289,10 @@ fn init_mapping_then_validate_says_what_is_left_and_then_works() {
                 "--json",
             ])
             .args(["--report", "r.csv", "--errors", "e.csv"])
-            .output()
-            .unwrap()
+            .run()
     };
     let out = validate("starter.yaml");
-    assert_eq!(code(&out), 1);
+    assert_eq!(out.code(), 1);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("no operation") && stderr.contains("fields.owner: missing"),
@@ -336,7 +308,7 @@ fn init_mapping_then_validate_says_what_is_left_and_then_works() {
         );
     work.write("filled.yaml", &filled);
     let out = validate("filled.yaml");
-    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+    out.assert_code(2);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["valid"], 232);
 }
@@ -348,12 +320,8 @@ fn mapping_errors_name_the_line_and_column_of_the_yaml() {
         .read("tickets.yaml")
         .replace("transforms: [trim, lower]", "transforms: [trim, lowr]");
     work.write("tickets.yaml", &broken);
-    let out = work
-        .bin()
-        .args(["validate", "tickets.csv", "--mapping", "tickets.yaml"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 1);
+    let out = work.run(["validate", "tickets.csv", "--mapping", "tickets.yaml"]);
+    assert_eq!(out.code(), 1);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let line = broken.lines().position(|l| l.contains("lowr")).unwrap() + 1;
     assert!(stderr.contains(&format!("line {line}")), "{stderr}");
@@ -378,9 +346,8 @@ fn an_unreachable_server_is_named_before_anything_is_sent() {
             "--server",
             "http://127.0.0.1:1",
         ])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 1);
+        .run();
+    assert_eq!(out.code(), 1);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("cannot reach 127.0.0.1") && stderr.contains("nothing was sent"),
@@ -402,9 +369,8 @@ fn json_summary_and_json_logs_are_there_when_nothing_was_done() {
             "missing.yaml",
         ])
         .args(["--simulate", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 1);
+        .run();
+    assert_eq!(out.code(), 1);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["exit_code"], 1);
     assert!(
@@ -444,9 +410,9 @@ fn a_reader_that_closes_stdout_early_ends_the_run_quietly() {
         .spawn()
         .unwrap();
     drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
+    let out = Run(child.wait_with_output().unwrap());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(code(&out), 0, "{stderr}");
+    assert_eq!(out.code(), 0, "{stderr}");
     assert!(
         !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
         "{stderr}"

@@ -93,13 +93,13 @@ fn traced_import(work: &Work, sim: &Sim, tag: &str, extra: &[&str]) -> Option<St
             None => cmd.env_remove(name),
         };
     }
-    let out = cmd.output().unwrap();
+    let out = cmd.run();
     let stderr = String::from_utf8_lossy(&out.stderr);
     if stderr.contains("PTRACE") || stderr.contains("ptrace") {
         eprintln!("skipped: this machine does not allow ptrace: {stderr}");
         return None;
     }
-    assert_eq!(code(&out), 0, "{stderr}");
+    assert_eq!(out.code(), 0, "{stderr}");
     Some(std::fs::read_to_string(trace).unwrap())
 }
 

@@ -25,12 +25,9 @@ fn keys_with(results: &[ResultRow], status: &str) -> BTreeSet<String> {
 fn a_rerun_with_the_same_ledger_skips_what_was_created() {
     let sim = Sim::strict();
     let work = Work::with_sample();
-    assert_eq!(
-        code(&work.import("tickets.csv", &sim, "first").output().unwrap()),
-        2
-    );
-    let out = work.import("tickets.csv", &sim, "second").output().unwrap();
-    assert_eq!(code(&out), 2, "the invalid rows are still invalid");
+    assert_eq!(code(&work.import("tickets.csv", &sim, "first").run()), 2);
+    let out = work.import("tickets.csv", &sim, "second").run();
+    assert_eq!(out.code(), 2, "the invalid rows are still invalid");
     let second = work.results("second");
     assert_eq!(count(&second, "skipped"), 232);
     assert_eq!(count(&second, "created"), 0);
@@ -68,9 +65,8 @@ fn under_every_fault_nothing_is_lost_and_nothing_duplicated() {
     let out = work
         .import("many.csv", &sim, "run")
         .args(["--timeout", "1", "--max-retries", "8"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+        .run();
+    out.assert_code(2);
 
     let results = work.results("run");
     assert_eq!(results.len(), 2000);
@@ -106,7 +102,7 @@ fn under_every_fault_nothing_is_lost_and_nothing_duplicated() {
 
     // A re-run creates only what was not created, and resends no uncertain row.
     let before = sim.cases().len();
-    let out = work.import("many.csv", &sim, "again").output().unwrap();
+    let out = work.import("many.csv", &sim, "again").run();
     let again = work.results("again");
     assert_eq!(keys_with(&again, "skipped"), created);
     assert_eq!(keys_with(&again, "uncertain"), uncertain);
@@ -117,7 +113,7 @@ fn under_every_fault_nothing_is_lost_and_nothing_duplicated() {
     );
     assert!(keys_with(&again, "created").is_subset(&failed_before));
     assert!(sim.stored_per_ticket().values().all(|&n| n == 1));
-    assert!([0, 2].contains(&code(&out)));
+    assert!([0, 2].contains(&out.code()));
 }
 
 #[test]
@@ -157,7 +153,7 @@ fn kill_9_mid_run_then_rerun_loses_and_duplicates_nothing() {
         "the ledger says created only what the CRM has"
     );
 
-    let out = work.import("many.csv", &sim, "rerun").output().unwrap();
+    let out = work.import("many.csv", &sim, "rerun").run();
     let rerun = work.results("rerun");
     let stored = sim.stored_per_ticket();
     assert!(
@@ -180,7 +176,7 @@ fn kill_9_mid_run_then_rerun_loses_and_duplicates_nothing() {
         .chain(uncertain.iter().cloned())
         .collect();
     assert_eq!(accounted.len(), 400);
-    assert_eq!(code(&out), if uncertain.is_empty() { 0 } else { 2 });
+    assert_eq!(out.code(), if uncertain.is_empty() { 0 } else { 2 });
 }
 
 #[test]
@@ -201,8 +197,8 @@ fn ctrl_c_stops_cleanly_with_exit_130_and_the_report_matches_the_crm() {
         .status()
         .unwrap();
     assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(code(&out), 130, "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Run(child.wait_with_output().unwrap());
+    out.assert_code(130);
     let results = work.results("run");
     assert_eq!(results.len(), 400, "every row is in the results file");
     let created = keys_with(&results, "created");
@@ -227,10 +223,10 @@ fn a_second_run_on_the_same_ledger_refuses_to_start() {
     assert!(wait_until(Duration::from_secs(20), || !sim
         .cases()
         .is_empty()));
-    let out = work.import("many.csv", &sim, "second").output().unwrap();
+    let out = work.import("many.csv", &sim, "second").run();
     first.kill().unwrap();
     first.wait().unwrap();
-    assert_eq!(code(&out), 1);
+    assert_eq!(out.code(), 1);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("another run") && stderr.contains("wait for it to finish"),
@@ -250,9 +246,8 @@ fn the_daily_quota_stops_the_run_with_exit_4_and_the_next_run_continues() {
     let out = work
         .import("tickets.csv", &sim, "night1")
         .arg("--no-preflight")
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 4, "{}", String::from_utf8_lossy(&out.stderr));
+        .run();
+    out.assert_code(4);
     let night1 = work.results("night1");
     assert_eq!(count(&night1, "created"), 150);
     assert_eq!(sim.cases().len(), 150);
@@ -264,8 +259,8 @@ fn the_daily_quota_stops_the_run_with_exit_4_and_the_next_run_continues() {
     assert_eq!(night1.len(), 240);
 
     sim.state().reset_quota();
-    let out = work.import("tickets.csv", &sim, "night2").output().unwrap();
-    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+    let out = work.import("tickets.csv", &sim, "night2").run();
+    out.assert_code(2);
     let night2 = work.results("night2");
     assert_eq!(count(&night2, "skipped"), 150);
     assert_eq!(count(&night2, "created"), 82);
@@ -284,8 +279,8 @@ fn a_server_that_keeps_failing_stops_the_run_instead_of_marking_every_row() {
         ..Scenario::default()
     });
     let work = Work::with_sample();
-    let out = work.import("tickets.csv", &sim, "run").output().unwrap();
-    assert_eq!(code(&out), 3);
+    let out = work.import("tickets.csv", &sim, "run").run();
+    assert_eq!(out.code(), 3);
     assert!(sim.requests() <= 12, "{} requests", sim.requests());
     let results = work.results("run");
     assert!(count(&results, "uncertain") <= 12);
@@ -305,12 +300,12 @@ fn uncertain_rows_are_not_resent_unless_asked() {
         ..Scenario::default()
     });
     let work = Work::with_sample();
-    work.import("tickets.csv", &sim, "first").output().unwrap();
+    work.import("tickets.csv", &sim, "first").run();
     let first = work.results("first");
     let uncertain = keys_with(&first, "uncertain");
     assert!(!uncertain.is_empty());
     let stored_before = sim.cases().len();
-    work.import("tickets.csv", &sim, "second").output().unwrap();
+    work.import("tickets.csv", &sim, "second").run();
     assert_eq!(
         sim.cases().len(),
         stored_before,
@@ -319,9 +314,8 @@ fn uncertain_rows_are_not_resent_unless_asked() {
     let out = work
         .import("tickets.csv", &sim, "third")
         .arg("--resend-uncertain")
-        .output()
-        .unwrap();
-    assert!([0, 2].contains(&code(&out)));
+        .run();
+    assert!([0, 2].contains(&out.code()));
     let third = work.results("third");
     // Each uncertain row was sent again (the simulator stored them before failing, so the
     // user was right to be asked first: they now exist twice).
@@ -347,9 +341,8 @@ fn retry_ambiguous_trades_uncertain_rows_for_possible_duplicates() {
     let out = work
         .import("tickets.csv", &sim, "run")
         .args(["--retry-ambiguous", "--max-retries", "20"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2, "only the invalid rows are left");
+        .run();
+    assert_eq!(out.code(), 2, "only the invalid rows are left");
     let results = work.results("run");
     assert_eq!(count(&results, "uncertain"), 0);
     assert_eq!(count(&results, "created"), 232);
@@ -379,9 +372,9 @@ fn a_repeated_key_sent_on_purpose_is_still_created_once() {
         .replace("key: [Ticket]", "key: [Ticket]\non_duplicate_key: send");
     work.write("tickets.yaml", &mapping);
 
-    let out = work.import("twice.csv", &sim, "run").output().unwrap();
+    let out = work.import("twice.csv", &sim, "run").run();
     let results = work.results("run");
-    assert_eq!(code(&out), 0, "{results:?}");
+    assert_eq!(out.code(), 0, "{results:?}");
     assert_eq!(results.len(), 7);
     assert_eq!(count(&results, "created"), 6);
     let repeated = results.iter().max_by_key(|r| r.row).unwrap();

@@ -3,11 +3,8 @@
 
 use crate::support::*;
 
-fn validate(work: &Work, input: &str) -> std::process::Output {
-    work.bin()
-        .args(["validate", input, "--mapping", "tickets.yaml"])
-        .output()
-        .unwrap()
+fn validate(work: &Work, input: &str) -> Run {
+    work.run(["validate", input, "--mapping", "tickets.yaml"])
 }
 
 #[test]
@@ -29,7 +26,7 @@ fn a_file_whose_content_is_not_what_its_name_says_is_named_as_what_it_is() {
     ];
     for (input, says) in cases {
         let out = validate(&work, input);
-        assert_eq!(code(&out), 1, "{input}");
+        assert_eq!(out.code(), 1, "{input}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             stderr.contains(input) && stderr.contains(says),
@@ -47,7 +44,7 @@ fn a_nul_byte_in_a_cell_makes_its_row_invalid_naming_the_column() {
     assert_ne!(broken, text);
     work.write("three.csv", &broken);
     let out = validate(&work, "three.csv");
-    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+    out.assert_code(2);
     let results = read_results(&work.path("three.results.csv"));
     assert_eq!(count(&results, "valid"), 2);
     let bad = results.iter().find(|r| r.status == "invalid").unwrap();
@@ -62,16 +59,11 @@ fn a_nul_byte_in_a_cell_makes_its_row_invalid_naming_the_column() {
 /// would make it hold if they were read as they are.
 const MEMORY_MB: u64 = 150;
 
-fn capped_validate(work: &Work, input: &str, extra: &[&str]) -> std::process::Output {
+fn capped_validate(work: &Work, input: &str, extra: &[&str]) -> Run {
     work.capped_bin(MEMORY_MB)
         .args(["validate", input, "--mapping", "tickets.yaml"])
         .args(extra)
-        .output()
-        .unwrap()
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+        .run()
 }
 
 #[test]
@@ -94,7 +86,7 @@ fn a_cell_past_max_cell_bytes_is_a_row_error_read_past_without_holding_it() {
     drop(file);
 
     let out = capped_validate(&work, "three.csv", &["--max-cell-bytes", "1MiB"]);
-    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    out.assert_code(2);
     let results = read_results(&work.path("three.results.csv"));
     assert_eq!(count(&results, "valid"), 2, "{results:?}");
     let bad = results.iter().find(|r| r.status == "invalid").unwrap();
@@ -127,9 +119,8 @@ fn a_cell_past_max_cell_bytes_is_a_row_error_read_past_without_holding_it() {
             "50",
         ])
         .env("WOLKVOX_TOKEN", TOKEN)
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2, "{}", stderr(&out));
+        .run();
+    out.assert_code(2);
     let stored = sim.stored_per_ticket();
     assert_eq!(stored.keys().collect::<Vec<_>>(), [&ticket(1), &ticket(3)]);
 }
@@ -147,7 +138,7 @@ fn a_row_of_more_fields_than_any_sheet_has_is_a_row_error() {
     );
     work.write("three.csv", &broken);
     let out = capped_validate(&work, "three.csv", &[]);
-    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    out.assert_code(2);
     let results = read_results(&work.path("three.results.csv"));
     assert_eq!(count(&results, "valid"), 2, "{results:?}");
     let bad = results.iter().find(|r| r.status == "invalid").unwrap();
@@ -174,8 +165,8 @@ fn workbooks_that_inflate_past_any_real_export_are_refused_before_they_are_read(
     ];
     for (input, says) in cases {
         let out = capped_validate(&work, input, &[]);
-        assert_eq!(code(&out), 1, "{input}: {}", stderr(&out));
-        let text = stderr(&out);
+        assert_eq!(out.code(), 1, "{input}: {}", out.stderr());
+        let text = out.stderr();
         assert!(
             text.contains(input) && text.contains(says),
             "{input}: {text}"
@@ -183,7 +174,7 @@ fn workbooks_that_inflate_past_any_real_export_are_refused_before_they_are_read(
     }
     // The check is no refusal of workbooks as such: the sample still reads.
     let out = capped_validate(&work, "tickets.xlsx", &[]);
-    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    out.assert_code(2);
 }
 
 #[test]
@@ -200,10 +191,9 @@ fn a_mapping_whose_aliases_expand_exponentially_is_refused_in_our_words() {
     let out = work
         .capped_bin(MEMORY_MB)
         .args(["validate", "tickets.csv", "--mapping", "laughs.yaml"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 1, "{}", stderr(&out));
-    let text = stderr(&out);
+        .run();
+    out.assert_code(1);
+    let text = out.stderr();
     assert!(
         text.contains("laughs.yaml") && text.contains("anchors and aliases are expanded"),
         "{text}"
@@ -223,7 +213,7 @@ fn a_quote_that_never_closes_is_named_as_a_cause_and_the_errors_file_stays_align
     assert_ne!(broken, text);
     work.write("five.csv", &broken);
     let out = validate(&work, "five.csv");
-    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+    out.assert_code(2);
     let results = read_results(&work.path("five.results.csv"));
     let bad = results.iter().find(|r| r.status == "invalid").unwrap();
     assert!(bad.message.contains("a quote that never closes"), "{bad:?}");

@@ -8,8 +8,8 @@ use crate::support::*;
 fn the_sample_import_creates_every_valid_row_exactly_once_and_exits_2() {
     let sim = Sim::strict();
     let work = Work::with_sample();
-    let out = work.import("tickets.csv", &sim, "run").output().unwrap();
-    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+    let out = work.import("tickets.csv", &sim, "run").run();
+    out.assert_code(2);
 
     let results = work.results("run");
     let data_rows = csv::Reader::from_path(work.path("tickets.csv"))
@@ -46,7 +46,7 @@ fn the_sample_import_creates_every_valid_row_exactly_once_and_exits_2() {
 fn stored_cases_carry_the_mapped_fields() {
     let sim = Sim::strict();
     let work = Work::with_sample();
-    work.import("tickets.csv", &sim, "run").output().unwrap();
+    work.import("tickets.csv", &sim, "run").run();
     let case = sim
         .cases()
         .into_iter()
@@ -77,7 +77,7 @@ fn stored_cases_carry_the_mapped_fields() {
 fn invalid_rows_carry_the_line_a_text_editor_shows_and_the_column() {
     let sim = Sim::strict();
     let work = Work::with_sample();
-    work.import("tickets.csv", &sim, "run").output().unwrap();
+    work.import("tickets.csv", &sim, "run").run();
     let text = work.read("tickets.csv");
     let results = work.results("run");
     let by_row = |row: u64| results.iter().find(|r| r.row == row).unwrap().clone();
@@ -110,7 +110,7 @@ fn invalid_rows_carry_the_line_a_text_editor_shows_and_the_column() {
 fn the_errors_file_keeps_the_original_cells_with_row_and_error() {
     let sim = Sim::strict();
     let work = Work::with_sample();
-    work.import("tickets.csv", &sim, "run").output().unwrap();
+    work.import("tickets.csv", &sim, "run").run();
     let bytes = std::fs::read(work.path("run.errors.csv")).unwrap();
     assert!(
         bytes.starts_with("\u{feff}".as_bytes()),
@@ -151,12 +151,8 @@ fn a_clean_file_exits_0() {
         writer.write_record(&record.unwrap()).unwrap();
     }
     writer.flush().unwrap();
-    let out = work
-        .import("clean.csv", &sim, "run")
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let out = work.import("clean.csv", &sim, "run").arg("--json").run();
+    out.assert_code(0);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["created"], 20);
     assert_eq!(summary["rows"], 20);
@@ -171,8 +167,8 @@ fn a_column_the_file_lacks_exits_1_before_any_request() {
         .read("tickets.yaml")
         .replace("column: Correo", "column: Corrreo");
     work.write("tickets.yaml", &mapping);
-    let out = work.import("tickets.csv", &sim, "run").output().unwrap();
-    assert_eq!(code(&out), 1);
+    let out = work.import("tickets.csv", &sim, "run").run();
+    assert_eq!(out.code(), 1);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("\"Corrreo\"") && stderr.contains("did you mean \"Correo\""),
@@ -192,9 +188,8 @@ fn a_wrong_token_stops_the_run_with_exit_3_after_few_requests() {
     let out = work
         .import("tickets.csv", &sim, "run")
         .env("WOLKVOX_TOKEN", "not-the-token")
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 3, "{}", String::from_utf8_lossy(&out.stderr));
+        .run();
+    out.assert_code(3);
     assert!(sim.requests() < 10, "{} requests", sim.requests());
     assert!(sim.cases().is_empty());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -213,8 +208,8 @@ fn a_token_revoked_mid_run_stops_it_and_the_rest_stays_pending() {
         ..Default::default()
     });
     let work = Work::with_sample();
-    let out = work.import("tickets.csv", &sim, "run").output().unwrap();
-    assert_eq!(code(&out), 3);
+    let out = work.import("tickets.csv", &sim, "run").run();
+    assert_eq!(out.code(), 3);
     // The preflight's token-information call is the first of the 5.
     assert_eq!(sim.cases().len(), 4);
     let results = work.results("run");
@@ -229,9 +224,8 @@ fn no_token_exits_1_and_says_how_to_give_one() {
     let out = work
         .import("tickets.csv", &sim, "run")
         .env_remove("WOLKVOX_TOKEN")
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 1);
+        .run();
+    assert_eq!(out.code(), 1);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("WOLKVOX_TOKEN") && stderr.contains("--token-file"),
@@ -250,9 +244,8 @@ fn the_token_file_is_read_and_the_token_never_appears_in_any_output() {
         .env_remove("WOLKVOX_TOKEN")
         .args(["--token-file", "token.txt", "--json", "-vv"])
         .env("RUST_LOG", "trace")
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+        .run();
+    out.assert_code(2);
     assert_eq!(sim.cases().len(), 232);
     let mut haystacks = vec![out.stdout.clone(), out.stderr.clone()];
     for file in [
@@ -275,9 +268,8 @@ fn the_rate_limit_is_never_burst_over() {
     let out = work
         .import("tickets.csv", &sim, "run")
         .args(["--rate", "40", "--limit", "60"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2);
+        .run();
+    assert_eq!(out.code(), 2);
     let arrivals: Vec<f64> = sim.state().arrivals().iter().map(|a| a.at_ms).collect();
     assert_eq!(arrivals.len(), 60);
     for (i, start) in arrivals.iter().enumerate() {
@@ -308,8 +300,8 @@ fn xlsx_and_csv_of_the_same_data_give_the_same_payloads() {
 fn xlsx_rows_are_numbered_as_excel_shows_them() {
     let sim = Sim::strict();
     let work = Work::with_sample();
-    let out = work.import("tickets.xlsx", &sim, "run").output().unwrap();
-    assert_eq!(code(&out), 2);
+    let out = work.import("tickets.xlsx", &sim, "run").run();
+    assert_eq!(out.code(), 2);
     let results = work.results("run");
     // Header in row 1, ticket N in Excel row N + 1.
     let r = results.iter().find(|r| r.key == "PQR-2024-000030").unwrap();

@@ -67,10 +67,9 @@ fn a_disk_that_fills_mid_run_stops_it_with_exit_3_and_the_same_command_continues
     let full = work
         .import("tickets-3000.csv", &sim, "full")
         .arg("--json")
-        .output()
-        .unwrap();
+        .run();
     let summary: serde_json::Value = serde_json::from_slice(&full.stdout).unwrap();
-    assert_eq!(code(&full), 3, "{summary}");
+    assert_eq!(full.code(), 3, "{summary}");
     let stopped = summary["stopped"].as_str().unwrap();
     assert!(
         stopped.contains(".sqlite: database or disk is full;"),
@@ -95,12 +94,9 @@ fn a_disk_that_fills_mid_run_stops_it_with_exit_3_and_the_same_command_continues
 
     // Space is freed; the same command goes on where it stopped.
     disk.grow("64m");
-    let again = work
-        .import("tickets-3000.csv", &sim, "again")
-        .output()
-        .unwrap();
+    let again = work.import("tickets-3000.csv", &sim, "again").run();
     assert!(
-        [0, 2].contains(&code(&again)),
+        [0, 2].contains(&again.code()),
         "{}",
         String::from_utf8_lossy(&again.stderr)
     );

@@ -13,6 +13,7 @@ mod ops;
 mod phone;
 mod quota;
 mod reports;
+mod schema;
 mod scripted;
 mod simulator;
 mod snapshots;

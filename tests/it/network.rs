@@ -166,7 +166,7 @@ impl Netns {
     fn bytes_on_their_way_to(&self, port: u16) -> usize {
         let mut cmd = Command::new("cat");
         cmd.args(["/proc/net/tcp", "/proc/net/tcp6"]);
-        let out = self.exec(&cmd).output().unwrap();
+        let out = self.exec(&cmd).run();
         let table = String::from_utf8_lossy(&out.stdout);
         let port = format!(":{port:04X}");
         table
@@ -389,13 +389,8 @@ fn a_lossy_network_and_a_long_partition_leave_only_the_requests_in_flight_uncert
     // What README.md tells the user: list the uncertain rows, look each up in the CRM,
     // record what was found, import again.
     let target = ["--server", url.as_str(), "--mapping", "tickets.yaml"];
-    let list = work
-        .bin()
-        .args(["resolve", "--list"])
-        .args(target)
-        .output()
-        .unwrap();
-    assert_eq!(code(&list), 0, "{}", String::from_utf8_lossy(&list.stderr));
+    let list = work.bin().args(["resolve", "--list"]).args(target).run();
+    list.assert_code(0);
     let mut reader = csv::Reader::from_reader(list.stdout.as_slice());
     let mut filled = csv::Writer::from_path(work.path("uncertain.csv")).unwrap();
     filled.write_record(reader.headers().unwrap()).unwrap();
@@ -428,29 +423,20 @@ fn a_lossy_network_and_a_long_partition_leave_only_the_requests_in_flight_uncert
             .bin()
             .args(["resolve", "--file", "uncertain.csv"])
             .args(target)
-            .output()
-            .unwrap();
-        assert_eq!(
-            code(&recorded),
-            0,
-            "{}",
-            String::from_utf8_lossy(&recorded.stderr)
-        );
+            .run();
+        recorded.assert_code(0);
     }
 
     // The same command again, on the same lossy network: the failed and the missing rows
     // go, nothing else.
-    let again = netns
-        .exec(import(&work, &url, "again").arg("--json"))
-        .output()
-        .unwrap();
+    let again = netns.exec(import(&work, &url, "again").arg("--json")).run();
     let summary: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap_or_else(|e| {
         panic!(
             "no summary ({e}): {}",
             String::from_utf8_lossy(&again.stderr)
         )
     });
-    assert_eq!(code(&again), 0, "{summary}");
+    assert_eq!(again.code(), 0, "{summary}");
     assert_eq!(summary["created"], failed + missing, "{summary}");
     let wanted: BTreeMap<String, usize> = (1..=TICKETS).map(|i| (ticket(i), 1)).collect();
     assert_eq!(

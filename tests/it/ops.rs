@@ -2,37 +2,16 @@
 
 use crate::support::*;
 
-fn json_of(out: &std::process::Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not one JSON object ({e}): {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
 #[test]
 fn runs_json_lists_and_shows_runs_with_their_counts() {
     let sim = Sim::strict();
     let work = Work::with_sample();
-    let first = work.import("tickets.csv", &sim, "one").output().unwrap();
-    assert_eq!(
-        code(&first),
-        2,
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    let first = work.import("tickets.csv", &sim, "one").run();
+    first.assert_code(2);
     let target = ["--server", &sim.url(), "--mapping", "tickets.yaml"];
-    let out = work
-        .bin()
-        .arg("runs")
-        .args(target)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
-    let list = json_of(&out);
+    let out = work.bin().arg("runs").args(target).arg("--json").run();
+    out.assert_code(0);
+    let list = out.json();
     assert_eq!(list["ledger"], work.ledger().display().to_string());
     let runs = list["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 1, "{list}");
@@ -49,21 +28,16 @@ fn runs_json_lists_and_shows_runs_with_their_counts() {
         .arg("runs")
         .args(target)
         .args(["--show", "1", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
-    let shown = json_of(&out);
+        .run();
+    out.assert_code(0);
+    let shown = out.json();
     assert_eq!(shown["run"]["counts"]["created"], 232);
     assert_eq!(shown["open_rows"], serde_json::json!([]));
 
     // A run that cannot be shown still answers in JSON, with its exit code.
-    let out = work
-        .bin()
-        .args(["runs", "--ledger", "missing.sqlite", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 1);
-    let failed = json_of(&out);
+    let out = work.run(["runs", "--ledger", "missing.sqlite", "--json"]);
+    assert_eq!(out.code(), 1);
+    let failed = out.json();
     assert_eq!(failed["exit_code"], 1);
     assert!(
         failed["error"].as_str().unwrap().contains("missing.sqlite"),
@@ -75,13 +49,8 @@ fn runs_json_lists_and_shows_runs_with_their_counts() {
 fn runs_find_says_where_a_ticket_went_by_key_or_case_id() {
     let sim = Sim::strict();
     let work = Work::with_sample();
-    let first = work.import("tickets.csv", &sim, "one").output().unwrap();
-    assert_eq!(
-        code(&first),
-        2,
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    let first = work.import("tickets.csv", &sim, "one").run();
+    first.assert_code(2);
     let results = work.results("one");
     let created = results.iter().find(|r| r.status == "created").unwrap();
     assert!(!created.case_id.is_empty());
@@ -94,10 +63,9 @@ fn runs_find_says_where_a_ticket_went_by_key_or_case_id() {
         .bin()
         .args(["runs", "--json", "--find", &created.key])
         .args(["--find", &created.case_id, "--find", "PQR-1999-999999"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
-    let answer = json_of(&out);
+        .run();
+    out.assert_code(0);
+    let answer = out.json();
     let results_json = answer["results"].as_array().unwrap();
     assert_eq!(results_json.len(), 3);
     for by in &results_json[..2] {
@@ -119,9 +87,8 @@ fn runs_find_says_where_a_ticket_went_by_key_or_case_id() {
         .bin()
         .args(["runs", "--server", &sim.url(), "--mapping", "tickets.yaml"])
         .args(["--find", &created.key, "--find", &invalid.key])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+        .run();
+    out.assert_code(0);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains(&format!(
@@ -175,11 +142,10 @@ fn an_import_configured_by_the_environment_alone() {
             "tickets.yaml",
             "--force",
         ])
-        .output()
-        .unwrap();
+        .run();
     let stderr = String::from_utf8_lossy(&out.stderr);
     // Five sent (--limit), the rest pending: exit 2.
-    assert_eq!(code(&out), 2, "{stderr}");
+    assert_eq!(out.code(), 2, "{stderr}");
     assert_eq!(sim.state().stored(), 5);
     // No preflight: the token made the five inserts and nothing else.
     assert_eq!(sim.state().calls_per_token().get(TOKEN), Some(&5));
@@ -207,9 +173,8 @@ fn an_import_configured_by_the_environment_alone() {
             "--force",
         ])
         .args(["--rate", "0", "--limit", "2", "-q"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+        .run();
+    out.assert_code(2);
     assert_eq!(sim.state().stored(), 7);
 }
 
@@ -228,17 +193,15 @@ fn help_names_the_environment_variables_and_never_shows_the_token() {
             .env("WOLKVOX_TOKEN", secret)
             .env("WOLKVOX_SERVER", "crm0042.example.com")
             .args([sub, "--help"])
-            .output()
-            .unwrap();
-        assert_eq!(code(&out), 0, "{sub}");
+            .run();
+        assert_eq!(out.code(), 0, "{sub}");
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(!text.contains(secret), "{sub} --help shows the token");
     }
     let out = bin()
         .env("WOLKVOX_SERVER", "crm0042.example.com")
         .args(["import", "--help"])
-        .output()
-        .unwrap();
+        .run();
     // Words joined by one space: clap wraps the help to the width of its longest values.
     let text = String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
@@ -274,10 +237,9 @@ fn simulate_wins_over_a_server_in_the_environment() {
             "--simulate",
         ])
         .args(["--force", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(json_of(&out)["created"], 232);
+        .run();
+    out.assert_code(2);
+    assert_eq!(out.json()["created"], 232);
     // Nothing went to the server the environment names.
     assert_eq!(sim.state().calls_per_token().values().sum::<u64>(), 0);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -457,9 +419,8 @@ fn the_metrics_file_says_how_the_run_went_in_the_text_format() {
         .import(input, &sim, "one")
         .arg("--metrics-file")
         .arg(&prom)
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+        .run();
+    out.assert_code(2);
     let text = std::fs::read_to_string(&prom).unwrap();
     let samples = parse_prometheus(&text);
     let m = |name: &str, labels: &[(&str, &str)]| metric(&samples, name, labels);
@@ -528,9 +489,8 @@ fn the_metrics_file_says_how_the_run_went_in_the_text_format() {
             "--server",
             &sim.url(),
         ])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 1);
+        .run();
+    assert_eq!(out.code(), 1);
     let samples = parse_prometheus(&std::fs::read_to_string(&prom).unwrap());
     assert_eq!(
         metric(&samples, "wolkvox_import_last_run_exit_code", &[]),
@@ -556,13 +516,9 @@ fn a_header_only_file_says_so_and_spends_no_call() {
     let work = Work::with_sample();
     let header = work.read("tickets.csv").lines().next().unwrap().to_string();
     work.write("empty.csv", &format!("{header}\n"));
-    let out = work
-        .import("empty.csv", &sim, "empty")
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
-    let summary = json_of(&out);
+    let out = work.import("empty.csv", &sim, "empty").arg("--json").run();
+    out.assert_code(0);
+    let summary = out.json();
     assert_eq!(summary["rows"], 0);
     let warnings = summary["warnings"].to_string();
     assert!(warnings.contains("no data rows"), "{warnings}");
@@ -581,23 +537,21 @@ fn the_figures_count_what_was_sent_and_what_will_be() {
     let first = work
         .import("tickets.csv", &sim, "one")
         .args(["--limit", "100"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&first), 2);
+        .run();
+    assert_eq!(first.code(), 2);
     // The second run: 8 invalid, 100 created before, so 132 to send, and 132 sent.
     let out = work
         .import("tickets.csv", &sim, "two")
         .arg("--json")
         .env("RUST_LOG", "wolkvox_import=info")
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+        .run();
+    out.assert_code(2);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("Quota plan: 132 rows to send (8 invalid and 100 created"),
         "{stderr}"
     );
-    let summary = json_of(&out);
+    let summary = out.json();
     assert_eq!(summary["sent"], 132);
     assert_eq!(summary["skipped"], 100);
     // Calls per token: the preflight and the 132 inserts, as the CRM counted them.
@@ -636,10 +590,9 @@ fn connections_never_made_cost_no_call() {
             "--json",
             "-q",
         ])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 3, "{}", String::from_utf8_lossy(&out.stderr));
-    let summary = json_of(&out);
+        .run();
+    out.assert_code(3);
+    let summary = out.json();
     assert!(summary["failed"].as_u64().unwrap() >= 10, "{summary}");
     assert_eq!(summary["tokens"][0]["calls"], 0, "{summary}");
 }
@@ -662,12 +615,8 @@ fn validate_lists_the_first_20_bad_cells_compiler_style() {
         writer.write_record(&cells).unwrap();
     }
     writer.flush().unwrap();
-    let out = work
-        .bin()
-        .args(["validate", "tickets.csv", "--mapping", "tickets.yaml"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2);
+    let out = work.run(["validate", "tickets.csv", "--mapping", "tickets.yaml"]);
+    assert_eq!(out.code(), 2);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let results = read_results(&work.path("tickets.results.csv"));
     assert_eq!(count(&results, "invalid"), 30);
@@ -732,25 +681,22 @@ fn with_extra_columns(
 fn a_repeated_header_matters_only_where_the_mapping_names_it() {
     let work = Work::with_sample();
     let validate = |input: &str, mapping: &str| {
-        work.bin()
-            .args(["validate", input, "--mapping", mapping, "--json", "--force"])
-            .output()
-            .unwrap()
+        work.run(["validate", input, "--mapping", mapping, "--json", "--force"])
     };
     // A column the mapping never uses, twice: the file is read as before.
     with_extra_columns(&work, "notes.csv", &["Notas", "Notas"], |_| {
         vec!["a".into(), "b".into()]
     });
     let out = validate("notes.csv", "tickets.yaml");
-    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(json_of(&out)["valid"], 232);
+    out.assert_code(2);
+    assert_eq!(out.json()["valid"], 232);
 
     // `Correo` again as column O: the mapping's `column: Correo` is ambiguous.
     with_extra_columns(&work, "twice.csv", &["Correo"], |r| {
         vec![r[CORREO].to_string()]
     });
     let out = validate("twice.csv", "tickets.yaml");
-    assert_eq!(code(&out), 1);
+    assert_eq!(out.code(), 1);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("the header \"Correo\" appears twice (columns G and O)"),
@@ -763,8 +709,8 @@ fn a_repeated_header_matters_only_where_the_mapping_names_it() {
     assert_ne!(by_letter, work.read("tickets.yaml"));
     work.write("by-letter.yaml", &by_letter);
     let out = validate("twice.csv", "by-letter.yaml");
-    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(json_of(&out)["valid"], 232);
+    out.assert_code(2);
+    assert_eq!(out.json()["valid"], 232);
 }
 
 /// The binary importing `input` into `sim` with `token`, with the human summary on stderr.
@@ -792,10 +738,8 @@ fn the_hints_match_what_stopped_the_run() {
     });
     let work = Work::with_sample();
     // A wrong token: fix it, not "run the same command again" as if it were a hiccup.
-    let out = import_loud(&work, "tickets.csv", &sim, "not-the-token")
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 3);
+    let out = import_loud(&work, "tickets.csv", &sim, "not-the-token").run();
+    assert_eq!(out.code(), 3);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr
@@ -805,10 +749,8 @@ fn the_hints_match_what_stopped_the_run() {
     assert!(!stderr.contains("once what stopped the run"), "{stderr}");
 
     // The quota: when to run again.
-    let out = import_loud(&work, "tickets.csv", &sim, TOKEN)
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 4);
+    let out = import_loud(&work, "tickets.csv", &sim, TOKEN).run();
+    assert_eq!(out.code(), 4);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let next = stderr
         .lines()
@@ -845,12 +787,12 @@ fn sigterm_is_called_sigterm() {
         .status()
         .unwrap();
     assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(code(&out), 130, "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Run(child.wait_with_output().unwrap());
+    out.assert_code(130);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("Interrupted by SIGTERM"), "{stderr}");
     assert!(!stderr.contains("Ctrl-C"), "{stderr}");
-    assert_eq!(json_of(&out)["stopped"], "interrupted (SIGTERM)");
+    assert_eq!(out.json()["stopped"], "interrupted (SIGTERM)");
 }
 
 #[test]
@@ -860,26 +802,15 @@ fn an_xlsx_report_that_exists_gets_a_timestamped_name_like_the_csv() {
         work.bin()
             .args(["validate", "tickets.csv", "--mapping", "tickets.yaml"])
             .args(["--report", "night.xlsx", "--json"])
-            .output()
-            .unwrap()
+            .run()
     };
     let first = validate();
-    assert_eq!(
-        code(&first),
-        2,
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
-    assert_eq!(json_of(&first)["workbook"], "night.xlsx");
+    first.assert_code(2);
+    assert_eq!(first.json()["workbook"], "night.xlsx");
     let before = std::fs::read(work.path("night.xlsx")).unwrap();
     let second = validate();
-    assert_eq!(
-        code(&second),
-        2,
-        "{}",
-        String::from_utf8_lossy(&second.stderr)
-    );
-    let named = json_of(&second)["workbook"].as_str().unwrap().to_string();
+    second.assert_code(2);
+    let named = second.json()["workbook"].as_str().unwrap().to_string();
     assert!(
         named.starts_with("night.") && named.ends_with(".xlsx") && named != "night.xlsx",
         "{named}"
@@ -889,7 +820,7 @@ fn an_xlsx_report_that_exists_gets_a_timestamped_name_like_the_csv() {
     assert!(bytes.starts_with(b"PK\x03\x04"), "{named} is no workbook");
     assert_eq!(std::fs::read(work.path("night.xlsx")).unwrap(), before);
 
-    let out = work.bin().args(["import", "--help"]).output().unwrap();
+    let out = work.run(["import", "--help"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("--report <FILE.csv|FILE.xlsx>"));
 }
 
@@ -900,10 +831,9 @@ fn concurrency_above_two_per_token_is_warned_about() {
     let out = work
         .import("tickets.csv", &sim, "run")
         .args(["--concurrency", "3", "--limit", "10", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
-    let warnings = json_of(&out)["warnings"].to_string();
+        .run();
+    out.assert_code(2);
+    let warnings = out.json()["warnings"].to_string();
     assert!(
         warnings.contains("--concurrency 3: Wolkvox refuses a third simultaneous request"),
         "{warnings}"
@@ -913,13 +843,8 @@ fn concurrency_above_two_per_token_is_warned_about() {
     let out = work
         .import("tickets.csv", &sim, "two")
         .args(["--limit", "10", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        !json_of(&out)["warnings"]
-            .to_string()
-            .contains("--concurrency")
-    );
+        .run();
+    assert!(!out.json()["warnings"].to_string().contains("--concurrency"));
 }
 
 #[cfg(unix)]
@@ -951,9 +876,8 @@ fn a_kubernetes_secret_mode_is_not_nagged_about_a_world_readable_file_is() {
                 "--limit",
                 "2",
             ])
-            .output()
-            .unwrap();
-        assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+            .run();
+        out.assert_code(2);
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
     // 0440: a Secret volume's file, group-readable for the pod's fsGroup.
@@ -1001,9 +925,8 @@ fn simulate_listens_on_localhost_by_name_and_stops_on_sigterm() {
             &url,
         ])
         .args(["--rate", "0", "--limit", "3", "-q", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(json_of(&out)["created"], 3);
+        .run();
+    assert_eq!(out.json()["created"], 3);
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -1019,10 +942,7 @@ fn simulate_listens_on_localhost_by_name_and_stops_on_sigterm() {
     assert!(stopped, "the simulator did not stop on SIGTERM");
     assert_eq!(child.wait().unwrap().code(), Some(0));
 
-    let out = bin()
-        .args(["simulate", "--listen", "no-port-here"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 1);
+    let out = bin().args(["simulate", "--listen", "no-port-here"]).run();
+    assert_eq!(out.code(), 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("write HOST:PORT"));
 }

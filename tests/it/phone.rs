@@ -63,14 +63,13 @@ fn preview_lines(work: &Work) -> (i32, Vec<serde_json::Value>) {
             "--rows",
             "0",
         ])
-        .output()
-        .unwrap();
+        .run();
     let lines = String::from_utf8(out.stdout.clone())
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    (code(&out), lines)
+    (out.code(), lines)
 }
 
 #[test]
@@ -131,8 +130,8 @@ fn extensions_and_values_that_are_no_number_can_be_kept() {
 fn a_number_kept_as_typed_is_said_in_the_import_results() {
     let sim = Sim::strict();
     let work = work(r#"{ region: CO, extension: keep, on_invalid: keep }"#);
-    let out = work.import("t.csv", &sim, "run").output().unwrap();
-    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let out = work.import("t.csv", &sim, "run").run();
+    out.assert_code(0);
     let results = work.results("run");
     assert_eq!(count(&results, "created"), 6);
     let abc = results.iter().find(|r| r.key == "5").unwrap();

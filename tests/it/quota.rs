@@ -18,9 +18,8 @@ fn the_reserve_stops_the_run_cleanly_and_the_next_night_continues() {
     let out = work
         .import("tickets.csv", &sim, "night1")
         .args(["--quota-reserve", "30", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 4, "{}", String::from_utf8_lossy(&out.stderr));
+        .run();
+    out.assert_code(4);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     // One call for the preflight, then inserts until 30 calls are left.
     assert_eq!(summary["created"], 69);
@@ -38,15 +37,14 @@ fn the_reserve_stops_the_run_cleanly_and_the_next_night_continues() {
         sim.state().reset_quota();
         work.import("tickets.csv", &sim, name)
             .args(["--quota-reserve", "30"])
-            .output()
-            .unwrap()
+            .run()
     };
     // Nights 2 and 3 stop at the reserve again; night 4 finishes.
     assert_eq!(code(&night("night2")), 4);
     assert_eq!(code(&night("night3")), 4);
     let out = night("night4");
     assert_eq!(
-        code(&out),
+        out.code(),
         2,
         "the last night finishes; only the invalid rows remain"
     );
@@ -62,8 +60,8 @@ fn a_token_with_no_calls_left_sends_nothing_and_exits_4() {
         ..Scenario::default()
     });
     let work = Work::with_sample();
-    let out = work.import("tickets.csv", &sim, "run").output().unwrap();
-    assert_eq!(code(&out), 4);
+    let out = work.import("tickets.csv", &sim, "run").run();
+    assert_eq!(out.code(), 4);
     assert_eq!(sim.requests(), 0, "no insert is wasted below the reserve");
     let results = work.results("run");
     assert_eq!(count(&results, "pending"), 232);
@@ -89,9 +87,8 @@ fn two_tokens_double_the_requests_in_flight_and_share_the_calls() {
         .import("tickets.csv", &sim, "run")
         .env_remove("WOLKVOX_TOKEN")
         .args(["--token-file", "tokens.txt", "--limit", "80", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+        .run();
+    out.assert_code(2);
     assert_eq!(sim.cases().len(), 80);
     // Each token keeps its own limit of 2; together they keep 4 requests going.
     assert_eq!(sim.state().peak_in_flight(), 4);
@@ -129,9 +126,8 @@ fn a_rejected_token_among_three_leaves_the_run_going_on_two() {
         .import("tickets.csv", &sim, "run")
         .env_remove("WOLKVOX_TOKEN")
         .args(["--token-file", "tokens.txt", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+        .run();
+    out.assert_code(2);
     assert_eq!(sim.cases().len(), 232);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let states: Vec<&str> = summary["tokens"]
@@ -164,10 +160,9 @@ fn a_token_refused_mid_run_hands_its_rows_to_the_others() {
             "--limit",
             "110",
         ])
-        .output()
-        .unwrap();
+        .run();
     // 60 calls each: 120 calls carry the 110 rows even though both tokens run out.
-    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+    out.assert_code(2);
     assert_eq!(sim.cases().len(), 110);
     assert!(sim.stored_per_ticket().values().all(|&n| n == 1));
 }
@@ -189,9 +184,8 @@ fn token_info_prints_the_quota_of_each_token() {
             "--server",
             &sim.url(),
         ])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+        .run();
+    out.assert_code(0);
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(info["limit"], 4800);
     assert_eq!(info["used"], 1, "the call counts itself");

@@ -11,9 +11,8 @@ fn an_xlsx_report_has_a_summary_and_every_result_row() {
     let out = work
         .import("tickets.csv", &sim, "run")
         .args(["--report", "results.xlsx"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+        .run();
+    out.assert_code(2);
     let mut book = open_workbook_auto(work.path("results.xlsx")).unwrap();
     assert_eq!(book.sheet_names(), ["Summary", "Results"]);
     let summary = book.worksheet_range("Summary").unwrap();
@@ -35,20 +34,16 @@ fn an_xlsx_report_has_a_summary_and_every_result_row() {
 #[test]
 fn json_logs_make_stderr_machine_readable() {
     let work = Work::with_sample();
-    let out = work
-        .bin()
-        .args([
-            "--log-format",
-            "json",
-            "validate",
-            "tickets.csv",
-            "--mapping",
-            "tickets.yaml",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2);
-    let stderr = String::from_utf8(out.stderr).unwrap();
+    let out = work.run([
+        "--log-format",
+        "json",
+        "validate",
+        "tickets.csv",
+        "--mapping",
+        "tickets.yaml",
+    ]);
+    assert_eq!(out.code(), 2);
+    let stderr = String::from_utf8(out.stderr.clone()).unwrap();
     let lines: Vec<serde_json::Value> = stderr
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
@@ -88,9 +83,8 @@ fn no_terminal_escapes_reach_a_non_terminal_stderr() {
             "0",
         ])
         .args(["--server", &sim.url()])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2);
+        .run();
+    assert_eq!(out.code(), 2);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("created") && stderr.contains("next:"),
@@ -102,8 +96,8 @@ fn no_terminal_escapes_reach_a_non_terminal_stderr() {
 #[test]
 fn completions_are_printed_for_each_shell() {
     for shell in ["bash", "zsh", "fish", "powershell"] {
-        let out = bin().args(["completions", shell]).output().unwrap();
-        assert_eq!(code(&out), 0, "{shell}");
+        let out = bin().args(["completions", shell]).run();
+        assert_eq!(out.code(), 0, "{shell}");
         assert!(
             String::from_utf8_lossy(&out.stdout).contains("wolkvox-import"),
             "{shell}"
@@ -132,9 +126,8 @@ fn a_token_file_readable_by_others_draws_a_warning() {
         ])
         .args(["--report", "r2.csv", "--errors", "e2.csv"])
         .args(["--token-file", "token.txt", "--server", &sim.url()])
-        .output()
-        .unwrap();
+        .run();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(code(&out), 2, "{stderr}");
+    assert_eq!(out.code(), 2, "{stderr}");
     assert!(stderr.contains("chmod 600"), "{stderr}");
 }

@@ -23,10 +23,9 @@ async fn import_three(server: &MockServer) -> (i32, Vec<ResultRow>, String) {
         let out = work
             .import("three.csv", &Sim::strict(), "run")
             .args(["--server", &url, "--no-preflight", "--max-retries", "1"])
-            .output()
-            .unwrap();
+            .run();
         (
-            code(&out),
+            out.code(),
             work.results("run"),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )

@@ -3,7 +3,7 @@
 use crate::support::*;
 
 fn stderr_of(work: &Work, args: &[&str]) -> String {
-    let out = work.bin().args(args).output().unwrap();
+    let out = work.bin().args(args).run();
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -53,10 +53,6 @@ fn the_validate_summary_tells_what_to_do_next() {
 
 #[test]
 fn import_help_is_stable() {
-    let out = bin()
-        .args(["import", "--help"])
-        .env("COLUMNS", "100")
-        .output()
-        .unwrap();
+    let out = bin().args(["import", "--help"]).env("COLUMNS", "100").run();
     insta::assert_snapshot!(String::from_utf8_lossy(&out.stdout));
 }

@@ -25,14 +25,13 @@ fn preview(work: &Work, input: &str, extra: &[&str]) -> (i32, Vec<serde_json::Va
         .bin()
         .args(["preview", input, "--mapping", "m.yaml", "--rows", "100"])
         .args(extra)
-        .output()
-        .unwrap();
+        .run();
     let rows = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     (
-        code(&out),
+        out.code(),
         rows,
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
@@ -222,26 +221,19 @@ fn the_same_tickets_from_csv_cp1252_xlsx_xls_and_ods_give_identical_payloads() {
 fn cp1252_semicolon_crlf_rows_keep_their_line_numbers() {
     let work = Work::with_sample();
     work.copy("tests/fixtures/tickets-cp1252.csv", "cp1252.csv");
-    let out = work
-        .bin()
-        .args([
-            "validate",
-            "cp1252.csv",
-            "--mapping",
-            "tickets.yaml",
-            "--json",
-            "-q",
-        ])
-        .output()
-        .unwrap();
+    let out = work.run([
+        "validate",
+        "cp1252.csv",
+        "--mapping",
+        "tickets.yaml",
+        "--json",
+        "-q",
+    ]);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["encoding"], "windows-1252");
     assert_eq!(summary["delimiter"], ";");
     let utf8 = read_results(&{
-        work.bin()
-            .args(["validate", "tickets.csv", "--mapping", "tickets.yaml", "-q"])
-            .output()
-            .unwrap();
+        work.run(["validate", "tickets.csv", "--mapping", "tickets.yaml", "-q"]);
         work.path("tickets.results.csv")
     });
     let cp1252 = read_results(&work.path("cp1252.results.csv"));
@@ -266,11 +258,7 @@ fn error_cells_fail_the_row_naming_the_cell_only_when_mapped() {
     );
     let mapping = MAPPING.replace("Teléfono: Teléfono", "Valor: Valor");
     work.write("m2.yaml", &mapping);
-    let out = work
-        .bin()
-        .args(["preview", "e.xlsx", "--mapping", "m2.yaml"])
-        .output()
-        .unwrap();
+    let out = work.run(["preview", "e.xlsx", "--mapping", "m2.yaml"]);
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -291,11 +279,7 @@ fn the_1904_date_system_reads_the_same_dates() {
     work.copy("tests/fixtures/date1904.xlsx", "d.xlsx");
     let mapping = MAPPING.replace("Teléfono: Teléfono", "Fecha: Fecha");
     work.write("m.yaml", &mapping);
-    let out = work
-        .bin()
-        .args(["preview", "d.xlsx", "--mapping", "m.yaml"])
-        .output()
-        .unwrap();
+    let out = work.run(["preview", "d.xlsx", "--mapping", "m.yaml"]);
     let row: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(row["cells"]["Fecha"], "2024-03-07");
 }
@@ -305,12 +289,8 @@ fn a_ragged_row_keeps_all_its_cells_in_the_errors_file() {
     let work = Work::new();
     work.write("m.yaml", MAPPING);
     work.write("t.csv", "Descripción,Teléfono\nuno,1\nsobra,2,3\ndos,4\n");
-    let out = work
-        .bin()
-        .args(["validate", "t.csv", "--mapping", "m.yaml", "-q"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+    let out = work.run(["validate", "t.csv", "--mapping", "m.yaml", "-q"]);
+    out.assert_code(2);
     let errors = work.read("t.errors.csv");
     let lines: Vec<&str> = errors.trim_start_matches('\u{feff}').lines().collect();
     assert_eq!(lines[0], "Descripción,Teléfono,_row,_error");
@@ -342,12 +322,8 @@ form:
         "t.csv",
         "Cobro doble,Cali - Valle,ana@ejemplo.co\nDemora,Bogotá - Cundinamarca,no-es-correo\n",
     );
-    let out = work
-        .bin()
-        .args(["preview", "t.csv", "--mapping", "m.yaml", "--no-header"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+    let out = work.run(["preview", "t.csv", "--mapping", "m.yaml", "--no-header"]);
+    out.assert_code(2);
     let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -377,11 +353,7 @@ fn one_unambiguous_date_settles_the_whole_column() {
     work.write("m.yaml", &mapping);
     let preview = |csv: &str| -> Vec<serde_json::Value> {
         work.write("t.csv", csv);
-        let out = work
-            .bin()
-            .args(["preview", "t.csv", "--mapping", "m.yaml", "--rows", "0"])
-            .output()
-            .unwrap();
+        let out = work.run(["preview", "t.csv", "--mapping", "m.yaml", "--rows", "0"]);
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -437,24 +409,19 @@ fn a_large_csv_read_in_parallel_gives_the_rows_of_one_pass() {
         .bin()
         .args(["validate", "big.csv", "--mapping", "tickets.yaml", "-q"])
         .args(["--report", "big.results.csv", "--errors", "big.errors.csv"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+        .run();
+    out.assert_code(2);
     let results = work.results("big");
     assert_eq!(results.len() as u64, rows);
 
-    let preview = work
-        .bin()
-        .args([
-            "preview",
-            "big.csv",
-            "--mapping",
-            "tickets.yaml",
-            "--rows",
-            "0",
-        ])
-        .output()
-        .unwrap();
+    let preview = work.run([
+        "preview",
+        "big.csv",
+        "--mapping",
+        "tickets.yaml",
+        "--rows",
+        "0",
+    ]);
     let one_pass: Vec<(u64, bool)> = String::from_utf8_lossy(&preview.stdout)
         .lines()
         .map(|l| {

@@ -156,6 +156,15 @@ impl Work {
         cmd
     }
 
+    /// `args` run by the binary in this directory (as `bin()`), to the end.
+    pub fn run<I, S>(&self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.bin().args(args).run()
+    }
+
     /// `bin()` with its data memory capped (RLIMIT_DATA, as `ulimit -d` sets it): a run
     /// that would hold more fails instead of passing quietly.
     pub fn capped_bin(&self, megabytes: u64) -> Command {
@@ -224,6 +233,62 @@ impl Work {
 
     pub fn results(&self, tag: &str) -> Vec<ResultRow> {
         read_results(&self.path(&format!("{tag}.results.csv")))
+    }
+}
+
+/// What one run of the binary gave: its exit code, stdout and stderr (`Output` too).
+pub struct Run(pub std::process::Output);
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        code(&self.0)
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+
+    /// The one JSON object on stdout (`--json`); if there is none, both streams are shown.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.0.stdout).unwrap_or_else(|e| {
+            panic!(
+                "not one JSON object ({e}): {}\n{}",
+                self.stdout(),
+                self.stderr()
+            )
+        })
+    }
+
+    /// Fails, showing what the run printed, unless it exited with `expected`.
+    pub fn assert_code(&self, expected: i32) -> &Run {
+        assert_cmd::assert::Assert::new(self.0.clone()).code(expected);
+        self
+    }
+}
+
+impl std::ops::Deref for Run {
+    type Target = std::process::Output;
+
+    fn deref(&self) -> &std::process::Output {
+        &self.0
+    }
+}
+
+/// `.run()` for a command built by hand (with its own environment): its `Run`.
+pub trait RunExt {
+    fn run(&mut self) -> Run;
+}
+
+impl RunExt for Command {
+    fn run(&mut self) -> Run {
+        let program = self.get_program().to_string_lossy().into_owned();
+        Run(self
+            .output()
+            .unwrap_or_else(|e| panic!("could not run {program}: {e}")))
     }
 }
 

@@ -35,14 +35,8 @@ fn a_renamed_nightly_export_creates_only_the_new_tickets() {
     let night1 = work
         .import("export-2026-11-30.csv", &sim, "night1")
         .arg("--json")
-        .output()
-        .unwrap();
-    assert_eq!(
-        code(&night1),
-        0,
-        "{}",
-        String::from_utf8_lossy(&night1.stderr)
-    );
+        .run();
+    night1.assert_code(0);
     assert_eq!(json_of(&night1)["ledger_created"], true);
 
     // The next night's export has a new name and carries half of last night's tickets.
@@ -50,9 +44,8 @@ fn a_renamed_nightly_export_creates_only_the_new_tickets() {
     let night2 = work
         .import("export-2026-12-01.csv", &sim, "night2")
         .arg("--json")
-        .output()
-        .unwrap();
-    assert_eq!(code(&night2), 0);
+        .run();
+    assert_eq!(night2.code(), 0);
     let summary = json_of(&night2);
     assert_eq!(summary["ledger_created"], false);
     assert_eq!(
@@ -71,11 +64,8 @@ fn the_errors_file_loop_creates_each_fixed_ticket_once() {
     let original = work.read("tickets-40.csv");
     let broken = break_emails(&original, &[5, 17, 33]);
     work.write("tickets-40.csv", &broken);
-    let first = work
-        .import("tickets-40.csv", &sim, "first")
-        .output()
-        .unwrap();
-    assert_eq!(code(&first), 2);
+    let first = work.import("tickets-40.csv", &sim, "first").run();
+    assert_eq!(first.code(), 2);
     assert_eq!(sim.cases().len(), 37);
 
     // As the hint says: fix the rows in the errors file and run it with the same mapping.
@@ -87,22 +77,14 @@ fn the_errors_file_loop_creates_each_fixed_ticket_once() {
             .replace("ana@\"", "ana@x.co\"")
             .replace("ana@,", "ana@x.co,"),
     );
-    let fixed = work.import("fixed.csv", &sim, "fixed").output().unwrap();
-    assert_eq!(
-        code(&fixed),
-        0,
-        "{}",
-        String::from_utf8_lossy(&fixed.stderr)
-    );
+    let fixed = work.import("fixed.csv", &sim, "fixed").run();
+    fixed.assert_code(0);
     assert_eq!(count(&work.results("fixed"), "created"), 3);
 
     // Later someone fixes the original too and runs it again: nothing is created twice.
     work.write("tickets-40.csv", &original);
-    let again = work
-        .import("tickets-40.csv", &sim, "again")
-        .output()
-        .unwrap();
-    assert_eq!(code(&again), 0);
+    let again = work.import("tickets-40.csv", &sim, "again").run();
+    assert_eq!(again.code(), 0);
     assert_eq!(count(&work.results("again"), "skipped"), 40);
     assert_each_once(&sim, 1..=40);
 }
@@ -138,12 +120,11 @@ fn a_second_run_into_the_same_target_is_refused_whatever_file_or_ledger_it_names
         .cases()
         .is_empty()));
     tickets_csv(&work, "tuesday.csv", 1..=300);
-    let another_file = work.import("tuesday.csv", &sim, "second").output().unwrap();
+    let another_file = work.import("tuesday.csv", &sim, "second").run();
     let another_ledger = work
         .import("tuesday.csv", &sim, "third")
         .args(["--ledger", "elsewhere.sqlite"])
-        .output()
-        .unwrap();
+        .run();
     first.kill().unwrap();
     first.wait().unwrap();
     for out in [&another_file, &another_ledger] {
@@ -160,9 +141,9 @@ fn a_second_run_into_the_same_target_is_refused_whatever_file_or_ledger_it_names
         );
     }
     // The killed run is picked up by the next one: still no duplicate.
-    let rest = work.import("tuesday.csv", &sim, "rest").output().unwrap();
+    let rest = work.import("tuesday.csv", &sim, "rest").run();
     assert!(
-        [0, 2].contains(&code(&rest)),
+        [0, 2].contains(&rest.code()),
         "{}",
         String::from_utf8_lossy(&rest.stderr)
     );
@@ -176,8 +157,8 @@ fn a_mapping_without_a_key_is_refused_before_anything_is_sent() {
     let work = Work::with_sample();
     let mapping = work.read("tickets.yaml");
     work.write("tickets.yaml", &mapping.replace("key: [Ticket]", ""));
-    let out = work.import("tickets.csv", &sim, "nokey").output().unwrap();
-    assert_eq!(code(&out), 1);
+    let out = work.import("tickets.csv", &sim, "nokey").run();
+    assert_eq!(out.code(), 1);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("has no `key:`"), "{stderr}");
     assert!(
@@ -191,12 +172,8 @@ fn a_mapping_without_a_key_is_refused_before_anything_is_sent() {
     );
     assert!(sim.cases().is_empty());
 
-    let validate = work
-        .bin()
-        .args(["validate", "tickets.csv", "--mapping", "tickets.yaml"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&validate), 2, "the sample's bad rows");
+    let validate = work.run(["validate", "tickets.csv", "--mapping", "tickets.yaml"]);
+    assert_eq!(validate.code(), 2, "the sample's bad rows");
     assert!(String::from_utf8_lossy(&validate.stderr).contains("import will refuse this mapping"));
 
     // `key: payload` is the explicit choice of a payload hash.
@@ -204,11 +181,8 @@ fn a_mapping_without_a_key_is_refused_before_anything_is_sent() {
         "tickets.yaml",
         &mapping.replace("key: [Ticket]", "key: payload"),
     );
-    let out = work
-        .import("tickets.csv", &sim, "payload")
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2);
+    let out = work.import("tickets.csv", &sim, "payload").run();
+    assert_eq!(out.code(), 2);
     // The sample's one repeated ticket number has other content: with a payload hash it is
     // a ticket of its own (what "any change makes a new ticket" means).
     assert_eq!(sim.cases().len(), 233);
@@ -238,9 +212,9 @@ fn init_mapping_finds_the_key_and_the_contact_in_real_export_headers() {
                  A-2,Cambio de plan,asesor2@empresa.co,luis@cliente.co,Cerrado\n"
             ),
         );
-        let out = work.bin().args(["init-mapping", &name]).output().unwrap();
-        assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
-        let yaml = String::from_utf8(out.stdout).unwrap();
+        let out = work.run(["init-mapping", &name]);
+        out.assert_code(0);
+        let yaml = String::from_utf8(out.0.stdout).unwrap();
         let mapping: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
         assert_eq!(mapping["key"], serde_json::json!([key]), "{key}:\n{yaml}");
         let chosen = &mapping["fields"]["contact"];
@@ -274,14 +248,8 @@ fn resolve_then_a_rerun_sends_only_the_rows_marked_missing() {
         ])
         .arg(sim.url())
         .args(["--rate", "0", "--max-retries", "0"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        code(&first),
-        2,
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+        .run();
+    first.assert_code(2);
     let uncertain = count(
         &read_results(&work.path("tickets-80.results.csv")),
         "uncertain",
@@ -296,14 +264,8 @@ fn resolve_then_a_rerun_sends_only_the_rows_marked_missing() {
         .and_then(|rest| rest.split(" --list").next())
         .unwrap_or_else(|| panic!("no resolve hint: {stderr}"));
     let target: Vec<&str> = hint.split_whitespace().collect();
-    let list = work
-        .bin()
-        .arg("resolve")
-        .args(&target)
-        .arg("--list")
-        .output()
-        .unwrap();
-    assert_eq!(code(&list), 0, "{}", String::from_utf8_lossy(&list.stderr));
+    let list = work.bin().arg("resolve").args(&target).arg("--list").run();
+    list.assert_code(0);
 
     // The person looks each key up in the CRM and writes what they found.
     let stored: BTreeMap<String, String> = sim
@@ -335,14 +297,8 @@ fn resolve_then_a_rerun_sends_only_the_rows_marked_missing() {
         .arg("resolve")
         .args(&target)
         .args(["--file", "uncertain.csv"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        code(&recorded),
-        0,
-        "{}",
-        String::from_utf8_lossy(&recorded.stderr)
-    );
+        .run();
+    recorded.assert_code(0);
 
     sim.state().heal();
     let again = work
@@ -357,8 +313,7 @@ fn resolve_then_a_rerun_sends_only_the_rows_marked_missing() {
         ])
         .arg(sim.url())
         .args(["--rate", "0", "--json"])
-        .output()
-        .unwrap();
+        .run();
     let summary = json_of(&again);
     assert_eq!(summary["uncertain"], 0, "{summary}");
     assert_eq!(
@@ -378,10 +333,7 @@ fn a_finding_that_could_duplicate_is_refused_and_nothing_is_recorded() {
     let sim = Sim::strict();
     let work = Work::with_sample();
     tickets_csv(&work, "few.csv", 1..=3);
-    assert_eq!(
-        code(&work.import("few.csv", &sim, "one").output().unwrap()),
-        0
-    );
+    assert_eq!(code(&work.import("few.csv", &sim, "one").run()), 0);
     let out = work
         .bin()
         .args([
@@ -392,13 +344,12 @@ fn a_finding_that_could_duplicate_is_refused_and_nothing_is_recorded() {
             "tickets.yaml",
         ])
         .args(["--missing", &ticket(2)])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 1);
+        .run();
+    assert_eq!(out.code(), 1);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not marked missing"), "{stderr}");
-    let again = work.import("few.csv", &sim, "two").output().unwrap();
-    assert_eq!(code(&again), 0);
+    let again = work.import("few.csv", &sim, "two").run();
+    assert_eq!(again.code(), 0);
     assert_eq!(count(&work.results("two"), "skipped"), 3);
     assert_each_once(&sim, 1..=3);
 }
@@ -438,9 +389,8 @@ fn a_ledger_of_release_0_1_0_beside_the_input_is_merged_and_its_tickets_skipped(
     let out = work
         .import("tickets.csv", &sim, "upgraded")
         .arg("--json")
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2, "its uncertain rows stay uncertain");
+        .run();
+    assert_eq!(out.code(), 2, "its uncertain rows stay uncertain");
     let summary = json_of(&out);
     assert!(
         summary["warnings"].to_string().contains("moved the ledger"),
@@ -457,11 +407,7 @@ fn a_ledger_of_release_0_1_0_beside_the_input_is_merged_and_its_tickets_skipped(
     assert!(!legacy.exists() && work.path("tickets.ledger.sqlite.migrated").exists());
 
     // Its history is the target's history now.
-    let runs = work
-        .bin()
-        .args(["runs", "--server", &sim.url(), "--mapping", "tickets.yaml"])
-        .output()
-        .unwrap();
+    let runs = work.run(["runs", "--server", &sim.url(), "--mapping", "tickets.yaml"]);
     let text = String::from_utf8_lossy(&runs.stdout);
     assert!(text.contains("{\"created\":14}"), "run 1 of 0.1.0: {text}");
     assert!(text.contains("\"uncertain\":3"), "run 2 of 0.1.0: {text}");
@@ -474,19 +420,15 @@ fn a_ledger_of_release_0_1_0_beside_the_input_is_merged_and_its_tickets_skipped(
         })
         .count();
     assert_eq!(run_lines, 3, "the two runs of 0.1.0 and this one: {text}");
-    let shown = work
-        .bin()
-        .args([
-            "runs",
-            "--server",
-            &sim.url(),
-            "--mapping",
-            "tickets.yaml",
-            "--show",
-            "1",
-        ])
-        .output()
-        .unwrap();
+    let shown = work.run([
+        "runs",
+        "--server",
+        &sim.url(),
+        "--mapping",
+        "tickets.yaml",
+        "--show",
+        "1",
+    ]);
     assert!(String::from_utf8_lossy(&shown.stdout).contains("first.csv"));
 }
 
@@ -498,9 +440,8 @@ fn an_explicit_ledger_from_release_0_1_0_opens_and_keeps_its_history() {
     let out = work
         .import("tickets.csv", &sim, "kept")
         .args(["--ledger", "kept.sqlite"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2);
+        .run();
+    assert_eq!(out.code(), 2);
     assert_eq!(count(&work.results("kept"), "skipped"), 24);
     assert!(sim.cases().is_empty());
     let version: i64 = rusqlite::Connection::open(&path)
@@ -522,14 +463,12 @@ fn expect_ledger_refuses_to_start_from_nothing() {
     for out in [
         work.import("tickets.csv", &sim, "a")
             .arg("--expect-ledger")
-            .output()
-            .unwrap(),
+            .run(),
         work.import("tickets.csv", &sim, "b")
             .env("WOLKVOX_EXPECT_LEDGER", "true")
-            .output()
-            .unwrap(),
+            .run(),
     ] {
-        assert_eq!(code(&out), 1);
+        assert_eq!(out.code(), 1);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             stderr.contains("no ledger for") && stderr.contains("mounted"),
@@ -537,16 +476,12 @@ fn expect_ledger_refuses_to_start_from_nothing() {
         );
     }
     assert!(sim.state().calls_per_token().is_empty() && sim.cases().is_empty());
-    assert_eq!(
-        code(&work.import("tickets.csv", &sim, "c").output().unwrap()),
-        2
-    );
+    assert_eq!(code(&work.import("tickets.csv", &sim, "c").run()), 2);
     let out = work
         .import("tickets.csv", &sim, "d")
         .arg("--expect-ledger")
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 2);
+        .run();
+    assert_eq!(out.code(), 2);
     assert_eq!(count(&work.results("d"), "skipped"), 232);
 }
 
@@ -554,15 +489,11 @@ fn expect_ledger_refuses_to_start_from_nothing() {
 fn an_explicit_ledger_beside_the_targets_own_is_a_warning_naming_it() {
     let sim = Sim::strict();
     let work = Work::with_sample();
-    assert_eq!(
-        code(&work.import("tickets.csv", &sim, "a").output().unwrap()),
-        2
-    );
+    assert_eq!(code(&work.import("tickets.csv", &sim, "a").run()), 2);
     let out = work
         .import("tickets.csv", &sim, "b")
         .args(["--ledger", "other.sqlite", "--json"])
-        .output()
-        .unwrap();
+        .run();
     let summary = json_of(&out);
     let warnings = summary["warnings"].to_string();
     let own = work.ledger();
@@ -586,9 +517,8 @@ fn simulate_runs_share_the_simulators_ledger_also_when_given_one() {
             ])
             .args(["--rate", "0", "--json"])
             .args(extra)
-            .output()
-            .unwrap();
-        assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+            .run();
+        out.assert_code(2);
         json_of(&out)
     };
     assert_eq!(simulate(&[])["created"], 232);
@@ -606,17 +536,14 @@ fn a_changed_key_is_refused_once_tickets_were_created_under_the_old_one() {
     let sim = Sim::strict();
     let work = Work::with_sample();
     tickets_csv(&work, "few.csv", 1..=5);
-    assert_eq!(
-        code(&work.import("few.csv", &sim, "one").output().unwrap()),
-        0
-    );
+    assert_eq!(code(&work.import("few.csv", &sim, "one").run()), 0);
     let mapping = work.read("tickets.yaml");
     work.write(
         "tickets.yaml",
         &mapping.replace("key: [Ticket]", "key: [Ticket, Ciudad]"),
     );
-    let out = work.import("few.csv", &sim, "two").output().unwrap();
-    assert_eq!(code(&out), 1);
+    let out = work.import("few.csv", &sim, "two").run();
+    assert_eq!(out.code(), 1);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("key changed from `key: [Ticket]` to `key: [Ticket, Ciudad]`"),
@@ -655,11 +582,10 @@ fn one_crm_is_one_target_however_its_address_is_spelt_and_whoever_runs_it() {
             &localhost,
         ])
         .args(["--rate", "0", "--report", "x.csv", "--errors", "y.csv"])
-        .output()
-        .unwrap();
+        .run();
     first.kill().unwrap();
     first.wait().unwrap();
-    assert_eq!(code(&elsewhere), 1);
+    assert_eq!(elsewhere.code(), 1);
     let stderr = String::from_utf8_lossy(&elsewhere.stderr);
     assert!(
         stderr.contains("another run on this machine is importing"),
@@ -681,8 +607,7 @@ fn one_crm_is_one_target_however_its_address_is_spelt_and_whoever_runs_it() {
         .args([
             "--rate", "0", "--json", "--report", "z.csv", "--errors", "w.csv",
         ])
-        .output()
-        .unwrap();
+        .run();
     let summary = json_of(&again);
     assert_eq!(summary["ledger_created"], false, "{summary}");
     assert_eq!(work.ledgers().len(), 1);
@@ -708,8 +633,7 @@ fn runs_started_in_the_same_second_keep_their_own_results_files() {
                 &sim.url(),
             ])
             .args(["--rate", "0", "--json"])
-            .output()
-            .unwrap();
+            .run();
         json_of(&out)["report"].as_str().unwrap().to_string()
     };
     let reports: std::collections::BTreeSet<String> = (0..4).map(|_| run()).collect();
@@ -721,10 +645,7 @@ fn another_export_with_its_own_key_goes_into_the_same_crm() {
     let sim = Sim::strict();
     let work = Work::with_sample();
     tickets_csv(&work, "helpdesk-a.csv", 1..=5);
-    assert_eq!(
-        code(&work.import("helpdesk-a.csv", &sim, "a").output().unwrap()),
-        0
-    );
+    assert_eq!(code(&work.import("helpdesk-a.csv", &sim, "a").run()), 0);
     // A second system's export: its ticket column has another name, its numbers others.
     let a = work.read("helpdesk-a.csv");
     let b = a
@@ -741,9 +662,8 @@ fn another_export_with_its_own_key_goes_into_the_same_crm() {
     let out = work
         .import("helpdesk-b.csv", &sim, "b")
         .args(["--mapping", "helpdesk-b.yaml", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+        .run();
+    out.assert_code(0);
     let summary = json_of(&out);
     assert_eq!(summary["created"], 5);
     assert!(
@@ -759,9 +679,8 @@ fn another_export_with_its_own_key_goes_into_the_same_crm() {
         let out = work
             .import(file, &sim, tag)
             .args(["--mapping", mapping])
-            .output()
-            .unwrap();
-        assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+            .run();
+        out.assert_code(0);
         assert_eq!(count(&work.results(tag), "skipped"), 5);
     }
     assert_eq!(sim.cases().len(), 10);
