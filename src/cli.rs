@@ -311,6 +311,13 @@ pub struct ImportArgs {
     #[arg(long)]
     pub retry_ambiguous: bool,
 
+    /// Send the changes of rows an earlier run created (a nightly export that carries
+    /// yesterday's tickets again, closed or reassigned since) to their cases through
+    /// cases/update.php: status, priority, case type, responsible, solution and form. Without
+    /// it, changed rows are reported (`changed since run N: …`) and nothing is sent for them.
+    #[arg(long, env = "WOLKVOX_UPDATE", value_parser = clap::builder::BoolishValueParser::new())]
+    pub update: bool,
+
     /// Send at most N rows in this run (the rest are pending).
     #[arg(long, value_name = "N", env = "WOLKVOX_LIMIT")]
     pub limit: Option<u64>,

@@ -9,6 +9,9 @@ use crate::sender::{Delivery, Final};
 pub enum Status {
     /// The CRM answered with success.
     Created,
+    /// Created by an earlier run, changed since, and the CRM took the update
+    /// (`import --update`).
+    Updated,
     /// An earlier run already created this key (per the ledger); not sent.
     Skipped,
     /// The row failed the mapping's checks; not sent.
@@ -26,8 +29,9 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 8] = [
+    pub const ALL: [Status; 9] = [
         Status::Created,
+        Status::Updated,
         Status::Skipped,
         Status::Invalid,
         Status::Rejected,
@@ -40,6 +44,7 @@ impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Created => "created",
+            Status::Updated => "updated",
             Status::Skipped => "skipped",
             Status::Invalid => "invalid",
             Status::Rejected => "rejected",
@@ -136,7 +141,7 @@ impl Outcome {
 /// Counts per status, in a fixed order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tally {
-    counts: [u64; 8],
+    counts: [u64; 9],
 }
 
 impl Tally {

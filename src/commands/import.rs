@@ -15,7 +15,7 @@ use crate::report::metrics::{self, RunMetrics};
 use crate::report::{self, Progress, Summary, Ui};
 use crate::run::{self, Job, Settings};
 use crate::sender::pool::TokenPool;
-use crate::sender::{Client, Operation, Sender};
+use crate::sender::{Client, Sender};
 
 use super::input;
 
@@ -130,7 +130,6 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
         .context("could not start the reader threads")?;
     let job = Job {
         settings: &settings,
-        operation: Operation::Insert,
         ledger: &ledger,
         reporter: &mut reporter,
         pool: &mut pool,
@@ -215,6 +214,7 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
             target_args: &hint_args,
         }),
         tokens: &token_uses,
+        changed: Some(ended.changed),
     };
     report::finish(&summary, args.output.json, ui)?;
     Ok(verdict)

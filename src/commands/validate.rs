@@ -109,6 +109,7 @@ pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
         rerun_when: None,
         ledger: None,
         tokens: &[],
+        changed: None,
     };
     report::finish(&summary, args.output.json, ui)?;
     Ok(verdict)

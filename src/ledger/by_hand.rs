@@ -179,7 +179,7 @@ mod tests {
         let mut ledger = Ledger::open(&path, "t").unwrap();
         ledger.begin_run("import", "x.csv", None, None).unwrap();
         for (i, key) in ["a", "b", "c"].into_iter().enumerate() {
-            ledger.mark_sending(key, i as u64 + 2).unwrap();
+            ledger.mark_sending(key, i as u64 + 2, "{}").unwrap();
             ledger
                 .record(&crate::ledger::answered(
                     key,
@@ -189,7 +189,7 @@ mod tests {
                 ))
                 .unwrap();
         }
-        ledger.mark_sending("done", 9).unwrap();
+        ledger.mark_sending("done", 9, "{}").unwrap();
         ledger
             .record(&crate::ledger::answered(
                 "done",

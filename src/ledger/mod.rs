@@ -29,7 +29,8 @@ pub use history::{FoundCase, OpenRow, RunRecord};
 pub use location::Target;
 pub use state::State;
 
-use crate::outcome::Outcome;
+use crate::mapping::delta::{self, Fingerprints};
+use crate::outcome::{Outcome, Status};
 
 /// The tables of schema version 1 (release 0.1.0 wrote them without a version).
 const SCHEMA_V1: &str = "
@@ -116,11 +117,12 @@ pub enum Prior {
     Created {
         case_id: Option<String>,
         run: i64,
+        /// What it was last sent with, field by field; `None` for keys an earlier version
+        /// created.
+        fields: Option<Fingerprints>,
     },
     /// Sent, answer unknown: the CRM may or may not have it.
-    InDoubt {
-        run: i64,
-    },
+    InDoubt { run: i64 },
     /// Rejected or failed before: safe to send again.
     Retryable,
 }
@@ -201,6 +203,16 @@ impl Ledger {
             params![now(), State::Uncertain, State::Sending],
         )
         .map_err(sql)?;
+        // An update in flight when its run died: the case exists, its fields are still
+        // those sent before, so the next `--update` finds the change and sends it again.
+        conn.execute(
+            "UPDATE cases SET status = ?2, sending_fields = NULL, updated_at = ?1,
+                 message = 'an update was on its way when its run stopped: sent again by the \
+                 next import --update'
+             WHERE status = ?3",
+            params![now(), State::Created, State::Updating],
+        )
+        .map_err(sql)?;
         Ok(Ledger {
             conn,
             path: path.to_path_buf(),
@@ -276,7 +288,7 @@ impl Ledger {
     pub fn prior(&self, key: &str) -> Result<Option<Prior>, LedgerError> {
         let mut statement = self
             .conn
-            .prepare_cached("SELECT status, case_id, run_id FROM cases WHERE key = ?1")
+            .prepare_cached("SELECT status, case_id, run_id, fields FROM cases WHERE key = ?1")
             .map_err(|e| self.sql(e))?;
         let found = statement
             .query_row(params![key], |r| {
@@ -284,12 +296,17 @@ impl Ledger {
                     r.get::<_, State>(0)?,
                     r.get::<_, Option<String>>(1)?,
                     r.get::<_, i64>(2)?,
+                    r.get::<_, Option<String>>(3)?,
                 ))
             })
             .optional()
             .map_err(|e| self.sql(e))?;
-        Ok(found.map(|(state, case_id, run)| match state {
-            State::Created => Prior::Created { case_id, run },
+        Ok(found.map(|(state, case_id, run, fields)| match state {
+            State::Created | State::Updating => Prior::Created {
+                case_id,
+                run,
+                fields: fields.as_deref().and_then(delta::from_text),
+            },
             state if state.in_doubt() => Prior::InDoubt { run },
             _ => Prior::Retryable,
         }))
@@ -298,28 +315,42 @@ impl Ledger {
     /// Durably record that `key` is about to be sent. Call before the request leaves.
     /// Answers recorded since the last commit are committed with it: one commit a row,
     /// not two (each commit costs some fifteen system calls for SQLite's locks and the WAL).
-    pub fn mark_sending(&self, key: &str, row: u64) -> Result<(), LedgerError> {
-        self.mark_sending_deferred(key, row)?;
+    pub fn mark_sending(&self, key: &str, row: u64, fields: &str) -> Result<(), LedgerError> {
+        self.mark_sending_deferred(key, row, fields)?;
         self.commit()
     }
 
     /// Record that `key` is about to be sent, in the open transaction: it is committed
     /// by the next `commit`, whose sequence number is `committed() + 1`. For group commit:
     /// the importer commits a batch of marks at once, then has it synced.
-    pub fn mark_sending_deferred(&self, key: &str, row: u64) -> Result<(), LedgerError> {
+    /// `fields` are the fingerprints of what is sent (`mapping::delta`), kept for the next
+    /// run to see what changed.
+    pub fn mark_sending_deferred(
+        &self,
+        key: &str,
+        row: u64,
+        fields: &str,
+    ) -> Result<(), LedgerError> {
         self.begin()?;
         let mut statement = self
             .conn
             .prepare_cached(
-                "INSERT INTO cases(key, status, run_id, source_row, attempts, updated_at)
-                 VALUES (?1, ?5, ?2, ?3, 0, ?4)
+                "INSERT INTO cases(key, status, run_id, source_row, attempts, updated_at, fields)
+                 VALUES (?1, ?5, ?2, ?3, 0, ?4, ?6)
                  ON CONFLICT(key) DO UPDATE SET status = ?5, run_id = ?2,
                      source_row = ?3, case_id = NULL, http_status = NULL, message = NULL,
-                     updated_at = ?4",
+                     updated_at = ?4, fields = ?6, sending_fields = NULL",
             )
             .map_err(|e| self.sql(e))?;
         statement
-            .execute(params![key, self.run_id, row as i64, now(), State::Sending])
+            .execute(params![
+                key,
+                self.run_id,
+                row as i64,
+                now(),
+                State::Sending,
+                fields
+            ])
             .map_err(|e| self.sql(e))?;
         Ok(())
     }
@@ -371,6 +402,50 @@ impl Ledger {
                 outcome.message,
                 now()
             ])
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// Record that an update of created `key` is about to be sent with the fingerprints
+    /// `fields`, in the open transaction (durable with the next sync, as a mark).
+    pub fn mark_updating(&self, key: &str, fields: &str) -> Result<(), LedgerError> {
+        self.begin()?;
+        self.conn
+            .prepare_cached(
+                "UPDATE cases SET status = ?2, sending_fields = ?3, updated_at = ?4
+                 WHERE key = ?1",
+            )
+            .and_then(|mut s| s.execute(params![key, State::Updating, fields, now()]))
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// Record how an update of `outcome.key` ended. The case stays created whatever the
+    /// answer; only an update the CRM took moves its fingerprints to what was sent, so one
+    /// that failed is found changed, and sent again, by the next run.
+    pub fn record_update(&self, outcome: &Outcome) -> Result<(), LedgerError> {
+        self.begin()?;
+        let took = outcome.status == Status::Updated;
+        self.conn
+            .prepare_cached(
+                "UPDATE cases SET status = ?2,
+                     fields = CASE WHEN ?3 THEN sending_fields ELSE fields END,
+                     sending_fields = NULL, http_status = ?4, attempts = ?5, message = ?6,
+                     run_id = CASE WHEN ?3 THEN ?7 ELSE run_id END, updated_at = ?8
+                 WHERE key = ?1",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    outcome.key,
+                    State::Created,
+                    took,
+                    outcome.http_status,
+                    outcome.attempts,
+                    outcome.message,
+                    self.run_id,
+                    now()
+                ])
+            })
             .map_err(|e| self.sql(e))?;
         Ok(())
     }
@@ -540,7 +615,7 @@ mod tests {
             let mut ledger = Ledger::open(&path, "t").unwrap();
             ledger.begin_run("import", "x.csv", None, None).unwrap();
             assert_eq!(ledger.prior("k1").unwrap(), None);
-            ledger.mark_sending("k1", 2).unwrap();
+            ledger.mark_sending("k1", 2, "{}").unwrap();
             ledger
                 .record(&crate::ledger::answered(
                     "k1",
@@ -549,7 +624,7 @@ mod tests {
                     "",
                 ))
                 .unwrap();
-            ledger.mark_sending("k2", 3).unwrap();
+            ledger.mark_sending("k2", 3, "{}").unwrap();
         }
         let ledger = Ledger::open(&path, "t").unwrap();
         assert!(
@@ -579,7 +654,7 @@ mod tests {
         let path = dir.path().join("l.sqlite");
         let mut ledger = Ledger::open(&path, "t").unwrap();
         ledger.begin_run("import", "x.csv", None, None).unwrap();
-        ledger.mark_sending("k1", 2).unwrap();
+        ledger.mark_sending("k1", 2, "{}").unwrap();
         assert_eq!(status_on_disk(&path, "k1").as_deref(), Some("sending"));
         ledger
             .record(&crate::ledger::answered(
@@ -595,7 +670,7 @@ mod tests {
             ledger.prior("k1").unwrap(),
             Some(Prior::Created { .. })
         ));
-        ledger.mark_sending("k2", 3).unwrap();
+        ledger.mark_sending("k2", 3, "{}").unwrap();
         assert_eq!(status_on_disk(&path, "k1").as_deref(), Some("created"));
         ledger
             .record(&crate::ledger::answered("k2", Status::Rejected, None, "no"))

@@ -19,16 +19,19 @@ pub enum State {
     Uncertain,
     /// Was uncertain; someone checked the CRM and it is not there: sent again.
     Missing,
+    /// Created, and an update of it is on its way (the case exists whatever comes back).
+    Updating,
 }
 
 impl State {
-    pub const ALL: [State; 6] = [
+    pub const ALL: [State; 7] = [
         State::Sending,
         State::Created,
         State::Rejected,
         State::Failed,
         State::Uncertain,
         State::Missing,
+        State::Updating,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +42,7 @@ impl State {
             State::Failed => "failed",
             State::Uncertain => "uncertain",
             State::Missing => "missing",
+            State::Updating => "updating",
         }
     }
 

@@ -12,7 +12,13 @@ use super::{Ledger, LedgerError, SCHEMA_V1};
 /// Migration `i` takes a ledger from version `i` to `i + 1`. Release 0.1.0 wrote the
 /// tables of version 1 without setting a version, and `CREATE … IF NOT EXISTS` leaves
 /// them as they are, so its ledgers are version 0 and the first step only records 1.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1];
+/// Version 2 keeps, per created key, a fingerprint of each field it was sent with
+/// (`fields`, a JSON object: `mapping::delta`), and while an update is in flight the
+/// fingerprints it sends (`sending_fields`). Keys created before have none.
+const MIGRATIONS: &[&str] = &[
+    SCHEMA_V1,
+    "ALTER TABLE cases ADD COLUMN fields TEXT; ALTER TABLE cases ADD COLUMN sending_fields TEXT",
+];
 
 /// The schema version this build writes.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -55,6 +55,34 @@ impl Payload {
     }
 }
 
+impl Payload {
+    /// The `cases/update.php` request that brings case `case_id` to this payload's values
+    /// for the updatable fields in `changed`: `operation`, `wolkvox-id`, those fields, and
+    /// the whole `form` when one of its keys changed (the CRM merges form keys). Empty
+    /// when none of `changed` can be updated.
+    pub fn for_update(&self, case_id: &str, changed: &[String]) -> Option<Payload> {
+        let wanted = |name: &str| changed.iter().any(|c| c == name) && updatable(name);
+        let form_changed = changed.iter().any(|c| c.starts_with("form."));
+        if !form_changed && !self.fields().any(|(name, _)| wanted(name)) {
+            return None;
+        }
+        let mut update = Payload::start();
+        update.key = self.key.clone();
+        for (name, value) in self.fields() {
+            if name == "operation" {
+                update.push(name, value);
+                update.push("wolkvox-id", case_id);
+            } else if wanted(name) {
+                update.push(name, value);
+            }
+        }
+        update
+            .text
+            .push_str(if form_changed { self.form() } else { "{}" });
+        Some(update)
+    }
+}
+
 /// The fields that differ between what was sent and what the file says now, in name
 /// order: changed, added, or no longer given.
 pub fn changed(sent: &Fingerprints, now: &Fingerprints) -> Vec<String> {
@@ -114,6 +142,31 @@ mod tests {
         assert_eq!(fields, ["description", "form.Area"]);
         assert!(!updatable("description"));
         assert!(updatable("form.Area") && updatable("status"));
+    }
+
+    #[test]
+    fn an_update_sends_the_case_id_and_only_the_changed_fields_it_can() {
+        let now = payload("Cerrado", "Printer on fire", r#"{"Area":"Ops"}"#);
+        let changed = vec!["description".to_string(), "status".to_string()];
+        let update = now.for_update("abc123", &changed).unwrap();
+        let fields: Vec<_> = update.fields().collect();
+        assert_eq!(
+            fields,
+            [
+                ("operation", "acme"),
+                ("wolkvox-id", "abc123"),
+                ("status", "Cerrado")
+            ]
+        );
+        assert_eq!(update.form(), "{}");
+        let form = now
+            .for_update("abc123", &["form.Area".to_string()])
+            .unwrap();
+        assert_eq!(form.form(), r#"{"Area":"Ops"}"#);
+        assert!(
+            now.for_update("abc123", &["description".to_string()])
+                .is_none()
+        );
     }
 
     #[test]

@@ -102,6 +102,7 @@ fn describe(
     }
     for status in [
         Status::Created,
+        Status::Updated,
         Status::Valid,
         Status::Skipped,
         Status::Invalid,

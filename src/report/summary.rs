@@ -32,6 +32,9 @@ pub struct Summary<'a> {
     pub ledger: Option<LedgerNote<'a>>,
     /// Calls per token, by fingerprint (never the token).
     pub tokens: &'a [TokenUse],
+    /// `import`: rows an earlier run created that changed since (sent with `--update`,
+    /// reported without).
+    pub changed: Option<u64>,
 }
 
 /// The ledger a run used, for the summary and its hints.
@@ -51,6 +54,7 @@ impl Summary<'_> {
         } else {
             vec![
                 Status::Created,
+                Status::Updated,
                 Status::Skipped,
                 Status::Invalid,
                 Status::Rejected,
@@ -101,6 +105,12 @@ pub fn print_human(summary: &Summary<'_>, out: &mut dyn Write) -> std::io::Resul
         if n > 0 || matches!(status, Status::Created | Status::Valid | Status::Invalid) {
             writeln!(out, "  {:<10} {n:>8}", status.as_str())?;
         }
+    }
+    if let Some(changed) = summary.changed.filter(|n| *n > 0) {
+        writeln!(
+            out,
+            "  changed since created: {changed} (updated with --update; see the results)"
+        )?;
     }
     if let Some(reason) = summary.stop_reason {
         writeln!(out, "  stopped early: {reason}")?;
@@ -281,6 +291,15 @@ pub struct JsonSummary {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(with = "u64")]
     pub created: Option<u64>,
+    /// `import`: rows an earlier run created whose changes the CRM took (`--update`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "u64")]
+    pub updated: Option<u64>,
+    /// `import`: rows an earlier run created that changed since: updated with
+    /// `--update`, else reported (status `skipped`) and not sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "u64")]
+    pub changed: Option<u64>,
     /// `import`: rows an earlier run created (per the ledger): not sent.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(with = "u64")]
@@ -410,6 +429,8 @@ impl Summary<'_> {
         JsonSummary {
             rows: t.rows(),
             created: count(Status::Created, import),
+            updated: count(Status::Updated, import),
+            changed: self.changed.filter(|_| import),
             skipped: count(Status::Skipped, import),
             valid: count(Status::Valid, !import),
             invalid: t.get(Status::Invalid),

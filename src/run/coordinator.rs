@@ -7,12 +7,12 @@ use std::time::Instant;
 
 use crate::commands::input::Checked;
 use crate::exit::error_text;
-use crate::ledger::{Ledger, Prior};
-use crate::mapping::Payload;
+use crate::ledger::{Ledger, LedgerError, Prior};
+use crate::mapping::{Payload, delta};
 use crate::outcome::{Outcome, Status};
 use crate::report::{Progress, Reporter};
 use crate::sender::pool::{SlotState, TokenPool};
-use crate::sender::{Breaker, Delivery, Final, StopKind};
+use crate::sender::{Breaker, Delivery, Final, Operation, StopKind};
 use crate::source::Cells;
 
 use super::durable::Pace;
@@ -27,6 +27,16 @@ pub struct Outgoing {
     pub row: u64,
     pub cells: Cells,
     pub payload: Payload,
+    pub operation: Operation,
+    /// For an update: the fields that changed since the case was sent.
+    changed: Vec<String>,
+}
+
+/// What the ledger knows of a key an earlier run created.
+struct Created {
+    case_id: Option<String>,
+    run: i64,
+    fields: Option<delta::Fingerprints>,
 }
 
 pub struct Coordinator<'a> {
@@ -65,6 +75,10 @@ pub struct Coordinator<'a> {
     /// Rows marked for sending (`--limit` counts them).
     marked: u64,
     breaker: Breaker,
+    /// Created rows whose fields changed since they were sent.
+    pub changed: u64,
+    /// A created key without fingerprints (an earlier version's) has been said.
+    unfingerprinted: bool,
     /// Turns true when the rows in flight must give up (an abort, a signal).
     stop_tx: tokio::sync::watch::Sender<bool>,
 }
@@ -91,6 +105,8 @@ impl<'a> Coordinator<'a> {
             flushed: Instant::now(),
             marked: 0,
             breaker: Breaker::default(),
+            changed: 0,
+            unfingerprinted: false,
             stop_tx,
         };
         if let Some(answer) = job.no_token_left {
@@ -255,10 +271,15 @@ impl<'a> Coordinator<'a> {
         for outgoing in unsent {
             let mut outcome = Outcome::new(outgoing.row, outgoing.payload.key, Status::Pending)
                 .with_message(row::not_sent(&reason));
-            if self.broken.is_none()
-                && let Err(e) = self.ledger.record(&outcome)
-            {
-                self.break_down(e.into());
+            // An update not sent leaves its case created, with the fields sent before.
+            if self.broken.is_none() {
+                let recorded = match outgoing.operation {
+                    Operation::Insert => self.ledger.record(&outcome),
+                    Operation::Update => self.ledger.record_update(&outcome),
+                };
+                if let Err(e) = recorded {
+                    self.break_down(e.into());
+                }
             }
             if self.broken.is_some() {
                 outcome.message = row::not_sent_unrecorded(&reason);
@@ -299,11 +320,17 @@ impl<'a> Coordinator<'a> {
             None
         });
         let decided = match prior {
-            Some(Prior::Created { case_id, run }) => {
-                let mut outcome = Outcome::new(row, payload.key.clone(), Status::Skipped)
-                    .with_message(row::already_created(run));
-                outcome.case_id = case_id;
-                Some(outcome)
+            Some(Prior::Created {
+                case_id,
+                run,
+                fields,
+            }) => {
+                let created = Created {
+                    case_id,
+                    run,
+                    fields,
+                };
+                return self.admit_created(row, cells, payload, created);
             }
             // The same key as a row this run has marked (`on_duplicate_key: send`): that one
             // is on its way, this one must not follow it.
@@ -315,23 +342,7 @@ impl<'a> Coordinator<'a> {
                 Outcome::new(row, payload.key.clone(), Status::Uncertain)
                     .with_message(row::in_doubt(run)),
             ),
-            _ => match &self.stop {
-                Some(reason) => Some(
-                    Outcome::new(row, payload.key.clone(), Status::Pending)
-                        .with_message(row::not_sent(reason)),
-                ),
-                None if self
-                    .settings
-                    .limit
-                    .is_some_and(|limit| self.marked >= limit) =>
-                {
-                    Some(
-                        Outcome::new(row, payload.key.clone(), Status::Pending)
-                            .with_message(row::LIMIT_REACHED),
-                    )
-                }
-                None => None,
-            },
+            _ => self.not_now(row, &payload.key),
         };
         if let Some(outcome) = decided {
             self.record(outcome, &cells);
@@ -339,11 +350,109 @@ impl<'a> Coordinator<'a> {
         }
         // Committed now (or, with durable marks, in the batch the next sync covers), on
         // disk after that sync: only then may the request leave.
+        let fields = delta::to_text(&payload.fingerprints());
         let marked = if self.settings.durable {
-            self.ledger.mark_sending_deferred(&payload.key, row)
+            self.ledger
+                .mark_sending_deferred(&payload.key, row, &fields)
         } else {
-            self.ledger.mark_sending(&payload.key, row)
+            self.ledger.mark_sending(&payload.key, row, &fields)
         };
+        self.queue(
+            marked,
+            Outgoing {
+                row,
+                cells,
+                payload,
+                operation: Operation::Insert,
+                changed: Vec::new(),
+            },
+        );
+    }
+
+    /// A row created by an earlier run: unchanged, it is skipped; changed, it is reported,
+    /// and with `--update` its updatable fields are sent to its case.
+    fn admit_created(&mut self, row: u64, cells: Cells, payload: Payload, created: Created) {
+        let Created {
+            case_id,
+            run,
+            fields,
+        } = created;
+        let now = payload.fingerprints();
+        let changed = match &fields {
+            Some(sent) => delta::changed(sent, &now),
+            None => {
+                if !self.unfingerprinted {
+                    self.unfingerprinted = true;
+                    tracing::warn!("{}", row::NO_FINGERPRINTS);
+                }
+                Vec::new()
+            }
+        };
+        let skip = |message: String| {
+            let mut outcome =
+                Outcome::new(row, payload.key.clone(), Status::Skipped).with_message(message);
+            outcome.case_id = case_id.clone();
+            outcome
+        };
+        if changed.is_empty() {
+            let outcome = skip(row::already_created(run));
+            return self.record(outcome, &cells);
+        }
+        self.changed += 1;
+        let update = match &case_id {
+            Some(id) if self.settings.update => payload.for_update(id, &changed),
+            _ => None,
+        };
+        let Some(update) = update else {
+            let message = if !self.settings.update {
+                row::changed(run, &changed)
+            } else if case_id.is_none() {
+                row::changed_without_id(run, &changed)
+            } else {
+                row::changed_not_updatable(run, &changed)
+            };
+            return self.record(skip(message), &cells);
+        };
+        if let Some(outcome) = self.not_now(row, &payload.key) {
+            return self.record(outcome, &cells);
+        }
+        let mut marked = self
+            .ledger
+            .mark_updating(&payload.key, &delta::to_text(&now));
+        if !self.settings.durable && marked.is_ok() {
+            marked = self.ledger.commit();
+        }
+        self.queue(
+            marked,
+            Outgoing {
+                row,
+                cells,
+                payload: update,
+                operation: Operation::Update,
+                changed,
+            },
+        );
+    }
+
+    /// Why a row that would be sent is not, when the run has stopped or reached `--limit`.
+    fn not_now(&self, row: u64, key: &str) -> Option<Outcome> {
+        let message = match &self.stop {
+            Some(reason) => row::not_sent(reason),
+            None if self
+                .settings
+                .limit
+                .is_some_and(|limit| self.marked >= limit) =>
+            {
+                row::LIMIT_REACHED.to_string()
+            }
+            None => return None,
+        };
+        Some(Outcome::new(row, key, Status::Pending).with_message(message))
+    }
+
+    /// A row marked (`marked` tells whether the mark was written): it waits for its
+    /// mark's sync, then leaves.
+    fn queue(&mut self, marked: Result<(), LedgerError>, outgoing: Outgoing) {
         if let Err(e) = marked {
             self.answered_lost();
             self.break_down(e.into());
@@ -351,9 +460,9 @@ impl<'a> Coordinator<'a> {
                 .stop
                 .clone()
                 .unwrap_or(StopReason::Broken(String::new()));
-            let outcome = Outcome::new(row, payload.key, Status::Pending)
+            let outcome = Outcome::new(outgoing.row, outgoing.payload.key, Status::Pending)
                 .with_message(row::not_sent(&reason));
-            self.record(outcome, &cells);
+            self.record(outcome, &outgoing.cells);
             return;
         }
         self.marked += 1;
@@ -363,14 +472,7 @@ impl<'a> Coordinator<'a> {
         } else {
             self.ledger.committed()
         };
-        self.ready.push_back((
-            commit,
-            Outgoing {
-                row,
-                cells,
-                payload,
-            },
-        ));
+        self.ready.push_back((commit, outgoing));
     }
 
     /// A commit failed: the answers waiting for it are not in the ledger, which still says
@@ -438,15 +540,21 @@ impl<'a> Coordinator<'a> {
             row,
             cells,
             payload,
+            operation,
+            changed,
         } = outgoing;
         let doubts = crate::mapping::describe(payload.warnings());
-        let outcome = Outcome::from_delivery(row, payload.key, delivery, &doubts);
+        let mut outcome = Outcome::from_delivery(row, payload.key, delivery, &doubts);
         if outcome.status != Status::Pending {
             self.rows_sent += 1;
         }
-        let recorded = match &self.broken {
-            Some(_) => Err(None),
-            None => self.ledger.record(&outcome).map_err(Some),
+        if operation == Operation::Update {
+            outcome = row::after_update(outcome, &changed);
+        }
+        let recorded = match (&self.broken, operation) {
+            (Some(_), _) => Err(None),
+            (None, Operation::Insert) => self.ledger.record(&outcome).map_err(Some),
+            (None, Operation::Update) => self.ledger.record_update(&outcome).map_err(Some),
         };
         self.answered.push((outcome, cells));
         if let Err(error) = recorded {

@@ -127,6 +127,8 @@ fn reset_at(hours: &str) -> String {
 /// The messages of rows the run decided about without asking the CRM.
 pub mod row {
     use super::StopReason;
+    use crate::mapping::delta::updatable;
+    use crate::outcome::{Outcome, Status};
 
     pub fn already_created(run: i64) -> String {
         format!("already created by run {run}")
@@ -146,6 +148,85 @@ pub mod row {
     }
 
     pub const LIMIT_REACHED: &str = "not sent: --limit reached";
+
+    /// Said once a run, when the ledger has created keys from before fingerprints.
+    pub const NO_FINGERPRINTS: &str = "Some rows were created by an earlier version, which \
+        kept no fingerprint of what it sent: they are treated as unchanged (a change to them \
+        is not seen until they are sent again).";
+
+    /// The fields that cannot go through `cases/update.php`, said on their row.
+    fn fixed(changed: &[String]) -> String {
+        let fixed: Vec<&str> = changed
+            .iter()
+            .filter(|f| !updatable(f))
+            .map(String::as_str)
+            .collect();
+        match fixed.as_slice() {
+            [] => String::new(),
+            [one] => format!("; {one} changed: cannot be updated through the API"),
+            many => format!(
+                "; {} changed: cannot be updated through the API",
+                many.join(", ")
+            ),
+        }
+    }
+
+    /// A created row changed, without `--update`.
+    pub fn changed(run: i64, changed: &[String]) -> String {
+        let updatable: Vec<&str> = changed
+            .iter()
+            .filter(|f| updatable(f))
+            .map(String::as_str)
+            .collect();
+        if updatable.is_empty() {
+            return changed_not_updatable(run, changed);
+        }
+        format!(
+            "changed since run {run}: {} — pass --update to send{}",
+            updatable.join(", "),
+            fixed(changed)
+        )
+    }
+
+    /// A created row whose changes cannot go through `update.php` at all: nothing sent.
+    pub fn changed_not_updatable(run: i64, changed: &[String]) -> String {
+        format!("created by run {run}; nothing sent{}", fixed(changed))
+    }
+
+    /// A created row changed, but the CRM gave no case id when it was created.
+    pub fn changed_without_id(run: i64, changed: &[String]) -> String {
+        format!(
+            "changed since run {run} ({}), but the CRM returned no case id for it: it cannot \
+             be updated until its id is known (find the case in the CRM and record it with \
+             `wolkvox-import resolve`)",
+            changed.join(", ")
+        )
+    }
+
+    /// How an update's answer reads on its row: `updated` with the fields sent, or why not.
+    pub fn after_update(mut outcome: Outcome, changed: &[String]) -> Outcome {
+        let sent: Vec<&str> = changed
+            .iter()
+            .filter(|f| updatable(f))
+            .map(String::as_str)
+            .collect();
+        let sent = sent.join(", ");
+        match outcome.status {
+            Status::Created => {
+                outcome.status = Status::Updated;
+                outcome.message = format!("updated: {sent}{}", fixed(changed));
+            }
+            // The case exists whatever the answer: the change is sent again next run.
+            _ => {
+                let why = std::mem::take(&mut outcome.message);
+                outcome.message = format!(
+                    "the update of {sent} did not go through ({why}); the next import \
+                     --update sends it again"
+                );
+            }
+        }
+        outcome
+    }
 
     /// Marked `sending` but never sent, and the ledger could not record that: a committed
     /// mark stays, and the next run lists the row as uncertain although it never left.

@@ -26,7 +26,7 @@ use crate::commands::input::CheckedRows;
 use crate::ledger::{Ledger, Syncer};
 use crate::report::{Progress, Reporter};
 use crate::sender::pool::TokenPool;
-use crate::sender::{Delivery, Operation, Sender};
+use crate::sender::{Delivery, Sender};
 
 use coordinator::{Coordinator, Outgoing};
 use durable::Syncing;
@@ -41,7 +41,6 @@ const REFILL_AT_ONCE: usize = 64;
 /// Everything a run works with, set up by the command.
 pub struct Job<'a> {
     pub settings: &'a Settings,
-    pub operation: Operation,
     pub ledger: &'a Ledger,
     pub reporter: &'a mut Reporter,
     pub pool: &'a mut TokenPool,
@@ -62,11 +61,12 @@ pub struct Ended {
     pub rows_sent: u64,
     /// The write that failed and stopped the run (its text is in `stop`).
     pub broken: Option<anyhow::Error>,
+    /// Rows an earlier run created that changed since.
+    pub changed: u64,
 }
 
 /// Run `job` over `rows` until every row is recorded or the run stops.
 pub async fn run(job: Job<'_>, mut rows: CheckedRows) -> anyhow::Result<Ended> {
-    let operation = job.operation;
     let sender = job.sender.clone();
     let syncer = if job.settings.durable {
         Some(job.ledger.syncer()?)
@@ -95,7 +95,7 @@ pub async fn run(job: Job<'_>, mut rows: CheckedRows) -> anyhow::Result<Ended> {
             in_flight.spawn(async move {
                 let started = Instant::now();
                 let delivery = sender
-                    .deliver(operation, &outgoing.payload, &token, &mut stop)
+                    .deliver(outgoing.operation, &outgoing.payload, &token, &mut stop)
                     .await;
                 (slot, outgoing, delivery, started.elapsed())
             });
@@ -173,6 +173,7 @@ pub async fn run(job: Job<'_>, mut rows: CheckedRows) -> anyhow::Result<Ended> {
         departed: run.departed,
         rows_sent: run.rows_sent,
         broken: run.broken.take(),
+        changed: run.changed,
     })
 }
 

@@ -34,6 +34,8 @@ pub struct Settings {
     pub retry_ambiguous: bool,
     /// Send again rows an earlier run left uncertain (`--resend-uncertain`).
     pub resend_uncertain: bool,
+    /// Send the changes of created rows to their cases (`--update`).
+    pub update: bool,
     /// Send at most this many rows (`--limit`).
     pub limit: Option<u64>,
     /// Calls to leave on each token's daily quota.
@@ -94,6 +96,7 @@ impl Settings {
             max_retries: args.max_retries,
             retry_ambiguous: args.retry_ambiguous,
             resend_uncertain: args.resend_uncertain,
+            update: args.update,
             limit: args.limit,
             quota_reserve: args.quota_reserve,
             durable: durability == Durability::Full,

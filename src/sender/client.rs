@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 
+use super::Operation;
 use super::classify::Attempt;
 use super::token::Token;
 use crate::mapping::Payload;
@@ -198,7 +199,28 @@ impl Client {
         )
     }
 
-    pub async fn insert(&self, token: &Token, payload: &Payload) -> Attempt {
+    /// One request of `operation` for `payload`: an insert to the insert URL, an update to
+    /// `cases/update.php` beside it.
+    pub async fn send(&self, operation: Operation, token: &Token, payload: &Payload) -> Attempt {
+        let url = match operation {
+            Operation::Insert => self.url.clone(),
+            Operation::Update => self.sibling("cases/update.php"),
+        };
+        self.post(url, token, payload).await
+    }
+
+    /// The API endpoint `tail` (`cases/update.php`) beside the insert endpoint.
+    fn sibling(&self, tail: &str) -> Url {
+        let mut url = self.url.clone();
+        let path = url.path().to_string();
+        let base = path
+            .strip_suffix("cases/insert.php")
+            .unwrap_or("/server/API/v2/");
+        url.set_path(&format!("{base}{tail}"));
+        url
+    }
+
+    async fn post(&self, url: Url, token: &Token, payload: &Payload) -> Attempt {
         let mut secret = match reqwest::header::HeaderValue::from_str(token.expose()) {
             Ok(value) => value,
             Err(_) => {
@@ -208,7 +230,7 @@ impl Client {
         // Marked sensitive, the value is redacted from the HTTP stack's debug output.
         secret.set_sensitive(true);
         let (generation, http) = self.http();
-        let request = http.post(self.url.clone()).header("Wolkvox-Token", secret);
+        let request = http.post(url).header("Wolkvox-Token", secret);
         let request = match self.body(payload) {
             Some(body) => request
                 .header(reqwest::header::CONTENT_TYPE, self.content_type.clone())

@@ -77,9 +77,7 @@ impl Sender {
             } else if *stop.borrow() {
                 return not_sent(attempt - 1, calls, last_status, last_message, maybe_stored);
             }
-            let answer = match operation {
-                Operation::Insert => self.client.insert(token, payload).await,
-            };
+            let answer = self.client.send(operation, token, payload).await;
             if !matches!(answer, Attempt::NotSent(_)) {
                 calls += 1;
             }

@@ -144,6 +144,11 @@ impl SimState {
         self.healed.store(true, Ordering::SeqCst);
     }
 
+    /// The scenario's faults again, after `heal` (a CRM good for one run, bad for the next).
+    pub fn fail_again(&self) {
+        self.healed.store(false, Ordering::SeqCst);
+    }
+
     /// The most API requests that were being answered at once, over all tokens.
     pub fn peak_in_flight(&self) -> usize {
         self.peak_in_flight.load(Ordering::SeqCst)

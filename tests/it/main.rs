@@ -3,6 +3,7 @@
 mod ca_roots;
 mod cli;
 mod crm_endpoints;
+mod delta;
 mod durability;
 mod exactly_once;
 mod hostile;
