@@ -133,6 +133,16 @@ wolkvox-import runs --simulate --mapping mappings/tickets.yaml --show 1\n  \
 wolkvox-import runs --find TK-000123                  # which run sent it, and what came of it\n  \
 wolkvox-import runs --server crm0001.wolkvox.com --mapping tickets.yaml --json")]
     Runs(RunsArgs),
+
+    /// Delete the cases one import run created (a pilot run), by the case ids its ledger
+    /// recorded, and nothing else; a later import creates those tickets again.
+    #[command(after_help = "The pilot workflow:\n  \
+wolkvox-import import tickets.xlsx --mapping tickets.yaml --server crm0001.wolkvox.com --limit 50\n  \
+# look at the 50 cases in the CRM; then\n  \
+wolkvox-import undo --run 1 --server crm0001.wolkvox.com --mapping tickets.yaml --dry-run\n  \
+wolkvox-import undo --run 1 --server crm0001.wolkvox.com --mapping tickets.yaml\n  \
+# fix the mapping, and import everything")]
+    Undo(UndoArgs),
 }
 
 /// Flags shared by every command that reads a spreadsheet.
@@ -550,6 +560,40 @@ pub struct TokenInfoArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct UndoArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// The import run whose cases to delete: its number in `runs`.
+    #[arg(long, value_name = "N")]
+    pub run: i64,
+
+    /// File with the token (or several, one per line). Else WOLKVOX_TOKEN is used.
+    #[arg(long, value_name = "FILE", env = "WOLKVOX_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Cases per delete call: each call costs one use of the token's daily quota.
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub batch: u32,
+
+    /// List the cases that would be deleted, and delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Delete without asking first (needed when not run from a terminal).
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Delete calls per second. 0 = no limit.
+    #[arg(long, default_value_t = 5.0, env = "WOLKVOX_RATE")]
+    pub rate: f64,
+
+    /// Seconds to wait for one answer.
+    #[arg(long, default_value_t = 30.0, env = "WOLKVOX_TIMEOUT")]
+    pub timeout: f64,
+}
+
+#[derive(Debug, Args)]
 pub struct RunsArgs {
     #[command(flatten)]
     pub target: TargetArgs,
@@ -582,6 +626,7 @@ impl Command {
             Command::Completions { .. } => "completions",
             Command::Resolve(_) => "resolve",
             Command::Runs(_) => "runs",
+            Command::Undo(_) => "undo",
         }
     }
 

@@ -9,6 +9,7 @@ mod runs;
 mod simulate;
 mod target;
 mod token_info;
+mod undo;
 
 mod validate;
 
@@ -31,6 +32,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Verdict> {
         Command::Simulate(args) => runtime()?.block_on(simulate::run(&args)),
         Command::Runs(args) => runs::run(&args),
         Command::Resolve(args) => resolve::run(&args),
+        Command::Undo(args) => runtime()?.block_on(undo::run(&args)),
         Command::TokenInfo(args) => runtime()?.block_on(token_info::run(&args)),
         Command::Completions { shell } => {
             use clap::CommandFactory;

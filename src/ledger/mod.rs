@@ -15,6 +15,7 @@ pub mod fingerprint;
 mod history;
 pub mod location;
 mod state;
+mod undo;
 mod upgrade;
 
 use std::fs::{File, OpenOptions};
@@ -28,6 +29,7 @@ pub use durable::Syncer;
 pub use history::{FoundCase, OpenRow, RunRecord};
 pub use location::Target;
 pub use state::State;
+pub use undo::CreatedCase;
 
 use crate::mapping::delta::{self, Fingerprints};
 use crate::outcome::{Outcome, Status};
@@ -431,7 +433,7 @@ impl Ledger {
                 "UPDATE cases SET status = ?2,
                      fields = CASE WHEN ?3 THEN sending_fields ELSE fields END,
                      sending_fields = NULL, http_status = ?4, attempts = ?5, message = ?6,
-                     run_id = CASE WHEN ?3 THEN ?7 ELSE run_id END, updated_at = ?8
+                     updated_at = ?7
                  WHERE key = ?1",
             )
             .and_then(|mut s| {
@@ -442,7 +444,6 @@ impl Ledger {
                     outcome.http_status,
                     outcome.attempts,
                     outcome.message,
-                    self.run_id,
                     now()
                 ])
             })

@@ -21,10 +21,12 @@ pub enum State {
     Missing,
     /// Created, and an update of it is on its way (the case exists whatever comes back).
     Updating,
+    /// Created, then deleted by `undo`: a later import creates it again.
+    Deleted,
 }
 
 impl State {
-    pub const ALL: [State; 7] = [
+    pub const ALL: [State; 8] = [
         State::Sending,
         State::Created,
         State::Rejected,
@@ -32,6 +34,7 @@ impl State {
         State::Uncertain,
         State::Missing,
         State::Updating,
+        State::Deleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +46,7 @@ impl State {
             State::Uncertain => "uncertain",
             State::Missing => "missing",
             State::Updating => "updating",
+            State::Deleted => "deleted",
         }
     }
 

@@ -221,17 +221,7 @@ impl Client {
     }
 
     async fn post(&self, url: Url, token: &Token, payload: &Payload) -> Attempt {
-        let mut secret = match reqwest::header::HeaderValue::from_str(token.expose()) {
-            Ok(value) => value,
-            Err(_) => {
-                return Attempt::NotSent("the token holds characters a header cannot carry".into());
-            }
-        };
-        // Marked sensitive, the value is redacted from the HTTP stack's debug output.
-        secret.set_sensitive(true);
-        let (generation, http) = self.http();
-        let request = http.post(url).header("Wolkvox-Token", secret);
-        let request = match self.body(payload) {
+        self.exchange(url, token, |request| match self.body(payload) {
             Some(body) => request
                 .header(reqwest::header::CONTENT_TYPE, self.content_type.clone())
                 .body(body),
@@ -242,7 +232,44 @@ impl Client {
                 }
                 request.multipart(form.text("form", payload.form().to_string()))
             }
+        })
+        .await
+    }
+
+    /// One `custom/delete.php` call for the cases `ids` (raw JSON, `multiple: true`).
+    pub async fn delete_cases(&self, token: &Token, operation: &str, ids: &[String]) -> Attempt {
+        let body = serde_json::json!({
+            "operation": operation,
+            "module": "cases",
+            "multiple": true,
+            "wolkvox-id": ids,
+        });
+        let url = self.sibling("custom/delete.php");
+        self.exchange(url, token, |request| {
+            request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string())
+        })
+        .await
+    }
+
+    /// Send the request `build` makes to `url` with `token`, and read its answer.
+    async fn exchange(
+        &self,
+        url: Url,
+        token: &Token,
+        build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Attempt {
+        let mut secret = match reqwest::header::HeaderValue::from_str(token.expose()) {
+            Ok(value) => value,
+            Err(_) => {
+                return Attempt::NotSent("the token holds characters a header cannot carry".into());
+            }
         };
+        // Marked sensitive, the value is redacted from the HTTP stack's debug output.
+        secret.set_sensitive(true);
+        let (generation, http) = self.http();
+        let request = build(http.post(url).header("Wolkvox-Token", secret));
         let response = request.send().await;
         let response = match response {
             Ok(r) => r,

@@ -20,4 +20,5 @@ mod simulator;
 mod snapshots;
 mod sources;
 mod support;
+mod undo;
 mod workflows;
