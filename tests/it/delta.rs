@@ -11,14 +11,19 @@ use crate::support::*;
 /// The sample with some of its rows changed, written as `name`. `changes` maps a ticket
 /// to (column, new value) pairs.
 fn changed_copy(work: &Work, name: &str, changes: &[(&str, &str, &str)]) {
-    let mut reader = csv::Reader::from_path(work.path("tickets.csv")).unwrap();
+    changed_from(work, "tickets.csv", name, changes);
+}
+
+/// `from` with `changes` applied (ticket "*" for every row), written as `name`.
+fn changed_from(work: &Work, from: &str, name: &str, changes: &[(&str, &str, &str)]) {
+    let mut reader = csv::Reader::from_path(work.path(from)).unwrap();
     let headers = reader.headers().unwrap().clone();
     let mut writer = csv::Writer::from_path(work.path(name)).unwrap();
     writer.write_record(&headers).unwrap();
     for record in reader.records() {
         let mut cells: Vec<String> = record.unwrap().iter().map(str::to_string).collect();
         for (ticket, column, value) in changes {
-            if cells[0] == *ticket {
+            if cells[0] == *ticket || *ticket == "*" {
                 let at = headers.iter().position(|h| h == *column).unwrap();
                 cells[at] = value.to_string();
             }
@@ -187,4 +192,46 @@ fn an_update_the_crm_does_not_answer_is_sent_again_by_the_next_run() {
     let cases = by_ticket(&sim);
     assert_eq!(cases[t1].fields["status"], "Cerrado");
     assert_eq!(sim.stored_per_ticket()[t1], 1);
+}
+
+#[test]
+fn kill_9_during_an_update_run_then_a_rerun_applies_every_change_and_inserts_nothing() {
+    use std::process::Stdio;
+    use std::time::Duration;
+    let work = Work::with_sample();
+    let sim = Sim::strict();
+    tickets_csv(&work, "many.csv", 1..=300);
+    import(&work, &sim, "many.csv", "night1", false).assert_code(0);
+    assert_eq!(sim.cases().len(), 300);
+    let inserts = calls(&sim, Endpoint::Insert);
+    changed_from(
+        &work,
+        "many.csv",
+        "many-night2.csv",
+        &[("*", "Estado", "Cerrado")],
+    );
+    let mut child = work
+        .import("many-night2.csv", &sim, "killed")
+        .args(["--update", "--rate", "100"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let updated = |sim: &Sim| sim.cases().iter().filter(|c| c.updates > 0).count();
+    assert!(wait_until(Duration::from_secs(20), || updated(&sim) >= 40));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(updated(&sim) < 300, "the run finished before it was killed");
+
+    let rerun = import(&work, &sim, "many-night2.csv", "rerun", true);
+    rerun.assert_code(0);
+    // Every change applied, each case still one, and not one insert.
+    assert_eq!(calls(&sim, Endpoint::Insert), inserts);
+    let cases = sim.cases();
+    assert_eq!(cases.len(), 300);
+    assert!(cases.iter().all(|c| c.fields["status"] == "Cerrado"));
+    assert!(sim.stored_per_ticket().values().all(|n| *n == 1));
+    // The killed run's in-flight updates are sent again (harmless): at most those.
+    let sent_again = cases.iter().filter(|c| c.updates > 1).count();
+    assert!(sent_again <= 4 + 64, "{sent_again} updates sent twice");
 }

@@ -108,7 +108,11 @@ fn a_pilot_run_undone_leaves_none_of_its_cases_and_the_full_import_creates_each_
     assert_eq!(live.len() as u64, created, "{}", full.stderr());
     assert!(live.values().all(|n| *n == 1), "{live:?}");
     let runs = work.run(["runs", "--server", &sim.url(), "--mapping", "tickets.yaml"]);
-    assert!(runs.stdout().contains("{\"deleted\":50}"), "{}", runs.stdout());
+    assert!(
+        runs.stdout().contains("{\"deleted\":50}"),
+        "{}",
+        runs.stdout()
+    );
 }
 
 #[test]
