@@ -437,9 +437,11 @@ fn an_explicit_ledger_from_release_0_1_0_opens_and_keeps_its_history() {
     let sim = Sim::strict();
     let work = Work::new();
     let path = copy_fixture_0_1_0(&work, &sim, "kept.sqlite");
+    // Warnings shown despite -q: the fingerprint note is one.
     let out = work
         .import("tickets.csv", &sim, "kept")
         .args(["--ledger", "kept.sqlite"])
+        .env("RUST_LOG", "warn")
         .run();
     assert_eq!(out.code(), 2);
     assert_eq!(count(&work.results("kept"), "skipped"), 24);
@@ -448,7 +450,10 @@ fn an_explicit_ledger_from_release_0_1_0_opens_and_keeps_its_history() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert!(version >= 1, "the ledger was upgraded in place");
+    assert_eq!(version, 2, "the ledger was upgraded in place");
+    // Its created keys have no field fingerprints: unchanged, said once.
+    let said = out.stderr().matches("kept no fingerprint of what it sent").count();
+    assert_eq!(said, 1, "{}", out.stderr());
     let runs: i64 = rusqlite::Connection::open(&path)
         .unwrap()
         .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))
