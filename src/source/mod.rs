@@ -13,6 +13,7 @@ mod csv;
 mod encoding;
 mod excel;
 mod records;
+mod sheet;
 mod xlsx_stream;
 
 use std::fmt;

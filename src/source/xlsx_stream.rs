@@ -10,7 +10,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use calamine::{Data, Reader, Xlsx, open_workbook};
 
 use super::cell::{cell_text, zero_pad_width, zero_padded};
-use super::excel::choose_sheet;
+use super::sheet::choose_sheet;
 use super::{
     Cells, Row, RowError, RowResult, Source, SourceError, SourceInfo, SourceOptions, column_letter,
 };
