@@ -44,7 +44,10 @@ fn part_of(name: &str) -> Part {
 }
 
 /// Check the archive at `path`; `Ok` if calamine may read it. A file is checked once
-/// per process (a run opens its input more than once), unless it changed since.
+/// per process, unless it changed since. A source read again (`Source::reread`) is not
+/// checked again anyway; this memo is for the one pass that still opens the input by its
+/// name (the import's quota plan, `commands/input/plan.rs`): it can go once that pass is
+/// handed the opened source.
 pub fn check(path: &Path, limits: Limits) -> Result<(), SourceError> {
     static CHECKED: std::sync::Mutex<Vec<(std::path::PathBuf, u64, Limits)>> =
         std::sync::Mutex::new(Vec::new());

@@ -8,13 +8,18 @@ use super::cell::cell_text;
 use super::sheet::choose_sheet;
 use super::{Cells, Row, RowResult, Source, SourceError, SourceInfo, SourceOptions, column_letter};
 
-pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError> {
+pub fn open(
+    path: &Path,
+    options: &SourceOptions,
+    archive: super::Archive,
+) -> Result<Source, SourceError> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
-    if matches!(ext.as_str(), "xlsx" | "xlsm" | "xlsb" | "ods") {
+    if archive == super::Archive::Check && matches!(ext.as_str(), "xlsx" | "xlsm" | "xlsb" | "ods")
+    {
         super::archive::check(path, options.limits)?;
     }
     if ext == "xlsx" || ext == "xlsm" {
@@ -78,6 +83,7 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
         headers,
         info: SourceInfo::workbook(sheet, u64::from(header_abs) + 1),
         read_bytes: None,
+        reopen: super::Reopen::new(options),
         rows: super::Rows::each(ExcelRows {
             range,
             first_row,
