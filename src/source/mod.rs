@@ -425,6 +425,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_source_read_again_gives_the_same_rows_unless_its_header_changed() {
+        let dir = std::env::temp_dir().join(format!("wolkvox-reread-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.csv");
+        // A title line, then semicolons: what the first open decided is decided again.
+        std::fs::write(&path, "Reporte\nid;nota\n1;uno\n2;\"dos\nlíneas\"\n").unwrap();
+        let options = SourceOptions {
+            header_row: Some(2),
+            ..SourceOptions::default()
+        };
+        let source = open(&path, &options).unwrap();
+        let again: Vec<RowResult> = source.reread().unwrap().collect();
+        assert_eq!(again.len(), 2);
+        assert_eq!(again[1].as_ref().unwrap().cells.get(1), Some("dos\nlíneas"));
+        let first: Vec<RowResult> = open(&path, &options).unwrap().rows.collect();
+        assert_eq!(again, first);
+
+        std::fs::write(&path, "Reporte\nid;texto\n1;uno\n").unwrap();
+        let error = source.reread().err().unwrap().to_string();
+        assert!(
+            error.contains("t.csv") && error.contains("changed"),
+            "{error}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn column_letters_follow_excel() {
         assert_eq!(column_letter(0), "A");
         assert_eq!(column_letter(25), "Z");
