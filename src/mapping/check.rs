@@ -197,3 +197,122 @@ impl CheckedRows {
         self.rows.join()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::source::Row;
+
+    fn mapping(extra: &str) -> CompiledMapping {
+        let text = format!(
+            "operation: op\nkey: [Ticket]\n{extra}fields:\n  case-type: {{ value: Request }}\n  \
+             responsible: {{ value: a@op }}\n  owner: {{ value: a@op }}\n  contact: {{ value: \
+             c@ejemplo.co }}\n  description: Texto\n  status: {{ value: Abierto }}\n  priority: \
+             {{ value: Alta }}\n"
+        );
+        let spec = crate::mapping::parse(&text, Path::new("m.yaml")).unwrap();
+        let headers = ["Ticket", "Texto"].map(String::from);
+        CompiledMapping::compile(
+            &spec,
+            &headers,
+            None,
+            Path::new("m.yaml"),
+            Path::new("t.csv"),
+        )
+        .unwrap()
+    }
+
+    /// Rows 2.. of tickets `keys` (an empty text makes a row invalid).
+    fn rows(keys: &[(&str, &str)]) -> Vec<RowResult> {
+        keys.iter()
+            .zip(2u64..)
+            .map(|((ticket, text), number)| {
+                Ok(Row {
+                    number,
+                    cells: [*ticket, *text].into_iter().collect(),
+                    cell_errors: Vec::new(),
+                })
+            })
+            .collect()
+    }
+
+    /// What a check gives, in short: (row, Some(key)) if ready, (row, None) if not.
+    fn summary(checked: &Checked) -> (u64, Option<String>) {
+        match checked {
+            Checked::Ready { row, payload, .. } => (*row, Some(payload.key.clone())),
+            Checked::Invalid { row, .. } => (*row, None),
+        }
+    }
+
+    #[test]
+    fn the_threads_give_what_one_by_one_gives_and_a_second_key_is_a_duplicate_of_the_first() {
+        let mut input: Vec<(String, String)> = (0..2000)
+            .map(|i| {
+                (
+                    format!("T{}", i % 1500),
+                    if i % 97 == 0 { "" } else { "x" }.into(),
+                )
+            })
+            .collect();
+        input.push(("T7".into(), "again".into()));
+        let pairs: Vec<(&str, &str)> = input
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        let mapping = mapping("");
+        let mut keys = DuplicateKeys::default();
+        let one_by_one: Vec<_> = rows(&pairs)
+            .into_iter()
+            .map(|row| summary(&check(row, &mapping, &mut keys)))
+            .collect();
+        let mut checked =
+            CheckedRows::spawn(Rows::each(rows(&pairs).into_iter()), mapping).unwrap();
+        let mut threaded = Vec::new();
+        let mut last = None;
+        while let Some(row) = checked.next_blocking() {
+            threaded.push(summary(&row));
+            last = Some(row);
+        }
+        checked.join().unwrap();
+        assert_eq!(threaded, one_by_one);
+        // T7 is row 9, its later rows 1509 and 2002 are duplicates of it.
+        let Some(Checked::Invalid { row, message, .. }) = last else {
+            panic!("the last T7 is a duplicate")
+        };
+        assert_eq!(row, 2002);
+        assert!(message.starts_with("duplicate of row 9:"), "{message}");
+        // 21 rows without a text; of the 500 repeated keys, 489 whose first row was valid
+        // (an invalid row takes no key); the last T7.
+        assert_eq!(
+            threaded.iter().filter(|(_, key)| key.is_none()).count(),
+            21 + 489 + 1
+        );
+    }
+
+    #[test]
+    fn an_errors_file_fed_back_keeps_the_original_row_numbers() {
+        let text = "operation: op\nkey: [Ticket]\nfields:\n  case-type: { value: Request }\n  \
+                    responsible: { value: a@op }\n  owner: { value: a@op }\n  contact: { value: \
+                    c@ejemplo.co }\n  description: Texto\n  status: { value: Abierto }\n  \
+                    priority: { value: Alta }\n";
+        let spec = crate::mapping::parse(text, Path::new("m.yaml")).unwrap();
+        let headers = ["_row", "Ticket", "Texto", "_error"].map(String::from);
+        let mapping = CompiledMapping::compile(
+            &spec,
+            &headers,
+            None,
+            Path::new("m.yaml"),
+            Path::new("e.csv"),
+        )
+        .unwrap();
+        let row = Ok(Row {
+            number: 2,
+            cells: ["417", "T1", "x", "old"].into_iter().collect(),
+            cell_errors: Vec::new(),
+        });
+        let checked = check(row, &mapping, &mut DuplicateKeys::default());
+        assert_eq!(summary(&checked), (417, Some("T1".into())));
+    }
+}
