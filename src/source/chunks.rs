@@ -8,7 +8,8 @@
 //! cut by a stray quote, or a cell bigger than a chunk) hands its parser, stopped in that
 //! record, to the `Reassembler`, which goes on with it through the next chunk: the rows
 //! are always the ones a single sequential parse gives, and no byte is parsed twice by
-//! the parser whose rows stand.
+//! the parser whose rows stand. `Sequential` does this on one thread; `parallel.rs` on
+//! several, each chunk settled in its turn.
 
 use std::collections::VecDeque;
 use std::io::{self, Read};

@@ -4,6 +4,11 @@
 //! physical line where the record starts (header = line 1 unless `--header-row`).
 //! A row that cannot be read is a `RowError` carrying its number: never a panic,
 //! never a silent skip.
+//!
+//! The rows come one by one (`Rows` is an iterator), or put through a function on several
+//! threads and handed out in file order (`Rows::map_parallel`, parallel.rs): a CSV file is
+//! then cut into chunks of whole lines (chunks.rs) that the threads parse. How a CSV
+//! chunk is cut and parsed, and how a workbook is read, stay inside this module.
 
 mod archive;
 mod cell;
