@@ -99,18 +99,12 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
     let mut no_token_left = None;
     if settings.preflight {
         // What this run would send, before any call: a header-only file spends none.
-        let ahead = input::plan_rows(
-            &args.input,
-            &opened.mapping,
-            &ledger,
-            settings.resend_uncertain,
-            settings.limit,
-        )
-        .inspect_err(|e| {
-            let why = super::error_text(e);
-            tracing::warn!("No quota plan: the file could not be read ahead ({why}).");
-        })
-        .ok();
+        let ahead = run::preflight::plan_rows(&opened.source, &opened.mapping, &ledger, &settings)
+            .inspect_err(|e| {
+                let why = e.to_string();
+                tracing::warn!("No quota plan: the file could not be read ahead ({why}).");
+            })
+            .ok();
         let operation = &opened.mapping.operation;
         no_token_left = run::preflight::check(
             &mut pool,

@@ -195,7 +195,9 @@ impl CompiledMapping {
         let unused_columns = headers
             .iter()
             .enumerate()
-            .filter(|(i, h)| !used.contains(i) && !h.is_empty() && !is_feedback_column(h))
+            .filter(|(i, h)| {
+                !used.contains(i) && !h.is_empty() && !crate::feedback::is_feedback_column(h)
+            })
             .map(|(_, h)| h.clone())
             .collect();
         Ok(CompiledMapping {
@@ -211,7 +213,7 @@ impl CompiledMapping {
             on_duplicate_key: spec.on_duplicate_key,
             unused_columns,
             headers: headers.to_vec(),
-            feedback_column: headers.iter().position(|h| h == "_row"),
+            feedback_column: crate::feedback::row_column(headers),
         })
     }
 
@@ -302,11 +304,6 @@ impl CompiledMapping {
             .map(|(_, f)| f)
             .chain(self.form.iter().map(|(_, f)| f))
     }
-}
-
-/// Columns the errors file adds; fed back with the same mapping they are ignored.
-fn is_feedback_column(header: &str) -> bool {
-    header == "_row" || header == "_error"
 }
 
 fn compile_field(

@@ -4,6 +4,7 @@
 //! `validate`, `preview` and `import` all go through `CompiledMapping::apply`.
 
 mod apply;
+pub mod check;
 mod columns;
 mod compile;
 mod dates;
@@ -19,6 +20,7 @@ mod transform;
 
 use std::path::{Path, PathBuf};
 
+pub use check::{Checked, CheckedRows};
 pub use compile::CompiledMapping;
 pub use fold::fold;
 pub use keys::DuplicateKeys;

@@ -5,9 +5,9 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use crate::commands::input::Checked;
 use crate::exit::error_text;
 use crate::ledger::{Ledger, LedgerError, Prior};
+use crate::mapping::check::Checked;
 use crate::mapping::{Payload, delta};
 use crate::outcome::{Outcome, Status};
 use crate::report::{Progress, Reporter};

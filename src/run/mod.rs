@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::commands::input::CheckedRows;
 use crate::ledger::{Ledger, Syncer};
+use crate::mapping::check::CheckedRows;
 use crate::report::{Progress, Reporter};
 use crate::sender::pool::TokenPool;
 use crate::sender::{Delivery, Sender};

@@ -2,8 +2,75 @@
 //! token is accepted and how much of its daily quota is left, and so the quota plan (how
 //! many rows can go today, and how many days the rest needs).
 
-use crate::commands::input::RowPlan;
+use crate::ledger::{Ledger, LedgerError, Prior};
+use crate::mapping::check::{self, Checked};
+use crate::mapping::{CompiledMapping, DuplicateKeys, delta};
 use crate::sender::Client;
+use crate::source::Source;
+
+use super::Settings;
+
+/// What a run would do with the input's rows, read ahead before any call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowPlan {
+    /// Data rows in the file.
+    pub rows: u64,
+    /// Requests the rows need: inserts of rows neither created nor left uncertain by an
+    /// earlier run (uncertain ones count with --resend-uncertain), and with --update the
+    /// updates of created rows that changed; at most --limit.
+    pub to_send: u64,
+    pub invalid: u64,
+    /// Rows an earlier run created (skipped) or left uncertain (not resent).
+    pub done_before: u64,
+}
+
+/// Why no plan could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Source(#[from] crate::source::SourceError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+/// The plan for the opened `source`, whose rows are read again (the same options, the same
+/// header): what `settings` would send of it, by the ledger.
+pub fn plan_rows(
+    source: &Source,
+    mapping: &CompiledMapping,
+    ledger: &Ledger,
+    settings: &Settings,
+) -> Result<RowPlan, PlanError> {
+    let mut plan = RowPlan::default();
+    let mut keys = DuplicateKeys::default();
+    for item in source.reread()? {
+        plan.rows += 1;
+        match check::check(item, mapping, &mut keys) {
+            Checked::Invalid { .. } => plan.invalid += 1,
+            Checked::Ready { payload, .. } => match ledger.prior(&payload.key)? {
+                Some(Prior::Created {
+                    fields: Some(sent),
+                    case_id: Some(id),
+                    ..
+                }) if settings.update => {
+                    let changed = delta::changed(&sent, &payload.fingerprints());
+                    if payload.for_update(&id, &changed).is_some() {
+                        plan.to_send += 1;
+                    } else {
+                        plan.done_before += 1;
+                    }
+                }
+                Some(Prior::Created { .. }) => plan.done_before += 1,
+                Some(Prior::InDoubt { .. }) if !settings.resend_uncertain => plan.done_before += 1,
+                _ => plan.to_send += 1,
+            },
+        }
+    }
+    if let Some(limit) = settings.limit {
+        plan.to_send = plan.to_send.min(limit);
+    }
+    Ok(plan)
+}
 use crate::sender::pool::TokenPool;
 
 /// Ask the CRM about the tokens and say the quota plan. `Ok(Some(answer))` when no token

@@ -43,25 +43,11 @@ fn part_of(name: &str) -> Part {
     }
 }
 
-/// Check the archive at `path`; `Ok` if calamine may read it. A file is checked once
-/// per process (a run opens its input more than once), unless it changed since.
+/// Check the archive at `path`; `Ok` if calamine may read it. Each pass over a file
+/// opens it once (`source::open`); a pass that reads it again (`Source::reread`) checks it
+/// again only if it changed since.
 pub fn check(path: &Path, limits: Limits) -> Result<(), SourceError> {
-    static CHECKED: std::sync::Mutex<Vec<(std::path::PathBuf, u64, Limits)>> =
-        std::sync::Mutex::new(Vec::new());
-    let stamp = std::fs::metadata(path)
-        .ok()
-        .and_then(|m| m.modified().ok())
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos() as u64);
-    let seen = (path.to_path_buf(), stamp, limits);
-    if CHECKED.lock().is_ok_and(|done| done.contains(&seen)) {
-        return Ok(());
-    }
-    check_now(path, limits)?;
-    if let Ok(mut done) = CHECKED.lock() {
-        done.push(seen);
-    }
-    Ok(())
+    check_now(path, limits)
 }
 
 fn check_now(path: &Path, limits: Limits) -> Result<(), SourceError> {

@@ -8,7 +8,8 @@
 //! cut by a stray quote, or a cell bigger than a chunk) hands its parser, stopped in that
 //! record, to the `Reassembler`, which goes on with it through the next chunk: the rows
 //! are always the ones a single sequential parse gives, and no byte is parsed twice by
-//! the parser whose rows stand.
+//! the parser whose rows stand. `Sequential` does this on one thread; `parallel.rs` on
+//! several, each chunk settled in its turn.
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
@@ -117,6 +118,11 @@ impl Shape {
 }
 
 impl Chunk {
+    /// How its rows are cut into cells.
+    pub fn shape(&self) -> Shape {
+        self.shape
+    }
+
     /// Its rows, parsed as if it begins a record.
     pub fn parse(&self) -> ParsedChunk {
         let parser = Parser::new(
@@ -347,6 +353,21 @@ pub fn read_rows(
     cuts: Cuts,
     limits: Limits,
 ) -> Vec<RowResult> {
+    match chunks_of(file, delimiter, read_bytes, cuts, limits) {
+        Some(chunks) => Sequential::new(chunks).collect(),
+        None => Vec::new(),
+    }
+}
+
+/// The chunks of the CSV text `file` after its header, as `read_rows` cuts them; `None`
+/// if it has no header.
+pub(super) fn chunks_of(
+    file: &[u8],
+    delimiter: u8,
+    read_bytes: usize,
+    cuts: Cuts,
+    limits: Limits,
+) -> Option<Chunks> {
     /// At most `step` bytes per read, as a pipe or a slow disk gives them.
     struct Trickle {
         bytes: Vec<u8>,
@@ -372,13 +393,13 @@ pub fn read_rows(
         match records.next() {
             Ok(Some(header)) if records.parser().is_blank(&header) => {}
             Ok(Some(header)) => break header.fields,
-            Ok(None) | Err(_) => return Vec::new(),
+            Ok(None) | Err(_) => return None,
         }
     };
     let mut chunks = records.into_chunks(width, file.len() as u64);
     chunks.chunk_bytes = cuts.chunk_bytes.max(1);
     chunks.forced_cut_bytes = cuts.forced_bytes.max(1);
-    Sequential::new(chunks).collect()
+    Some(chunks)
 }
 
 #[cfg(test)]

@@ -138,6 +138,7 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
         },
         rows,
         read_bytes: Some(read_bytes),
+        reopen: super::Reopen::new(options),
     })
 }
 

@@ -2,18 +2,24 @@
 
 use std::path::Path;
 
-use calamine::{Data, Range, Reader, SheetType, SheetVisible, open_workbook_auto};
+use calamine::{Data, Range, Reader, open_workbook_auto};
 
 use super::cell::cell_text;
+use super::sheet::choose_sheet;
 use super::{Cells, Row, RowResult, Source, SourceError, SourceInfo, SourceOptions, column_letter};
 
-pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError> {
+pub fn open(
+    path: &Path,
+    options: &SourceOptions,
+    archive: super::Archive,
+) -> Result<Source, SourceError> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
-    if matches!(ext.as_str(), "xlsx" | "xlsm" | "xlsb" | "ods") {
+    if archive == super::Archive::Check && matches!(ext.as_str(), "xlsx" | "xlsm" | "xlsb" | "ods")
+    {
         super::archive::check(path, options.limits)?;
     }
     if ext == "xlsx" || ext == "xlsm" {
@@ -77,6 +83,7 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
         headers,
         info: SourceInfo::workbook(sheet, u64::from(header_abs) + 1),
         read_bytes: None,
+        reopen: super::Reopen::new(options),
         rows: super::Rows::each(ExcelRows {
             range,
             first_row,
@@ -86,46 +93,6 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
             width,
         }),
     })
-}
-
-/// The sheet to read: the one `--sheet` names (by name or 1-based position), else the
-/// first visible worksheet.
-pub(super) fn choose_sheet(
-    path: &Path,
-    sheets: &[calamine::Sheet],
-    wanted: Option<&str>,
-) -> Result<String, SourceError> {
-    let names: Vec<String> = sheets.iter().map(|s| s.name.clone()).collect();
-    match wanted {
-        Some(wanted) => pick_sheet(&names, wanted).ok_or_else(|| SourceError::NoSuchSheet {
-            path: path.to_path_buf(),
-            wanted: wanted.to_string(),
-            available: names,
-        }),
-        None => sheets
-            .iter()
-            .find(|s| s.visible == SheetVisible::Visible && s.typ == SheetType::WorkSheet)
-            .or_else(|| sheets.first())
-            .map(|s| s.name.clone())
-            .ok_or_else(|| SourceError::Empty {
-                path: path.to_path_buf(),
-            }),
-    }
-}
-
-fn pick_sheet(names: &[String], wanted: &str) -> Option<String> {
-    if let Some(name) = names.iter().find(|n| n.as_str() == wanted) {
-        return Some(name.clone());
-    }
-    if let Some(name) = names
-        .iter()
-        .find(|n| n.trim().to_lowercase() == wanted.trim().to_lowercase())
-    {
-        return Some(name.clone());
-    }
-    // A number is a 1-based position, as a user counts the tabs.
-    let index: usize = wanted.trim().parse().ok()?;
-    names.get(index.checked_sub(1)?).cloned()
 }
 
 fn row_is_blank(range: &Range<Data>, abs_row: u32) -> bool {

@@ -4,6 +4,11 @@
 //! physical line where the record starts (header = line 1 unless `--header-row`).
 //! A row that cannot be read is a `RowError` carrying its number: never a panic,
 //! never a silent skip.
+//!
+//! The rows come one by one (`Rows` is an iterator), or put through a function on several
+//! threads and handed out in file order (`Rows::map_parallel`, parallel.rs): a CSV file is
+//! then cut into chunks of whole lines (chunks.rs) that the threads parse. How a CSV
+//! chunk is cut and parsed, and how a workbook is read, stay inside this module.
 
 mod archive;
 mod cell;
@@ -12,7 +17,9 @@ mod chunks;
 mod csv;
 mod encoding;
 mod excel;
+mod parallel;
 mod records;
+mod sheet;
 mod xlsx_stream;
 
 use std::fmt;
@@ -20,9 +27,9 @@ use std::path::{Path, PathBuf};
 
 pub use cell::cell_text;
 pub use cells::Cells;
-pub use chunks::{Chunk, Chunks, Cuts, OpenTail, ParsedChunk, Reassembler, Shape, read_rows};
+pub use chunks::{Cuts, read_rows};
 pub use encoding::Encoding;
-pub use records::read_error;
+pub use parallel::{Ordered, ReaderPanicked};
 
 /// One data row of the source, cells in header order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,10 +140,82 @@ pub struct Source {
     /// How far the reader is through the file, for progress: bytes read so far (updated
     /// as the rows are read) and the file's size. CSV only.
     pub read_bytes: Option<ReadBytes>,
+    /// How it was opened, to read its rows again (`reread`).
+    reopen: Reopen,
 }
 
-/// The data rows still to read, one by one as an iterator; a CSV file can instead be
-/// taken as chunks of whole lines for several threads to parse (`into_chunks`).
+/// What reading a source's rows again needs: the options it was opened with, and the
+/// file's size and modification time when it was, which say whether a workbook's archive
+/// (checked then) needs checking again.
+#[derive(Debug, Clone)]
+struct Reopen {
+    options: SourceOptions,
+    stamp: Option<Stamp>,
+}
+
+impl Reopen {
+    fn new(options: &SourceOptions) -> Reopen {
+        Reopen {
+            options: options.clone(),
+            stamp: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: std::time::SystemTime,
+}
+
+impl Stamp {
+    fn of(path: &Path) -> Option<Stamp> {
+        let metadata = std::fs::metadata(path).ok()?;
+        Some(Stamp {
+            len: metadata.len(),
+            modified: metadata.modified().ok()?,
+        })
+    }
+}
+
+impl Source {
+    /// The data rows again from the top, for a pass that reads ahead (the date scan, the
+    /// quota plan, an earlier key's check) while these rows wait for the real one. The
+    /// file is read with the options it was opened with, so it decides its encoding,
+    /// delimiter, header row and sheet as it did; a workbook's archive, checked when it
+    /// was opened, is checked again only if the file changed since. A header that is not
+    /// the one first read (the file was rewritten in between) is an error: the mapping
+    /// was compiled against the first.
+    pub fn reread(&self) -> Result<Rows, SourceError> {
+        let unchanged = self.reopen.stamp.is_some() && Stamp::of(&self.path) == self.reopen.stamp;
+        let archive = if unchanged {
+            Archive::Checked
+        } else {
+            Archive::Check
+        };
+        let again = open_as(&self.path, &self.reopen.options, archive)?;
+        if again.headers != self.headers {
+            return Err(SourceError::Header {
+                path: self.path.clone(),
+                message: "the file changed while it was being read: its header row is not \
+                          the one first read; run again once the file is written"
+                    .into(),
+            });
+        }
+        Ok(again.rows)
+    }
+}
+
+/// Whether opening a workbook checks its zip archive (`archive.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Archive {
+    Check,
+    /// Checked when this source was first opened, and the file has not changed since.
+    Checked,
+}
+
+/// The data rows still to read: one by one as an iterator, or put through a function on
+/// several threads and handed out in order (`map_parallel`, in parallel.rs).
 pub struct Rows {
     /// A row to give before the rest (the first data row of a file without a header).
     first: Option<RowResult>,
@@ -156,7 +235,7 @@ impl Rows {
         }
     }
 
-    fn chunked(chunks: Chunks) -> Rows {
+    fn chunked(chunks: chunks::Chunks) -> Rows {
         Rows {
             first: None,
             rest: RowSource::Chunked(Box::new(chunks::Sequential::new(chunks))),
@@ -165,7 +244,7 @@ impl Rows {
 
     /// For a CSV file not read yet: the row to give first, and the chunks. Other
     /// sources come back as they are.
-    pub fn into_chunks(self) -> Result<(Option<RowResult>, Chunks), Rows> {
+    fn into_chunks(self) -> Result<(Option<RowResult>, chunks::Chunks), Rows> {
         match self.rest {
             RowSource::Chunked(rows) if rows.untouched() => Ok((self.first, rows.into_chunks())),
             rest => Err(Rows {
@@ -238,6 +317,12 @@ pub enum SourceError {
 
 /// Open a source by its file extension.
 pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError> {
+    open_as(path, options, Archive::Check)
+}
+
+fn open_as(path: &Path, options: &SourceOptions, archive: Archive) -> Result<Source, SourceError> {
+    // Taken before anything is read: a change from here on shows in `reread`.
+    let stamp = Stamp::of(path);
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -251,7 +336,9 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
     }
     let mut source = match ext.as_str() {
         "csv" | "txt" | "tsv" | "" => csv::open(path, options),
-        "xlsx" | "xlsm" | "xls" | "xlsb" | "ods" | "xla" | "xlam" => excel::open(path, options),
+        "xlsx" | "xlsm" | "xls" | "xlsb" | "ods" | "xla" | "xlam" => {
+            excel::open(path, options, archive)
+        }
         _ => Err(SourceError::UnknownType {
             path: path.to_path_buf(),
             ext,
@@ -267,6 +354,7 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
         source.headers = (0..first.cells.len()).map(column_letter).collect();
         source.rows.first = Some(Ok(first));
     }
+    source.reopen.stamp = stamp;
     Ok(source)
 }
 
@@ -340,6 +428,33 @@ pub fn column_letter(mut index: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_source_read_again_gives_the_same_rows_unless_its_header_changed() {
+        let dir = std::env::temp_dir().join(format!("wolkvox-reread-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.csv");
+        // A title line, then semicolons: what the first open decided is decided again.
+        std::fs::write(&path, "Reporte\nid;nota\n1;uno\n2;\"dos\nlíneas\"\n").unwrap();
+        let options = SourceOptions {
+            header_row: Some(2),
+            ..SourceOptions::default()
+        };
+        let source = open(&path, &options).unwrap();
+        let again: Vec<RowResult> = source.reread().unwrap().collect();
+        assert_eq!(again.len(), 2);
+        assert_eq!(again[1].as_ref().unwrap().cells.get(1), Some("dos\nlíneas"));
+        let first: Vec<RowResult> = open(&path, &options).unwrap().rows.collect();
+        assert_eq!(again, first);
+
+        std::fs::write(&path, "Reporte\nid;texto\n1;uno\n").unwrap();
+        let error = source.reread().err().unwrap().to_string();
+        assert!(
+            error.contains("t.csv") && error.contains("changed"),
+            "{error}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn column_letters_follow_excel() {

@@ -10,7 +10,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use calamine::{Data, Reader, Xlsx, open_workbook};
 
 use super::cell::{cell_text, zero_pad_width, zero_padded};
-use super::excel::choose_sheet;
+use super::sheet::choose_sheet;
 use super::{
     Cells, Row, RowError, RowResult, Source, SourceError, SourceInfo, SourceOptions, column_letter,
 };
@@ -29,6 +29,7 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
     let (start_tx, start_rx) = sync_channel::<Start>(1);
     let (rows_tx, rows_rx) = sync_channel::<RowResult>(1024);
     let owned = path.to_path_buf();
+    let reopen = super::Reopen::new(options);
     let options = options.clone();
     std::thread::spawn(move || stream(&owned, &options, &start_tx, &rows_tx));
     match start_rx.recv() {
@@ -41,6 +42,7 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
             headers,
             info: SourceInfo::workbook(sheet, header_row),
             read_bytes: None,
+            reopen,
             rows: super::Rows::each(ChannelRows(rows_rx)),
         }),
         Ok(Start::Failed(e)) => Err(e),

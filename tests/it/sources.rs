@@ -447,3 +447,70 @@ fn a_large_csv_read_in_parallel_gives_the_rows_of_one_pass() {
         );
     }
 }
+
+/// The date scan reads the workbook's rows a second time before the real pass: it reads
+/// the sheet and header row the first open chose, so a date column on a later sheet
+/// under a title line is settled by its own values (the first sheet's would leave 03/04
+/// ambiguous), for `preview` and for `validate` alike.
+#[test]
+fn the_date_scan_reads_the_sheet_and_header_row_the_run_reads() {
+    let work = Work::new();
+    let mapping = MAPPING.replace(
+        "Teléfono: Teléfono",
+        "Fecha:\n    column: Fecha\n    transforms: [{ date: { from: [\"%d/%m/%Y\", \"%m/%d/%Y\"] } }]",
+    );
+    work.write("m.yaml", &mapping);
+    let mut workbook = Workbook::new();
+    let first = workbook.add_worksheet().set_name("Resumen").unwrap();
+    first.write_string(0, 0, "Descripción").unwrap();
+    first.write_string(0, 1, "Fecha").unwrap();
+    first.write_string(1, 0, "mes primero").unwrap();
+    first.write_string(1, 1, "06/27/2024").unwrap();
+    let cases = workbook.add_worksheet().set_name("Casos").unwrap();
+    cases.write_string(0, 0, "Reporte PQRS").unwrap();
+    for (row, (description, date)) in [
+        ("Descripción", "Fecha"),
+        ("uno", "03/04/2024"),
+        ("dos", "26/06/2024"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        cases.write_string(row as u32 + 1, 0, description).unwrap();
+        cases.write_string(row as u32 + 1, 1, date).unwrap();
+    }
+    workbook.save(work.path("t.xlsx")).unwrap();
+    let args = ["--sheet", "Casos", "--header-row", "2"];
+
+    let out = work
+        .bin()
+        .args(["preview", "t.xlsx", "--mapping", "m.yaml"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let dates: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<serde_json::Value>(r["payload"]["form"].as_str().unwrap())
+                .unwrap()["Fecha"]
+                .clone()
+        })
+        .collect();
+    assert_eq!(dates, ["2024-04-03", "2024-06-26"]);
+    assert_eq!(rows[0]["row"], 3);
+
+    let out = work
+        .bin()
+        .args(["validate", "t.xlsx", "--mapping", "m.yaml", "--json"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["valid"], 2, "{summary}");
+}

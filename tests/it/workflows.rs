@@ -452,7 +452,10 @@ fn an_explicit_ledger_from_release_0_1_0_opens_and_keeps_its_history() {
         .unwrap();
     assert_eq!(version, 2, "the ledger was upgraded in place");
     // Its created keys have no field fingerprints: unchanged, said once.
-    let said = out.stderr().matches("kept no fingerprint of what it sent").count();
+    let said = out
+        .stderr()
+        .matches("kept no fingerprint of what it sent")
+        .count();
     assert_eq!(said, 1, "{}", out.stderr());
     let runs: i64 = rusqlite::Connection::open(&path)
         .unwrap()
