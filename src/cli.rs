@@ -247,6 +247,19 @@ pub struct ValidateArgs {
     #[arg(long, env = "WOLKVOX_OPERATION")]
     pub operation: Option<String>,
 
+    /// Also say what an import into this CRM would do, by its target's ledger (read only;
+    /// nothing is sent, no network): rows new, changed since created (by field), unchanged.
+    #[arg(long, value_name = "HOST|URL", env = "WOLKVOX_SERVER")]
+    pub server: Option<String>,
+
+    /// The same, for the ledger of `import --simulate`.
+    #[arg(long)]
+    pub simulate: bool,
+
+    /// The same, for this ledger file.
+    #[arg(long, value_name = "FILE", env = "WOLKVOX_LEDGER")]
+    pub ledger: Option<PathBuf>,
+
     #[command(flatten)]
     pub output: OutputArgs,
 }

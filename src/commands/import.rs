@@ -209,6 +209,7 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
         }),
         tokens: &token_uses,
         changed: Some(ended.changed),
+        impact: None,
     };
     report::finish(&summary, args.output.json, ui)?;
     Ok(verdict)

@@ -35,6 +35,8 @@ pub struct Summary<'a> {
     /// `import`: rows an earlier run created that changed since (sent with `--update`,
     /// reported without).
     pub changed: Option<u64>,
+    /// `validate` with a ledger: what an import would do with the valid rows.
+    pub impact: Option<&'a crate::ledger::Impact>,
 }
 
 /// The ledger a run used, for the summary and its hints.
@@ -110,6 +112,14 @@ pub fn print_human(summary: &Summary<'_>, out: &mut dyn Write) -> std::io::Resul
         writeln!(
             out,
             "  changed since created: {changed} (updated with --update; see the results)"
+        )?;
+    }
+    if let Some(impact) = summary.impact {
+        writeln!(
+            out,
+            "  an import: {} (by {})",
+            impact.describe(),
+            impact.ledger
         )?;
     }
     if let Some(reason) = summary.stop_reason {
@@ -361,6 +371,11 @@ pub struct JsonSummary {
     pub warnings: Vec<String>,
     /// `import`: calls per token (by fingerprint, never the token).
     pub tokens: Vec<JsonToken>,
+    /// `validate` with a ledger (`--server`, `--simulate` or `--ledger`): what an import
+    /// would do with the valid rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "crate::ledger::Impact")]
+    pub impact: Option<crate::ledger::Impact>,
 }
 
 /// How a run used one token.
@@ -471,6 +486,7 @@ impl Summary<'_> {
                     },
                 })
                 .collect(),
+            impact: self.impact.cloned(),
         }
     }
 }

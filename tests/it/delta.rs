@@ -95,6 +95,24 @@ fn a_changed_nightly_export_is_reported_then_updated_and_never_inserted_again() 
         ],
     );
     let inserts = calls(&sim, Endpoint::Insert);
+    // The dry run, told the target, says what an import would do: no call at all.
+    let requests = sim.requests();
+    let dry = work.run([
+        "validate",
+        "tickets-night2.csv",
+        "--mapping",
+        "tickets.yaml",
+        "--json",
+        "--server",
+        &sim.url(),
+    ]);
+    let impact = &dry.json()["impact"];
+    assert_eq!(impact["changed"], 3, "{}", dry.stderr());
+    assert_eq!(impact["new"], 0);
+    assert_eq!(impact["unchanged"].as_u64(), Some(created - 3));
+    assert_eq!(impact["changed_fields"]["status"], 1);
+    assert_eq!(impact["changed_fields"]["form.Ciudad"], 1);
+    assert_eq!(sim.requests(), requests);
     let reported = import(&work, &sim, "tickets-night2.csv", "night2", false);
     let json = reported.json();
     assert_eq!(json["created"], 0, "{}", reported.stderr());
