@@ -17,11 +17,14 @@ const UPDATABLE: [&str; 5] = ["case-type", "responsible", "status", "priority", 
 pub type Fingerprints = BTreeMap<String, String>;
 
 fn fingerprint(value: &str) -> String {
-    Sha256::digest(value.as_bytes())
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = Sha256::digest(value.as_bytes());
+    let mut text = String::with_capacity(16);
+    for b in digest.iter().take(8) {
+        text.push(char::from(HEX[usize::from(b >> 4)]));
+        text.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    text
 }
 
 /// The name under which a `form` key is fingerprinted.
@@ -167,6 +170,12 @@ mod tests {
             now.for_update("abc123", &["description".to_string()])
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_fingerprint_is_the_first_8_bytes_of_sha256_in_hex() {
+        // sha256("abc") = ba7816bf8f01cfea…
+        assert_eq!(fingerprint("abc"), "ba7816bf8f01cfea");
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod json;
 mod keys;
 mod phone;
 pub mod spec;
+pub mod starter;
 mod template;
 mod transform;
 

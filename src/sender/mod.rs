@@ -8,6 +8,7 @@ mod backoff;
 pub mod breaker;
 pub mod classify;
 pub mod client;
+pub mod delete;
 mod operation;
 pub mod pool;
 mod retry;
