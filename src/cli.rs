@@ -451,6 +451,19 @@ pub struct PreviewArgs {
     /// How many rows to show; 0 shows every row.
     #[arg(long, default_value_t = 5)]
     pub rows: usize,
+
+    /// Also show, per row, what an import into this CRM would do by its target's ledger
+    /// ("import": "new", "unchanged", "uncertain" or the changed fields); read only.
+    #[arg(long, value_name = "HOST|URL", env = "WOLKVOX_SERVER")]
+    pub server: Option<String>,
+
+    /// The same, for the ledger of `import --simulate`.
+    #[arg(long)]
+    pub simulate: bool,
+
+    /// The same, for this ledger file.
+    #[arg(long, value_name = "FILE", env = "WOLKVOX_LEDGER")]
+    pub ledger: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

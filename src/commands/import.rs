@@ -120,7 +120,10 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
     // duplicate check refuses the second), has no earlier answer to look up.
     let nothing_prior =
         ledger.has_no_cases()? && opened.mapping.on_duplicate_key == DuplicatePolicy::Reject;
-    let rows = input::CheckedRows::spawn(opened.source.rows, opened.mapping.clone())
+    // The ledger keeps each sent row's field fingerprints: the mapping threads make them.
+    let mut mapping = opened.mapping.clone();
+    mapping.fingerprints = true;
+    let rows = input::CheckedRows::spawn(opened.source.rows, mapping)
         .context("could not start the reader threads")?;
     let job = Job {
         settings: &settings,

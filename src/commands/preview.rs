@@ -4,8 +4,9 @@ use std::io::Write;
 
 use serde_json::json;
 
-use crate::cli::PreviewArgs;
+use crate::cli::{PreviewArgs, TargetArgs};
 use crate::exit::Verdict;
+use crate::ledger::Effect;
 use crate::mapping::DuplicateKeys;
 use crate::source::Cells;
 
@@ -14,6 +15,13 @@ use super::input::{self, Checked};
 pub fn run(args: &PreviewArgs) -> anyhow::Result<Verdict> {
     let mut opened = input::open(&args.input, &args.mapping, args.operation.as_deref())?;
     opened.warn_if_no_key(&args.mapping);
+    let ledger = super::target::read_ledger(TargetArgs {
+        server: args.server.clone(),
+        simulate: args.simulate,
+        mapping: Some(args.mapping.clone()),
+        operation: args.operation.clone(),
+        ledger: args.ledger.clone(),
+    })?;
     let mut keys = DuplicateKeys::default();
     let mut out = std::io::stdout().lock();
     let mut any_invalid = false;
@@ -35,6 +43,9 @@ pub fn run(args: &PreviewArgs) -> anyhow::Result<Verdict> {
                     "cells": decoded(&headers, &cells),
                     "payload": payload.to_json(),
                 });
+                if let Some(ledger) = &ledger {
+                    line["import"] = Effect::of(ledger, &payload)?.to_json();
+                }
                 // Only when there are some: most rows have none.
                 if !payload.warnings().is_empty() {
                     line["warnings"] = payload.warnings().iter().map(ToString::to_string).collect();

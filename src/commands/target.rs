@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::cli::TargetArgs;
-use crate::ledger::{Target, location};
+use crate::ledger::{Ledger, Target, location};
 use crate::mapping;
 use crate::run::{Endpoint, Settings};
 use crate::sender::{self, Token};
@@ -125,4 +125,25 @@ fn shell_word(word: &str) -> String {
     } else {
         format!("'{}'", word.replace('\'', "'\\''"))
     }
+}
+
+/// The ledger `--server`, `--simulate` or `--ledger` names, read only (`validate` and
+/// `preview` say what an import would do by it); `None` when none is
+/// named, or when the target has none yet (said: every valid row would be new).
+pub fn read_ledger(target: TargetArgs) -> anyhow::Result<Option<Ledger>> {
+    let Some((path, named)) = ledger_of(&target)? else {
+        return Ok(None);
+    };
+    if !path.exists() {
+        let whose = named.map(|t| format!(" for {t}")).unwrap_or_default();
+        tracing::info!(
+            "No ledger{whose} at {}: no import into it has run, so an import would send every \
+             valid row.",
+            path.display()
+        );
+        return Ok(None);
+    }
+    let ledger = Ledger::open_read_only(&path)
+        .with_context(|| format!("could not read the ledger {}", path.display()))?;
+    Ok(Some(ledger))
 }

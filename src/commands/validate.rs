@@ -7,7 +7,7 @@ use anyhow::Context;
 use crate::cli::TargetArgs;
 use crate::cli::ValidateArgs;
 use crate::exit::Verdict;
-use crate::ledger::{Impact, Ledger};
+use crate::ledger::Impact;
 use crate::mapping;
 use crate::outcome::{Outcome, Status};
 use crate::report::{self, Progress, Summary, Ui};
@@ -24,7 +24,13 @@ pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
     let mut reporter = input::reporter(&args.input, &args.output, &opened.source)?;
     let mut progress = Progress::new(ui.quiet, opened.source.read_bytes.clone());
     let info = opened.source.info.clone();
-    let ledger = impact_ledger(args)?;
+    let ledger = super::target::read_ledger(TargetArgs {
+        server: args.server.clone(),
+        simulate: args.simulate,
+        mapping: Some(args.mapping.clone()),
+        operation: args.operation.clone(),
+        ledger: args.ledger.clone(),
+    })?;
     let mut impact = ledger.as_ref().map(Impact::new);
     let mut rows = input::CheckedRows::spawn(opened.source.rows, opened.mapping.clone())
         .context("could not start the reader threads")?;
@@ -121,31 +127,4 @@ pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
     };
     report::finish(&summary, args.output.json, ui)?;
     Ok(verdict)
-}
-
-/// The ledger `--server`, `--simulate` or `--ledger` names, read only; `None` when none is
-/// named, or when the target has none yet (said: every valid row would be new).
-fn impact_ledger(args: &ValidateArgs) -> anyhow::Result<Option<Ledger>> {
-    let target = TargetArgs {
-        server: args.server.clone(),
-        simulate: args.simulate,
-        mapping: Some(args.mapping.clone()),
-        operation: args.operation.clone(),
-        ledger: args.ledger.clone(),
-    };
-    let Some((path, named)) = super::target::ledger_of(&target)? else {
-        return Ok(None);
-    };
-    if !path.exists() {
-        let whose = named.map(|t| format!(" for {t}")).unwrap_or_default();
-        tracing::info!(
-            "No ledger{whose} at {}: no import into it has run, so an import would send every \
-             valid row.",
-            path.display()
-        );
-        return Ok(None);
-    }
-    let ledger = Ledger::open_read_only(&path)
-        .with_context(|| format!("could not read the ledger {}", path.display()))?;
-    Ok(Some(ledger))
 }

@@ -9,6 +9,50 @@ use serde::Serialize;
 use super::{Ledger, LedgerError, Prior};
 use crate::mapping::{Payload, delta};
 
+/// What an import would do with one valid row, by the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Not created yet (or provably not stored): sent.
+    New,
+    /// Created, and these fields changed since.
+    Changed(Vec<String>),
+    /// Created as it is now: skipped.
+    Unchanged,
+    /// Sent without an answer: not sent until settled.
+    Uncertain,
+}
+
+impl Effect {
+    pub fn of(ledger: &Ledger, payload: &Payload) -> Result<Effect, LedgerError> {
+        Ok(match ledger.prior(&payload.key)? {
+            None | Some(Prior::Retryable) => Effect::New,
+            Some(Prior::InDoubt { .. }) => Effect::Uncertain,
+            Some(Prior::Created {
+                fields: Some(sent), ..
+            }) => {
+                let changed = delta::changed(&sent, &payload.fingerprints());
+                if changed.is_empty() {
+                    Effect::Unchanged
+                } else {
+                    Effect::Changed(changed)
+                }
+            }
+            // Created by a release that kept no fingerprints: unchanged, as import treats it.
+            Some(Prior::Created { fields: None, .. }) => Effect::Unchanged,
+        })
+    }
+
+    /// As `preview` shows it: "new", "unchanged", "uncertain", or the changed fields.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Effect::New => "new".into(),
+            Effect::Unchanged => "unchanged".into(),
+            Effect::Uncertain => "uncertain".into(),
+            Effect::Changed(fields) => serde_json::json!({ "changed": fields }),
+        }
+    }
+}
+
 /// Valid rows by what an import would do with them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Impact {
@@ -36,24 +80,16 @@ impl Impact {
 
     /// Count one valid row.
     pub fn count(&mut self, ledger: &Ledger, payload: &Payload) -> Result<(), LedgerError> {
-        match ledger.prior(&payload.key)? {
-            None | Some(Prior::Retryable) => self.new += 1,
-            Some(Prior::InDoubt { .. }) => self.uncertain += 1,
-            Some(Prior::Created {
-                fields: Some(sent), ..
-            }) => {
-                let changed = delta::changed(&sent, &payload.fingerprints());
-                if changed.is_empty() {
-                    self.unchanged += 1;
-                } else {
-                    self.changed += 1;
-                    for field in changed {
-                        *self.changed_fields.entry(field).or_insert(0) += 1;
-                    }
+        match Effect::of(ledger, payload)? {
+            Effect::New => self.new += 1,
+            Effect::Uncertain => self.uncertain += 1,
+            Effect::Unchanged => self.unchanged += 1,
+            Effect::Changed(fields) => {
+                self.changed += 1;
+                for field in fields {
+                    *self.changed_fields.entry(field).or_insert(0) += 1;
                 }
             }
-            // Created by a release that kept no fingerprints: unchanged, as import treats it.
-            Some(Prior::Created { fields: None, .. }) => self.unchanged += 1,
         }
         Ok(())
     }

@@ -28,7 +28,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 pub use by_hand::{Finding, Settled, UncertainRow};
 pub use durable::Syncer;
 pub use history::{FoundCase, OpenRow, RunRecord};
-pub use impact::Impact;
+pub use impact::{Effect, Impact};
 pub use location::Target;
 pub use state::State;
 pub use undo::CreatedCase;

@@ -85,6 +85,9 @@ impl CompiledMapping {
             Some(key) if errors.is_empty() => {
                 payload.key = key;
                 payload.warnings = warnings;
+                if self.fingerprints {
+                    payload.keep_fingerprints();
+                }
                 Ok(payload)
             }
             _ => Err(errors),

@@ -61,6 +61,9 @@ pub struct CompiledMapping {
     pub unused_columns: Vec<String>,
     headers: Vec<String>,
     feedback_column: Option<usize>,
+    /// Payloads carry their field fingerprints (`import`: the ledger keeps them), computed
+    /// by the threads that map the rows, not by the one that sends them.
+    pub fingerprints: bool,
 }
 
 impl CompiledMapping {
@@ -214,6 +217,7 @@ impl CompiledMapping {
             unused_columns,
             headers: headers.to_vec(),
             feedback_column: crate::feedback::row_column(headers),
+            fingerprints: false,
         })
     }
 

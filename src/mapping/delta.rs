@@ -38,8 +38,29 @@ pub fn updatable(field: &str) -> bool {
 }
 
 impl Payload {
-    /// The fingerprint of every field this payload sends, `form` key by key.
+    /// The fingerprint of every field this payload sends, `form` key by key: computed
+    /// when the row was mapped, if the mapping asked for it, else now.
     pub fn fingerprints(&self) -> Fingerprints {
+        self.prints
+            .as_deref()
+            .and_then(from_text)
+            .unwrap_or_else(|| self.compute_fingerprints())
+    }
+
+    /// The fingerprints as the ledger stores them.
+    pub fn fingerprint_text(&self) -> String {
+        match &self.prints {
+            Some(text) => text.clone(),
+            None => to_text(&self.compute_fingerprints()),
+        }
+    }
+
+    /// Compute the fingerprints once and keep them (in the mapping threads).
+    pub(super) fn keep_fingerprints(&mut self) {
+        self.prints = Some(to_text(&self.compute_fingerprints()));
+    }
+
+    fn compute_fingerprints(&self) -> Fingerprints {
         let mut prints: Fingerprints = self
             .fields()
             .filter(|(name, _)| *name != "operation")
@@ -176,6 +197,16 @@ mod tests {
     fn a_fingerprint_is_the_first_8_bytes_of_sha256_in_hex() {
         // sha256("abc") = ba7816bf8f01cfea…
         assert_eq!(fingerprint("abc"), "ba7816bf8f01cfea");
+    }
+
+    #[test]
+    fn fingerprints_kept_by_the_mapping_threads_are_those_computed_later() {
+        let mut kept = payload("Abierto", "x", r#"{"Area":"IT"}"#);
+        let computed = kept.fingerprints();
+        kept.keep_fingerprints();
+        assert!(kept.prints.is_some());
+        assert_eq!(kept.fingerprints(), computed);
+        assert_eq!(kept.fingerprint_text(), to_text(&computed));
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub struct Payload {
     /// Values sent with a doubt (a phone kept as typed): the row is valid, but a user
     /// should hear of them.
     warnings: Vec<FieldError>,
+    /// The ledger's text of each field's fingerprint, when the mapping computes them
+    /// (`delta`): text only, so a row waiting in the channels holds one string more.
+    prints: Option<String>,
 }
 
 impl Payload {
@@ -64,6 +67,7 @@ impl Payload {
             text: String::with_capacity(1024),
             fields: Vec::with_capacity(API_FIELDS.len() + 1),
             warnings: Vec::new(),
+            prints: None,
         }
     }
 

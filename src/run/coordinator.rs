@@ -350,7 +350,7 @@ impl<'a> Coordinator<'a> {
         }
         // Committed now (or, with durable marks, in the batch the next sync covers), on
         // disk after that sync: only then may the request leave.
-        let fields = delta::to_text(&payload.fingerprints());
+        let fields = payload.fingerprint_text();
         let marked = if self.settings.durable {
             self.ledger
                 .mark_sending_deferred(&payload.key, row, &fields)

@@ -112,6 +112,31 @@ fn a_changed_nightly_export_is_reported_then_updated_and_never_inserted_again() 
     assert_eq!(impact["unchanged"].as_u64(), Some(created - 3));
     assert_eq!(impact["changed_fields"]["status"], 1);
     assert_eq!(impact["changed_fields"]["form.Ciudad"], 1);
+    // preview says it per row.
+    let shown = work.run([
+        "preview",
+        "tickets-night2.csv",
+        "--mapping",
+        "tickets.yaml",
+        "--rows",
+        "4",
+        "--server",
+        &sim.url(),
+    ]);
+    let lines: Vec<serde_json::Value> = shown
+        .stdout()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines[0]["import"]["changed"],
+        serde_json::json!(["solution", "status"])
+    );
+    assert_eq!(
+        lines[1]["import"]["changed"],
+        serde_json::json!(["description"])
+    );
+    assert_eq!(lines[3]["import"], "unchanged", "{}", shown.stdout());
     assert_eq!(sim.requests(), requests);
     let reported = import(&work, &sim, "tickets-night2.csv", "night2", false);
     let json = reported.json();
