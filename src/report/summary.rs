@@ -109,10 +109,12 @@ pub fn print_human(summary: &Summary<'_>, out: &mut dyn Write) -> std::io::Resul
         }
     }
     if let Some(changed) = summary.changed.filter(|n| *n > 0) {
-        writeln!(
-            out,
-            "  changed since created: {changed} (updated with --update; see the results)"
-        )?;
+        let what = if t.get(Status::Updated) > 0 {
+            "the updatable changes sent; each row says which fields"
+        } else {
+            "nothing sent for them: pass --update to send their changes; each row says what changed"
+        };
+        writeln!(out, "  changed since created: {changed} ({what})")?;
     }
     if let Some(impact) = summary.impact {
         writeln!(
