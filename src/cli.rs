@@ -247,8 +247,19 @@ pub struct ValidateArgs {
     #[arg(long, env = "WOLKVOX_OPERATION")]
     pub operation: Option<String>,
 
-    /// Also say what an import into this CRM would do, by its target's ledger (read only;
-    /// nothing is sent, no network): rows new, changed since created (by field), unchanged.
+    #[command(flatten)]
+    pub against: AgainstArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// The CRM target whose ledger `validate` and `preview` read, to say what an import would
+/// do (read only: nothing is sent, no network).
+#[derive(Debug, Args)]
+pub struct AgainstArgs {
+    /// Also say what an import into this CRM would do, by its target's ledger: rows new,
+    /// changed since created (by field), unchanged (`preview`: per row, as "import").
     #[arg(long, value_name = "HOST|URL", env = "WOLKVOX_SERVER")]
     pub server: Option<String>,
 
@@ -259,9 +270,6 @@ pub struct ValidateArgs {
     /// The same, for this ledger file.
     #[arg(long, value_name = "FILE", env = "WOLKVOX_LEDGER")]
     pub ledger: Option<PathBuf>,
-
-    #[command(flatten)]
-    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -452,18 +460,8 @@ pub struct PreviewArgs {
     #[arg(long, default_value_t = 5)]
     pub rows: usize,
 
-    /// Also show, per row, what an import into this CRM would do by its target's ledger
-    /// ("import": "new", "unchanged", "uncertain" or the changed fields); read only.
-    #[arg(long, value_name = "HOST|URL", env = "WOLKVOX_SERVER")]
-    pub server: Option<String>,
-
-    /// The same, for the ledger of `import --simulate`.
-    #[arg(long)]
-    pub simulate: bool,
-
-    /// The same, for this ledger file.
-    #[arg(long, value_name = "FILE", env = "WOLKVOX_LEDGER")]
-    pub ledger: Option<PathBuf>,
+    #[command(flatten)]
+    pub against: AgainstArgs,
 }
 
 #[derive(Debug, Args)]

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use serde_json::json;
 
-use crate::cli::{PreviewArgs, TargetArgs};
+use crate::cli::PreviewArgs;
 use crate::exit::Verdict;
 use crate::ledger::Effect;
 use crate::mapping::DuplicateKeys;
@@ -15,13 +15,8 @@ use super::input::{self, Checked};
 pub fn run(args: &PreviewArgs) -> anyhow::Result<Verdict> {
     let mut opened = input::open(&args.input, &args.mapping, args.operation.as_deref())?;
     opened.warn_if_no_key(&args.mapping);
-    let ledger = super::target::read_ledger(TargetArgs {
-        server: args.server.clone(),
-        simulate: args.simulate,
-        mapping: Some(args.mapping.clone()),
-        operation: args.operation.clone(),
-        ledger: args.ledger.clone(),
-    })?;
+    let ledger =
+        super::target::read_ledger(&args.against, &args.mapping, args.operation.as_deref())?;
     let mut keys = DuplicateKeys::default();
     let mut out = std::io::stdout().lock();
     let mut any_invalid = false;

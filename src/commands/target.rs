@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::cli::TargetArgs;
+use crate::cli::{AgainstArgs, TargetArgs};
 use crate::ledger::{Ledger, Target, location};
 use crate::mapping;
 use crate::run::{Endpoint, Settings};
@@ -130,7 +130,18 @@ fn shell_word(word: &str) -> String {
 /// The ledger `--server`, `--simulate` or `--ledger` names, read only (`validate` and
 /// `preview` say what an import would do by it); `None` when none is
 /// named, or when the target has none yet (said: every valid row would be new).
-pub fn read_ledger(target: TargetArgs) -> anyhow::Result<Option<Ledger>> {
+pub fn read_ledger(
+    against: &AgainstArgs,
+    mapping: &Path,
+    operation: Option<&str>,
+) -> anyhow::Result<Option<Ledger>> {
+    let target = TargetArgs {
+        server: against.server.clone(),
+        simulate: against.simulate,
+        mapping: Some(mapping.to_path_buf()),
+        operation: operation.map(str::to_string),
+        ledger: against.ledger.clone(),
+    };
     let Some((path, named)) = ledger_of(&target)? else {
         return Ok(None);
     };

@@ -4,7 +4,6 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::cli::TargetArgs;
 use crate::cli::ValidateArgs;
 use crate::exit::Verdict;
 use crate::ledger::Impact;
@@ -24,13 +23,8 @@ pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
     let mut reporter = input::reporter(&args.input, &args.output, &opened.source)?;
     let mut progress = Progress::new(ui.quiet, opened.source.read_bytes.clone());
     let info = opened.source.info.clone();
-    let ledger = super::target::read_ledger(TargetArgs {
-        server: args.server.clone(),
-        simulate: args.simulate,
-        mapping: Some(args.mapping.clone()),
-        operation: args.operation.clone(),
-        ledger: args.ledger.clone(),
-    })?;
+    let ledger =
+        super::target::read_ledger(&args.against, &args.mapping, args.operation.as_deref())?;
     let mut impact = ledger.as_ref().map(Impact::new);
     let mut rows = input::CheckedRows::spawn(opened.source.rows, opened.mapping.clone())
         .context("could not start the reader threads")?;

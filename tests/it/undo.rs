@@ -25,6 +25,15 @@ fn undo(work: &Work, sim: &Sim, extra: &[&str]) -> Run {
     cmd.run()
 }
 
+/// Delete calls the CRM received.
+fn deletes(sim: &Sim) -> usize {
+    sim.state()
+        .arrivals()
+        .iter()
+        .filter(|a| a.endpoint == Endpoint::Delete)
+        .count()
+}
+
 /// Live (not deleted) cases per ticket.
 fn live_per_ticket(sim: &Sim) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
@@ -53,14 +62,7 @@ fn a_pilot_run_undone_leaves_none_of_its_cases_and_the_full_import_creates_each_
         "{}",
         dry.stderr()
     );
-    assert_eq!(
-        sim.state()
-            .arrivals()
-            .iter()
-            .filter(|a| a.endpoint == Endpoint::Delete)
-            .count(),
-        0
-    );
+    assert_eq!(deletes(&sim), 0);
     // Off a terminal it needs --yes, and says so.
     let unconfirmed = undo(&work, &sim, &[]);
     unconfirmed.assert_code(1);
@@ -75,14 +77,7 @@ fn a_pilot_run_undone_leaves_none_of_its_cases_and_the_full_import_creates_each_
     done.assert_code(0);
     assert!(sim.cases().iter().all(|c| c.deleted), "{}", done.stderr());
     // 50 ids in batches of 20: three calls, one quota use each.
-    assert_eq!(
-        sim.state()
-            .arrivals()
-            .iter()
-            .filter(|a| a.endpoint == Endpoint::Delete)
-            .count(),
-        3
-    );
+    assert_eq!(deletes(&sim), 3);
     // A second undo of the same run sends nothing.
     let again = undo(&work, &sim, &["--yes"]);
     again.assert_code(0);
@@ -91,14 +86,7 @@ fn a_pilot_run_undone_leaves_none_of_its_cases_and_the_full_import_creates_each_
         "{}",
         again.stderr()
     );
-    assert_eq!(
-        sim.state()
-            .arrivals()
-            .iter()
-            .filter(|a| a.endpoint == Endpoint::Delete)
-            .count(),
-        3
-    );
+    assert_eq!(deletes(&sim), 3);
 
     // The mapping fixed, everything imported: each ticket once among the live cases,
     // the 50 of the pilot included.
