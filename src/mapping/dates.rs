@@ -2,6 +2,7 @@
 //! values decide between formats that read a value differently (`03/04/2024`).
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use chrono::NaiveDate;
 
@@ -168,7 +169,7 @@ pub(super) fn reformat_date(
         }
     }
     match first {
-        Some((date, _)) => Ok(format_date(date, to)),
+        Some((date, _)) => format_date(date, to),
         None => Err(format!(
             "{:?} is not a date in the format {}",
             clip(value),
@@ -201,6 +202,16 @@ impl DateOutput {
             Item::Literal("-"),
             Item::Numeric(Numeric::Day, Pad::Zero),
         ];
+        // Some items need a time or a zone (`%H`, `%z`, `%s`), which a date has not: chrono's
+        // formatter would fail on every row, so the mapping is refused here.
+        let sample = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default();
+        let mut probe = String::new();
+        if write!(probe, "{}", sample.format_with_items(items.iter())).is_err() {
+            return Err(format!(
+                "date: output format {text:?} asks for a time or a time zone; \
+                 a date has only a year, month and day (use %Y, %m, %d, %b, %A ...)"
+            ));
+        }
         let iso = items.len() == iso.len()
             && items.iter().zip(&iso).all(|(a, b)| match (a, b) {
                 (Item::OwnedLiteral(text), Item::Literal(literal)) => &**text == *literal,
@@ -212,7 +223,7 @@ impl DateOutput {
 
 /// The date in the output format; ISO written directly (chrono's general formatter was a
 /// tenth of the mapping's time).
-fn format_date(date: NaiveDate, to: &DateOutput) -> String {
+fn format_date(date: NaiveDate, to: &DateOutput) -> Result<String, String> {
     use chrono::Datelike;
     if to.iso && (0..=9999).contains(&date.year()) {
         let mut out = String::with_capacity(10);
@@ -225,9 +236,12 @@ fn format_date(date: NaiveDate, to: &DateOutput) -> String {
             out.extend(std::iter::repeat_n('0', width - digits.len()));
             out.push_str(digits);
         }
-        return out;
+        return Ok(out);
     }
-    date.format_with_items(to.items.iter()).to_string()
+    let mut out = String::new();
+    write!(out, "{}", date.format_with_items(to.items.iter()))
+        .map_err(|_| format!("{date} cannot be written in the output format"))?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -246,10 +260,19 @@ mod tests {
         ] {
             let date = NaiveDate::from_ymd_opt(y, m, d).unwrap();
             assert_eq!(
-                format_date(date, &to),
+                format_date(date, &to).unwrap(),
                 date.format("%Y-%m-%d").to_string(),
                 "{date:?}"
             );
         }
+    }
+
+    #[test]
+    fn output_formats_that_need_a_time_are_refused_when_the_mapping_compiles() {
+        for text in ["%H:%M", "%Y-%m-%d %z", "%s", "%Y %:z"] {
+            let error = DateOutput::compile(text).unwrap_err();
+            assert!(error.contains("asks for a time"), "{text}: {error}");
+        }
+        assert!(DateOutput::compile("%d/%m/%Y %A").is_ok());
     }
 }
