@@ -339,11 +339,12 @@ impl Ledger {
         let mut statement = self
             .conn
             .prepare_cached(
-                "INSERT INTO cases(key, status, run_id, source_row, attempts, updated_at, fields)
-                 VALUES (?1, ?5, ?2, ?3, 0, ?4, ?6)
+                "INSERT INTO cases(key, status, run_id, source_row, attempts, updated_at, fields,
+                                   sent_at)
+                 VALUES (?1, ?5, ?2, ?3, 0, ?4, ?6, ?4)
                  ON CONFLICT(key) DO UPDATE SET status = ?5, run_id = ?2,
                      source_row = ?3, case_id = NULL, http_status = NULL, message = NULL,
-                     updated_at = ?4, fields = ?6, sending_fields = NULL",
+                     updated_at = ?4, fields = ?6, sending_fields = NULL, sent_at = ?4",
             )
             .map_err(|e| self.sql(e))?;
         statement

@@ -15,9 +15,21 @@ use super::{Ledger, LedgerError, SCHEMA_V1};
 /// Version 2 keeps, per created key, a fingerprint of each field it was sent with
 /// (`fields`, a JSON object: `mapping::delta`), and while an update is in flight the
 /// fingerprints it sends (`sending_fields`). Keys created before have none.
+/// Version 3 keeps when each key was last marked `sending` (`sent_at`: the window in which
+/// `reconcile` looks an uncertain row up) and every look-up made of the CRM (`lookups`:
+/// when, what was asked, what came back), so `runs --show` can say how a row was settled.
 const MIGRATIONS: &[&str] = &[
     SCHEMA_V1,
     "ALTER TABLE cases ADD COLUMN fields TEXT; ALTER TABLE cases ADD COLUMN sending_fields TEXT",
+    "ALTER TABLE cases ADD COLUMN sent_at TEXT;
+     CREATE TABLE lookups (
+         id       INTEGER PRIMARY KEY,
+         run_id   INTEGER NOT NULL REFERENCES runs(id),
+         at       TEXT NOT NULL,
+         endpoint TEXT NOT NULL,
+         asked    TEXT NOT NULL,
+         found    TEXT NOT NULL
+     )",
 ];
 
 /// The schema version this build writes.

@@ -244,7 +244,13 @@ impl Client {
             "multiple": true,
             "wolkvox-id": ids,
         });
-        let url = self.sibling("custom/delete.php");
+        self.post_json("custom/delete.php", token, &body).await
+    }
+
+    /// One raw-JSON call of the endpoint `tail` (`custom/query.php`) beside the insert
+    /// endpoint: the look-ups, deletes and contact inserts take JSON, not a form.
+    pub async fn post_json(&self, tail: &str, token: &Token, body: &serde_json::Value) -> Attempt {
+        let url = self.sibling(tail);
         self.exchange(url, token, |request| {
             request
                 .header(reqwest::header::CONTENT_TYPE, "application/json")

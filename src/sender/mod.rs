@@ -9,6 +9,7 @@ pub mod breaker;
 pub mod classify;
 pub mod client;
 pub mod delete;
+pub mod lookup;
 mod operation;
 pub mod pool;
 mod retry;
