@@ -143,6 +143,24 @@ wolkvox-import undo --run 1 --server crm0001.wolkvox.com --mapping tickets.yaml 
 wolkvox-import undo --run 1 --server crm0001.wolkvox.com --mapping tickets.yaml\n  \
 # fix the mapping, and import everything")]
     Undo(UndoArgs),
+
+    /// Ask the CRM about the rows earlier imports left uncertain (sent, no answer that
+    /// proves whether the case was stored), and settle them: found once → created, with its
+    /// case id; found nowhere → the next import sends it; anything else stays uncertain,
+    /// with the reason. Sends no case.
+    #[command(
+        after_help = "Takes the arguments of the import it follows (the same input, \
+mapping and server; the import-only flags are ignored):\n  \
+wolkvox-import reconcile tickets.xlsx --mapping tickets.yaml --server crm0001.wolkvox.com\n  \
+wolkvox-import import tickets.xlsx --mapping tickets.yaml --server crm0001.wolkvox.com\n\n\
+Or both in one: import --reconcile. A case matches a row when every field of the mapping's \
+`lookup:` (default: description, contact, case type and the custom fields the CRM returns) \
+is equal after trimming; nothing else counts. It says how many calls it will spend before the \
+first: one date window (custom/queryDates.php) answers for every row sent in it, and rows are \
+asked one by one (cases/queryCases.php) only where that costs less. --ids also finds the case \
+ids of rows the CRM created without giving one."
+    )]
+    Reconcile(ImportArgs),
 }
 
 /// Flags shared by every command that reads a spreadsheet.
@@ -349,6 +367,14 @@ pub struct ImportArgs {
     #[arg(long, env = "WOLKVOX_UPDATE", value_parser = clap::builder::BoolishValueParser::new())]
     pub update: bool,
 
+    /// Before sending, ask the CRM about the rows earlier runs left uncertain (see
+    /// `reconcile`): the ones it has are not sent again, the missing ones are sent.
+    #[arg(long, env = "WOLKVOX_RECONCILE", value_parser = clap::builder::BoolishValueParser::new())]
+    pub reconcile: bool,
+
+    #[command(flatten)]
+    pub lookups: LookupArgs,
+
     /// Send at most N rows in this run (the rest are pending).
     #[arg(long, value_name = "N", env = "WOLKVOX_LIMIT")]
     pub limit: Option<u64>,
@@ -375,6 +401,20 @@ pub struct ImportArgs {
 
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// How `reconcile` (and `import --reconcile`) asks the CRM.
+#[derive(Debug, Args)]
+pub struct LookupArgs {
+    /// Also look up the rows the CRM created without giving a case id (so they can be
+    /// updated and undone).
+    #[arg(long)]
+    pub ids: bool,
+
+    /// Spend at most N look-up calls (each one a use of the token's daily quota); the rows
+    /// not asked about stay uncertain for the next reconcile.
+    #[arg(long, value_name = "N", env = "WOLKVOX_MAX_CALLS")]
+    pub max_calls: Option<u64>,
 }
 
 /// Where the ledger is: one per CRM target (server + operation), whatever the input is called.
@@ -651,6 +691,7 @@ impl Command {
             Command::Resolve(_) => "resolve",
             Command::Runs(_) => "runs",
             Command::Undo(_) => "undo",
+            Command::Reconcile(_) => "reconcile",
         }
     }
 
@@ -658,7 +699,7 @@ impl Command {
     pub fn wants_json(&self) -> bool {
         match self {
             Command::Validate(args) => args.output.json,
-            Command::Import(args) => args.output.json,
+            Command::Import(args) | Command::Reconcile(args) => args.output.json,
             Command::TokenInfo(args) => args.json,
             Command::Runs(args) => args.json,
             _ => false,

@@ -12,6 +12,7 @@ pub mod feedback;
 pub mod ledger;
 pub mod mapping;
 pub mod outcome;
+pub mod reconcile;
 pub mod report;
 pub mod run;
 pub mod sender;

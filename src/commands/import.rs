@@ -85,6 +85,21 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
         }
     }
     input::check_key_definition(&args.input, &args.mapping, &opened, &ledger, &mut warnings)?;
+    let client = Client::new(url, settings.timeout).context("could not build the HTTP client")?;
+    if args.reconcile {
+        anyhow::ensure!(
+            !settings.simulated(),
+            "--reconcile asks the CRM an earlier import went to (--server): the simulator of \
+             --simulate keeps no case between runs"
+        );
+        let token = tokens.first().context("no token")?;
+        let (_, verdict) =
+            super::reconcile::settle(args, &opened, &mut ledger, &client, token, &settings, ui)
+                .await?;
+        if matches!(verdict, Verdict::QuotaStop | Verdict::Aborted) {
+            return Ok(verdict);
+        }
+    }
     // The input's hash lets `runs` show which file each run read (a changed export shows).
     ledger.begin_run(
         "import",
@@ -94,7 +109,6 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
     )?;
 
     let mut reporter = input::reporter(&args.input, &args.output, &opened.source)?;
-    let client = Client::new(url, settings.timeout).context("could not build the HTTP client")?;
     let mut pool = TokenPool::new(tokens, settings.concurrency);
     let mut no_token_left = None;
     if settings.preflight {

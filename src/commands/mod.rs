@@ -4,6 +4,7 @@ mod import;
 mod init_mapping;
 pub(crate) mod input;
 mod preview;
+mod reconcile;
 mod resolve;
 mod runs;
 mod simulate;
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Verdict> {
         Command::Runs(args) => runs::run(&args),
         Command::Resolve(args) => resolve::run(&args),
         Command::Undo(args) => runtime()?.block_on(undo::run(&args)),
+        Command::Reconcile(args) => runtime()?.block_on(reconcile::run(&args, ui)),
         Command::TokenInfo(args) => runtime()?.block_on(token_info::run(&args)),
         Command::Completions { shell } => {
             use clap::CommandFactory;

@@ -7,7 +7,8 @@
 //! One run at a time: an OS file lock (released by the kernel even on `kill -9`).
 //!
 //! `location` says where a target's ledger lives, `upgrade` brings ledgers of earlier
-//! versions forward, `by_hand` records what a person checked in the CRM.
+//! versions forward, `by_hand` records what a person checked in the CRM, `lookup` what
+//! `reconcile` asked the CRM and found.
 
 mod by_hand;
 mod durable;
@@ -15,6 +16,7 @@ pub mod fingerprint;
 mod history;
 mod impact;
 pub mod location;
+mod lookup;
 mod state;
 mod undo;
 mod upgrade;
@@ -30,6 +32,7 @@ pub use durable::Syncer;
 pub use history::{FoundCase, OpenRow, RunRecord};
 pub use impact::{Effect, Impact};
 pub use location::Target;
+pub use lookup::{Doubt, Found, KnownCase};
 pub use state::State;
 pub use undo::CreatedCase;
 

@@ -64,6 +64,8 @@ pub struct CompiledMapping {
     /// Payloads carry their field fingerprints (`import`: the ledger keeps them), computed
     /// by the threads that map the rows, not by the one that sends them.
     pub fingerprints: bool,
+    /// The `lookup:` fields as written (empty: `reconcile`'s default).
+    pub lookup: Vec<String>,
 }
 
 impl CompiledMapping {
@@ -187,6 +189,34 @@ impl CompiledMapping {
             }
         };
 
+        let lookup = match &spec.lookup {
+            None => Vec::new(),
+            Some(names) => {
+                for (i, name) in names.iter().enumerate() {
+                    let known = match name.strip_prefix("form.") {
+                        Some(label) => spec.form.contains_key(label),
+                        None => spec.fields.contains_key(name),
+                    };
+                    if !known {
+                        problems.push(format!(
+                            "lookup: {name:?} is not a field of this mapping (name API fields as \
+                             under `fields:`, custom ones as form.<label>)"
+                        ));
+                    } else if i == 0 && !crate::reconcile::SEARCHABLE.contains(&name.as_str()) {
+                        problems.push(format!(
+                            "lookup: the first field is the one the CRM is searched by, and it \
+                             cannot search by {name:?}; start with one of {}",
+                            crate::reconcile::SEARCHABLE.join(", ")
+                        ));
+                    }
+                }
+                if names.is_empty() {
+                    problems.push("lookup: name at least one field, or leave it out".into());
+                }
+                names.clone()
+            }
+        };
+
         if !problems.is_empty() {
             return Err(MappingError::Compile {
                 path: mapping_path.to_path_buf(),
@@ -218,6 +248,7 @@ impl CompiledMapping {
             headers: headers.to_vec(),
             feedback_column: crate::feedback::row_column(headers),
             fingerprints: false,
+            lookup,
         })
     }
 

@@ -25,6 +25,10 @@ pub struct MappingSpec {
     /// What to do with a second row carrying a key already seen in the file.
     #[serde(default)]
     pub on_duplicate_key: DuplicatePolicy,
+    /// The fields that identify a ticket in the CRM when `reconcile` looks a row up, first
+    /// the one it is searched by: API field names and `form.<label>`. Default:
+    /// `[description, contact, case-type]` and every `form` label the CRM returns.
+    pub lookup: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]

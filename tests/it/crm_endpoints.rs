@@ -3,7 +3,7 @@
 //! HTTP on 127.0.0.1, the way a client meets them.
 
 use std::io::BufRead;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -727,15 +727,6 @@ async fn switches_answer_inserts_without_ids_and_plant_duplicates() {
 }
 
 /// `simulate` killed (and reaped) when the test ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn simulate_takes_a_contacts_file_and_writes_changes_to_its_cases_file() {
     let work = Work::new();

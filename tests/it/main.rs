@@ -13,6 +13,7 @@ mod network;
 mod ops;
 mod phone;
 mod quota;
+mod reconcile;
 mod reports;
 mod schema;
 mod scripted;

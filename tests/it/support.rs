@@ -47,6 +47,16 @@ fn clean(mut cmd: Command, home: &Path) -> Command {
     cmd
 }
 
+/// A child process (a `simulate` server) killed when the test ends, pass or fail.
+pub struct Server(pub std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A simulator on its own runtime, serving while the test runs the binary.
 pub struct Sim {
     runtime: tokio::runtime::Runtime,

@@ -66,6 +66,7 @@ pub fn run(args: &RunsArgs) -> anyhow::Result<Verdict> {
                 .find(|r| r.id == id)
                 .with_context(|| format!("no run {id} in {}", path.display()))?;
             let open = ledger.open_rows(Some(id))?;
+            let lookups = ledger.lookups(id)?;
             if args.json {
                 let object = json!({
                     "ledger": path.display().to_string(),
@@ -78,6 +79,13 @@ pub fn run(args: &RunsArgs) -> anyhow::Result<Verdict> {
                             "key": row.key,
                             "status": row.status,
                             "message": row.message,
+                        }))
+                        .collect::<Vec<_>>(),
+                    "lookups": lookups
+                        .iter()
+                        .map(|[n, at, endpoint, asked, found]| json!({
+                            "lookup": n, "at": at, "endpoint": endpoint,
+                            "asked": asked, "found": found,
                         }))
                         .collect::<Vec<_>>(),
                 });
@@ -102,6 +110,23 @@ pub fn run(args: &RunsArgs) -> anyhow::Result<Verdict> {
                 "counts  {}",
                 run.counts.as_deref().unwrap_or("(none recorded)")
             )?;
+            if !lookups.is_empty() {
+                writeln!(
+                    out,
+                    "look-ups of the CRM (each row's message, `runs --find KEY`, names the one \
+                     that settled it):"
+                )?;
+                for [n, at, endpoint, asked, found] in &lookups {
+                    // The ids found, all kept (`--json`), the first few shown.
+                    let ids: Vec<&str> = found.split(' ').collect();
+                    let shown = if ids.len() > 6 {
+                        format!("{} …", ids[..6].join(" "))
+                    } else {
+                        found.clone()
+                    };
+                    writeln!(out, "  {n:>5}  {at}  {endpoint}  {asked}  → {shown}")?;
+                }
+            }
             if open.is_empty() {
                 writeln!(out, "no rows of this run are uncertain, failed or rejected")?;
             } else {
