@@ -10,6 +10,7 @@
 //! versions forward, `by_hand` records what a person checked in the CRM.
 
 mod by_hand;
+mod contacts;
 mod durable;
 pub mod fingerprint;
 mod history;
@@ -26,6 +27,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub use by_hand::{Finding, Settled, UncertainRow};
+pub use contacts::KnownContact;
 pub use durable::Syncer;
 pub use history::{FoundCase, OpenRow, RunRecord};
 pub use impact::{Effect, Impact};

@@ -25,6 +25,23 @@ pub struct MappingSpec {
     /// What to do with a second row carrying a key already seen in the file.
     #[serde(default)]
     pub on_duplicate_key: DuplicatePolicy,
+    /// The contacts the cases name (`contact`, the contact's e-mail): looked up in the CRM
+    /// before any case is sent, and optionally created first.
+    pub contacts: Option<ContactsSpec>,
+}
+
+/// The mapping's `contacts:` section.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactsSpec {
+    /// Look every distinct contact up in the CRM before sending any case: rows naming one
+    /// it does not have are invalid (implied by `create`).
+    #[serde(default)]
+    pub check: bool,
+    /// Create the contacts the CRM lacks (`custom/insertMany.php`) before their cases:
+    /// `namecontact`, `telephonecontact`, `idcontact`, each written as a field is.
+    /// `emailcontact` is always the case's `contact`.
+    pub create: Option<BTreeMap<String, Field>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
