@@ -6,14 +6,14 @@ use anyhow::Context;
 
 use crate::cli::ValidateArgs;
 use crate::contacts;
-use crate::sender::pool::TokenPool;
-use crate::sender::{self, Client, Token};
-use crate::simulator::{Running, Scenario};
 use crate::exit::Verdict;
 use crate::ledger::Impact;
 use crate::mapping;
 use crate::outcome::{Outcome, Status};
 use crate::report::{self, Progress, Summary, Ui};
+use crate::sender::pool::TokenPool;
+use crate::sender::{self, Client, Token};
+use crate::simulator::{Running, Scenario};
 
 use super::input::{self, Checked};
 

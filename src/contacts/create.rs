@@ -45,7 +45,8 @@ pub(super) async fn create(
         if let Some(why) = &caller.stopped {
             let why = format!("the run stopped before it was created: {why}");
             for email in batch {
-                out.verdicts.insert(email, RowVerdict::Unsettled(why.clone()));
+                out.verdicts
+                    .insert(email, RowVerdict::Unsettled(why.clone()));
             }
             continue;
         }
@@ -200,7 +201,8 @@ async fn send(
     }
     let why = format!("not created after {ROUNDS} tries: {last}");
     for email in left {
-        out.verdicts.insert(email, RowVerdict::Unsettled(why.clone()));
+        out.verdicts
+            .insert(email, RowVerdict::Unsettled(why.clone()));
     }
     Ok(())
 }

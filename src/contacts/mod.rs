@@ -230,51 +230,7 @@ impl Verdicts {
 
 /// The message of a row naming a contact the CRM lacks.
 pub fn missing_message(email: &str) -> String {
-    format!(
-        "contact {email} does not exist in the CRM (create it there, or add contacts.create)"
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pages_are_chosen_only_when_they_cost_fewer_calls() {
-        assert_eq!(choose(0, None), Way::Nothing);
-        assert_eq!(choose(1, None), Way::PerContact);
-        // Never scanned: one page is the guess.
-        assert_eq!(choose(2, None), Way::Pages(1));
-        // 4,500 contacts in the CRM: five pages, so 5 contacts go one by one, 6 by pages.
-        assert_eq!(choose(5, Some(4_500)), Way::PerContact);
-        assert_eq!(choose(6, Some(4_500)), Way::Pages(5));
-    }
-
-    #[test]
-    fn rows_say_why_their_case_was_not_sent() {
-        let mut verdicts = Verdicts::default();
-        verdicts
-            .0
-            .insert("ana@x.co".into(), RowVerdict::Missing);
-        verdicts
-            .0
-            .insert("b@x.co".into(), RowVerdict::Refused("HTTP 400: NO".into()));
-        assert_eq!(
-            verdicts.for_row(Some("ana@x.co")),
-            Some((
-                Status::Invalid,
-                "contact ana@x.co does not exist in the CRM (create it there, or add \
-                 contacts.create)"
-                    .into()
-            ))
-        );
-        assert_eq!(
-            verdicts.for_row(Some("b@x.co")).map(|v| v.0),
-            Some(Status::Rejected)
-        );
-        assert_eq!(verdicts.for_row(Some("c@x.co")), None);
-        assert_eq!(verdicts.for_row(None), None);
-    }
+    format!("contact {email} does not exist in the CRM (create it there, or add contacts.create)")
 }
 
 /// Run the stage over `plan` and say what it found: the log lines, and the notes the
@@ -357,4 +313,44 @@ pub async fn stage(
         notes.push(note);
     }
     Ok((settled, notes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_chosen_only_when_they_cost_fewer_calls() {
+        assert_eq!(choose(0, None), Way::Nothing);
+        assert_eq!(choose(1, None), Way::PerContact);
+        // Never scanned: one page is the guess.
+        assert_eq!(choose(2, None), Way::Pages(1));
+        // 4,500 contacts in the CRM: five pages, so 5 contacts go one by one, 6 by pages.
+        assert_eq!(choose(5, Some(4_500)), Way::PerContact);
+        assert_eq!(choose(6, Some(4_500)), Way::Pages(5));
+    }
+
+    #[test]
+    fn rows_say_why_their_case_was_not_sent() {
+        let mut verdicts = Verdicts::default();
+        verdicts.0.insert("ana@x.co".into(), RowVerdict::Missing);
+        verdicts
+            .0
+            .insert("b@x.co".into(), RowVerdict::Refused("HTTP 400: NO".into()));
+        assert_eq!(
+            verdicts.for_row(Some("ana@x.co")),
+            Some((
+                Status::Invalid,
+                "contact ana@x.co does not exist in the CRM (create it there, or add \
+                 contacts.create)"
+                    .into()
+            ))
+        );
+        assert_eq!(
+            verdicts.for_row(Some("b@x.co")).map(|v| v.0),
+            Some(Status::Rejected)
+        );
+        assert_eq!(verdicts.for_row(Some("c@x.co")), None);
+        assert_eq!(verdicts.for_row(None), None);
+    }
 }

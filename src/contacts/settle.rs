@@ -123,9 +123,10 @@ impl<'a> Caller<'a> {
         }
         let slot = self.pool.pick();
         if slot.is_none() {
-            self.stopped = Some(self.pool.last_refusal.clone().unwrap_or_else(|| {
-                "no token has calls left today (less the reserve)".to_string()
-            }));
+            self.stopped =
+                Some(self.pool.last_refusal.clone().unwrap_or_else(|| {
+                    "no token has calls left today (less the reserve)".to_string()
+                }));
         }
         slot
     }
@@ -196,10 +197,7 @@ pub async fn settle(
     settled.missing = missing.len();
     settled.missing_rows = missing.iter().map(|e| plan.contacts[*e].rows).sum();
     for (email, why) in unsettled {
-        settled
-            .verdicts
-            .0
-            .insert(email, RowVerdict::Unsettled(why));
+        settled.verdicts.0.insert(email, RowVerdict::Unsettled(why));
     }
     match ledger {
         Some(ledger) if plan.create && !missing.is_empty() => {
@@ -256,7 +254,10 @@ async fn look_up(plan: &Plan, caller: &mut Caller<'_>, settled: &mut Settled) ->
     let mut unsettled = HashMap::new();
     for email in left {
         if caller.stopped.is_some() {
-            unsettled.insert(email.clone(), "the run stopped before it was looked up".into());
+            unsettled.insert(
+                email.clone(),
+                "the run stopped before it was looked up".into(),
+            );
             continue;
         }
         match one(caller, email).await {
@@ -334,7 +335,13 @@ async fn scan(
         }
         if page.len() < PAGE {
             let records = seen.len() as u64;
-            return Ok((Scanned { found: hits, records }, true));
+            return Ok((
+                Scanned {
+                    found: hits,
+                    records,
+                },
+                true,
+            ));
         }
         let next = page
             .last()
@@ -346,5 +353,11 @@ async fn scan(
         }
     }
     let records = seen.len() as u64;
-    Ok((Scanned { found: hits, records }, false))
+    Ok((
+        Scanned {
+            found: hits,
+            records,
+        },
+        false,
+    ))
 }

@@ -125,7 +125,10 @@ impl Ledger {
 
     /// Record look-ups: each e-mail with the id the CRM has it under, or `None` when the CRM
     /// does not have it (nothing cached for it). Committed at once.
-    pub fn contacts_looked_up(&self, found: &[(String, Option<String>)]) -> Result<(), LedgerError> {
+    pub fn contacts_looked_up(
+        &self,
+        found: &[(String, Option<String>)],
+    ) -> Result<(), LedgerError> {
         self.begin()?;
         for (email, id) in found {
             match id {
@@ -147,9 +150,11 @@ impl Ledger {
         self.begin()?;
         let batch: i64 = self
             .conn
-            .query_row("SELECT COALESCE(MAX(batch), 0) + 1 FROM contacts", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT COALESCE(MAX(batch), 0) + 1 FROM contacts",
+                [],
+                |r| r.get(0),
+            )
             .map_err(|e| self.sql(e))?;
         for email in emails {
             self.set_contact(email, "sending", None, Some(batch), None)?;
@@ -211,7 +216,7 @@ mod tests {
         emails.sort();
         assert_eq!(emails, ["a@x.co", "b@x.co"]);
         assert_eq!(known["b@x.co"].id.as_deref(), Some("2"));
-        // Found a minute from now would be too old for a max age of -1 s: none is fresh.
+        // Checked 100 s ago: too old for a max age of 50 s.
         ledger
             .conn
             .execute("UPDATE contacts SET checked_at = checked_at - 100", [])

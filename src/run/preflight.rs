@@ -105,7 +105,10 @@ pub async fn check(
     {
         let send = rows.to_send;
         let calls = send + rows.contact_calls;
-        let today = plan.calls_left_today.min(calls).saturating_sub(rows.contact_calls);
+        let today = plan
+            .calls_left_today
+            .min(calls)
+            .saturating_sub(rows.contact_calls);
         let days = if plan.calls_per_day > 0 {
             calls.div_ceil(plan.calls_per_day)
         } else {
