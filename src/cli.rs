@@ -268,6 +268,14 @@ pub struct ValidateArgs {
     #[command(flatten)]
     pub against: AgainstArgs,
 
+    /// With --server and a mapping whose `contacts:` checks them: the token file the
+    /// contact look-ups use (else WOLKVOX_TOKEN). Nothing is written or created.
+    #[arg(long, value_name = "FILE", env = "WOLKVOX_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub contacts: ContactArgs,
+
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -400,6 +408,9 @@ pub struct ImportArgs {
     pub no_preflight: bool,
 
     #[command(flatten)]
+    pub contacts: ContactArgs,
+
+    #[command(flatten)]
     pub output: OutputArgs,
 }
 
@@ -415,6 +426,47 @@ pub struct LookupArgs {
     /// not asked about stay uncertain for the next reconcile.
     #[arg(long, value_name = "N", env = "WOLKVOX_MAX_CALLS")]
     pub max_calls: Option<u64>,
+}
+
+/// The mapping's `contacts:` section at work (look-ups before any case, creations).
+#[derive(Debug, Args)]
+pub struct ContactArgs {
+    /// A contact the ledger found in the CRM (or created) this long ago is not looked up
+    /// again: 0, 90s, 30m, 12h, 1d, 7d.
+    #[arg(long, value_name = "AGE", default_value = "1d", value_parser = parse_age)]
+    pub contacts_max_age: u64,
+
+    /// Contacts per custom/insertMany.php call (contacts.create): one quota use each.
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub contacts_batch: u16,
+}
+
+impl ContactArgs {
+    pub fn settings(&self, resend_uncertain: bool) -> crate::contacts::ContactSettings {
+        crate::contacts::ContactSettings {
+            max_age_secs: self.contacts_max_age,
+            batch: usize::from(self.contacts_batch),
+            resend_uncertain,
+        }
+    }
+}
+
+/// An age as seconds: a number with `s`, `m`, `h` or `d` (`0` alone is allowed).
+fn parse_age(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(0);
+    }
+    let bad = || format!("{text:?} is not an age: write 0, 90s, 30m, 12h or 1d");
+    let unit = match text.chars().last() {
+        Some('s') => 1,
+        Some('m') => 60,
+        Some('h') => 3_600,
+        Some('d') => 86_400,
+        _ => return Err(bad()),
+    };
+    let number: u64 = text[..text.len() - 1].parse().map_err(|_| bad())?;
+    number.checked_mul(unit).ok_or_else(bad)
 }
 
 /// Where the ledger is: one per CRM target (server + operation), whatever the input is called.

@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod contacts;
 pub mod exit;
 pub mod feedback;
 pub mod ledger;

@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::cli::ImportArgs;
+use crate::contacts;
 use crate::exit::Verdict;
 use crate::ledger::location::Wanted;
 use crate::ledger::{self, fingerprint};
@@ -111,6 +112,14 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
     let mut reporter = input::reporter(&args.input, &args.output, &opened.source)?;
     let mut pool = TokenPool::new(tokens, settings.concurrency);
     let mut no_token_left = None;
+    // The contacts the rows to send name (`contacts:`), read ahead before any call.
+    let contact_plan = contacts::plan(
+        &opened.source,
+        &opened.mapping,
+        Some(&ledger),
+        &args.contacts.settings(settings.resend_uncertain),
+    )
+    .context("could not read the file ahead for its contacts; nothing was sent")?;
     if settings.preflight {
         // What this run would send, before any call: a header-only file spends none.
         let ahead = run::preflight::plan_rows(&opened.source, &opened.mapping, &ledger, &settings)
@@ -118,7 +127,11 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
                 let why = e.to_string();
                 tracing::warn!("No quota plan: the file could not be read ahead ({why}).");
             })
-            .ok();
+            .ok()
+            .map(|mut ahead| {
+                ahead.contact_calls = contact_plan.as_ref().map_or(0, contacts::Plan::calls);
+                ahead
+            });
         let operation = &opened.mapping.operation;
         no_token_left = run::preflight::check(
             &mut pool,
@@ -128,6 +141,19 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
             ahead.as_ref(),
         )
         .await?;
+    }
+    let mut contact_verdicts = contacts::Verdicts::default();
+    if let Some(plan) = &contact_plan
+        && no_token_left.is_none()
+    {
+        let operation = &opened.mapping.operation;
+        let mut caller = contacts::Caller::new(&client, &mut pool, operation, settings.rate);
+        let (settled, notes) =
+            contacts::stage(plan, &mut caller, Some(&ledger), settings.durable).await?;
+        warnings.extend(notes);
+        // No token can make a call: no case is sent either.
+        no_token_left = settled.stopped;
+        contact_verdicts = settled.verdicts;
     }
     let source_info = opened.source.info.clone();
     // A first run over an empty ledger, where one file cannot hold a key twice (the
@@ -148,6 +174,7 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
         progress: Progress::new(ui.quiet, opened.source.read_bytes.clone()),
         nothing_prior,
         no_token_left,
+        contacts: contact_verdicts,
     };
     let ended = run::run(job, rows).await?;
 

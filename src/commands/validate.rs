@@ -5,11 +5,15 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::cli::ValidateArgs;
+use crate::contacts;
 use crate::exit::Verdict;
 use crate::ledger::Impact;
 use crate::mapping;
 use crate::outcome::{Outcome, Status};
 use crate::report::{self, Progress, Summary, Ui};
+use crate::sender::pool::TokenPool;
+use crate::sender::{self, Client, Token};
+use crate::simulator::{Running, Scenario};
 
 use super::input::{self, Checked};
 
@@ -26,6 +30,9 @@ pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
     let ledger =
         super::target::read_ledger(&args.against, &args.mapping, args.operation.as_deref())?;
     let mut impact = ledger.as_ref().map(Impact::new);
+    let mut warnings = opened.warnings.clone();
+    // `contacts:` with a CRM named: look them up, read only (nothing written or created).
+    let contacts = check_contacts(args, &opened, ledger.as_ref(), &mut warnings)?;
     let mut rows = input::CheckedRows::spawn(opened.source.rows, opened.mapping.clone())
         .context("could not start the reader threads")?;
     // The first bad cells, said compiler-style once the file is read; the rest counted.
@@ -38,6 +45,12 @@ pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
                 cells,
                 payload,
             } => {
+                if let Some((status, message)) = contacts.for_row(payload.contact()) {
+                    let outcome = Outcome::new(row, payload.key, status).with_message(message);
+                    reporter.record(&outcome, &cells)?;
+                    progress.update(reporter.tally(), 0);
+                    continue;
+                }
                 if let (Some(ledger), Some(impact)) = (&ledger, &mut impact) {
                     impact.count(ledger, &payload)?;
                 }
@@ -96,7 +109,7 @@ pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
             eprintln!("and {more_bad_cells} more in {errors}");
         }
     }
-    let verdict = if reporter.tally().get(Status::Invalid) > 0 {
+    let verdict = if reporter.tally().needing_attention() > 0 {
         Verdict::RowsNeedAttention
     } else {
         Verdict::Clean
@@ -109,7 +122,7 @@ pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
         elapsed: started.elapsed(),
         paths: reporter.paths(),
         source: &info,
-        warnings: &opened.warnings,
+        warnings: &warnings,
         stop_reason: None,
         exit_code: verdict.code(),
         sent: None,
@@ -121,4 +134,69 @@ pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
     };
     report::finish(&summary, args.output.json, ui)?;
     Ok(verdict)
+}
+
+/// The read-only contact check of `validate --server/--simulate`: the verdicts of the
+/// contacts the CRM lacks (rows invalid, unless `contacts.create` would create them), and
+/// the note saying how many.
+fn check_contacts(
+    args: &ValidateArgs,
+    opened: &input::Opened,
+    ledger: Option<&crate::ledger::Ledger>,
+    warnings: &mut Vec<String>,
+) -> anyhow::Result<contacts::Verdicts> {
+    let settings = args.contacts.settings(false);
+    let Some(plan) = contacts::plan(&opened.source, &opened.mapping, ledger, &settings)? else {
+        return Ok(contacts::Verdicts::default());
+    };
+    let against = &args.against;
+    if against.server.is_none() && !against.simulate {
+        tracing::info!(
+            "The mapping checks contacts: pass --server (or --simulate) to look them up \
+             (read only)."
+        );
+        return Ok(contacts::Verdicts::default());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let (_simulator, url, tokens) = if against.simulate {
+            let sim = Running::start(Scenario {
+                keep_cases: false,
+                ..Scenario::default()
+            })
+            .await
+            .context("could not start the built-in simulator")?;
+            let url = sender::client::insert_url(&sim.url())?;
+            let token = Token::new("simulated-token").context("simulator token")?;
+            (Some(sim), url, vec![token])
+        } else {
+            let server = against.server.as_deref().unwrap_or_default();
+            let url = sender::client::insert_url(server)?;
+            let tokens = sender::token::load(
+                args.token_file.as_deref(),
+                std::env::var("WOLKVOX_TOKEN").ok(),
+            )?;
+            (None, url, tokens)
+        };
+        let client = Client::new(url, std::time::Duration::from_secs(30))
+            .context("could not build the HTTP client")?;
+        let mut pool = TokenPool::new(tokens, 2);
+        let operation = &opened.mapping.operation;
+        let mut caller = contacts::Caller::new(&client, &mut pool, operation, Some(5.0));
+        let (mut settled, notes) = contacts::stage(&plan, &mut caller, None, false).await?;
+        warnings.extend(notes);
+        if let Some(why) = &settled.stopped {
+            anyhow::bail!("the contacts could not be looked up: {why}");
+        }
+        if plan.create {
+            // An import would create them: their rows are valid.
+            settled
+                .verdicts
+                .0
+                .retain(|_, v| !matches!(v, contacts::RowVerdict::Missing));
+        }
+        Ok(settled.verdicts)
+    })
 }

@@ -11,6 +11,7 @@
 //! `reconcile` asked the CRM and found.
 
 mod by_hand;
+mod contacts;
 mod durable;
 pub mod fingerprint;
 mod history;
@@ -28,6 +29,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub use by_hand::{Finding, Settled, UncertainRow};
+pub use contacts::KnownContact;
 pub use durable::Syncer;
 pub use history::{FoundCase, OpenRow, RunRecord};
 pub use impact::{Effect, Impact};

@@ -18,6 +18,8 @@ use super::{Ledger, LedgerError, SCHEMA_V1};
 /// Version 3 keeps when each key was last marked `sending` (`sent_at`: the window in which
 /// `reconcile` looks an uncertain row up) and every look-up made of the CRM (`lookups`:
 /// when, what was asked, what came back), so `runs --show` can say how a row was settled.
+/// Version 4 keeps the CRM's contacts as look-ups and creations found them (`contacts`,
+/// by e-mail: `ledger/contacts.rs`) and the size of the contacts module at each full scan.
 const MIGRATIONS: &[&str] = &[
     SCHEMA_V1,
     "ALTER TABLE cases ADD COLUMN fields TEXT; ALTER TABLE cases ADD COLUMN sending_fields TEXT",
@@ -29,6 +31,19 @@ const MIGRATIONS: &[&str] = &[
          endpoint TEXT NOT NULL,
          asked    TEXT NOT NULL,
          found    TEXT NOT NULL
+     )",
+    "CREATE TABLE contacts (
+         email      TEXT PRIMARY KEY,
+         status     TEXT NOT NULL,
+         contact_id TEXT,
+         checked_at INTEGER NOT NULL,
+         batch      INTEGER,
+         run_id     INTEGER,
+         message    TEXT
+     ) WITHOUT ROWID;
+     CREATE TABLE contact_scans (
+         at      INTEGER NOT NULL,
+         records INTEGER NOT NULL
      )",
 ];
 

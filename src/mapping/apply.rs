@@ -41,6 +41,19 @@ impl CompiledMapping {
             }
         }
         payload.text.push('}');
+        // The fields a missing contact is created with: a bad one fails the row, as a
+        // case field does.
+        if let Some(create) = self.contacts.as_ref().and_then(|c| c.create.as_ref()) {
+            for (name, field) in create {
+                if let Some(value) = field.evaluate(row, &mut errors, &mut warnings)
+                    && !value.trim().is_empty()
+                {
+                    payload
+                        .contact_fields
+                        .push((name, value.trim().to_string()));
+                }
+            }
+        }
 
         let key = match &self.key {
             CompiledKey::PayloadHash => Some(payload_hash(payload.fields(), payload.form())),

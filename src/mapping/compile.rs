@@ -66,6 +66,18 @@ pub struct CompiledMapping {
     pub fingerprints: bool,
     /// The `lookup:` fields as written (empty: `reconcile`'s default).
     pub lookup: Vec<String>,
+    /// The `contacts:` section: whether the cases' contacts are checked, and the fields a
+    /// missing one is created with.
+    pub(super) contacts: Option<CompiledContacts>,
+}
+
+/// The contact fields `contacts.create` may give (`emailcontact` is the case's contact).
+pub const CONTACT_FIELDS: [&str; 3] = ["namecontact", "telephonecontact", "idcontact"];
+
+#[derive(Debug, Clone)]
+pub(super) struct CompiledContacts {
+    /// `None`: check only; `Some`: create the missing ones with these fields.
+    pub(super) create: Option<Vec<(&'static str, CompiledField)>>,
 }
 
 impl CompiledMapping {
@@ -148,6 +160,8 @@ impl CompiledMapping {
                 ));
             }
         }
+
+        let contacts = compile_contacts(spec, &columns, &mut used, &mut problems);
 
         let key = match &spec.key {
             None => CompiledKey::PayloadHash,
@@ -249,7 +263,18 @@ impl CompiledMapping {
             feedback_column: crate::feedback::row_column(headers),
             fingerprints: false,
             lookup,
+            contacts,
         })
+    }
+
+    /// Whether the cases' contacts are looked up before any case is sent.
+    pub fn checks_contacts(&self) -> bool {
+        self.contacts.is_some()
+    }
+
+    /// Whether the contacts the CRM lacks are created first (`contacts.create`).
+    pub fn creates_contacts(&self) -> bool {
+        self.contacts.as_ref().is_some_and(|c| c.create.is_some())
     }
 
     /// The `key:` as written (`[Ticket]`, `{Sistema}-{Ticket}`, `payload`).
@@ -339,6 +364,45 @@ impl CompiledMapping {
             .map(|(_, f)| f)
             .chain(self.form.iter().map(|(_, f)| f))
     }
+}
+
+/// The `contacts:` section, `None` when it asks for nothing.
+fn compile_contacts(
+    spec: &MappingSpec,
+    columns: &Columns,
+    used: &mut BTreeSet<usize>,
+    problems: &mut Vec<String>,
+) -> Option<CompiledContacts> {
+    let section = spec.contacts.as_ref()?;
+    let Some(create) = &section.create else {
+        return section.check.then_some(CompiledContacts { create: None });
+    };
+    let mut fields = Vec::new();
+    for (name, field) in create {
+        let context = format!("contacts.create.{name}");
+        let Some(known) = CONTACT_FIELDS.into_iter().find(|f| f == name) else {
+            problems.push(if name == "emailcontact" {
+                format!(
+                    "{context}: not needed: a contact's e-mail is always the case's `contact` \
+                     value (fields.contact)"
+                )
+            } else {
+                format!(
+                    "{context}: not a contact field; the fields are {}",
+                    CONTACT_FIELDS.join(", ")
+                )
+            });
+            continue;
+        };
+        if let Some(compiled) =
+            compile_field(&field.0, &context, known, false, columns, used, problems)
+        {
+            fields.push((known, compiled));
+        }
+    }
+    Some(CompiledContacts {
+        create: Some(fields),
+    })
 }
 
 fn compile_field(

@@ -57,6 +57,9 @@ pub struct Payload {
     /// The ledger's text of each field's fingerprint, when the mapping computes them
     /// (`delta`): text only, so a row waiting in the channels holds one string more.
     prints: Option<String>,
+    /// With `contacts.create`: the fields its contact is created with if the CRM lacks it
+    /// (`namecontact`, …; empty ones left out).
+    contact_fields: Vec<(&'static str, String)>,
 }
 
 impl Payload {
@@ -68,7 +71,21 @@ impl Payload {
             fields: Vec::with_capacity(API_FIELDS.len() + 1),
             warnings: Vec::new(),
             prints: None,
+            contact_fields: Vec::new(),
         }
+    }
+
+    /// The case's `contact` (the contact's e-mail), trimmed; `None` when empty.
+    pub fn contact(&self) -> Option<&str> {
+        self.fields()
+            .find(|(name, _)| *name == "contact")
+            .map(|(_, value)| value.trim())
+            .filter(|value| !value.is_empty())
+    }
+
+    /// The fields its contact is created with (`contacts.create`), besides the e-mail.
+    pub fn contact_fields(&self) -> &[(&'static str, String)] {
+        &self.contact_fields
     }
 
     /// What was sent with a doubt, one entry per value (empty for most rows).

@@ -29,6 +29,23 @@ pub struct MappingSpec {
     /// the one it is searched by: API field names and `form.<label>`. Default:
     /// `[description, contact, case-type]` and every `form` label the CRM returns.
     pub lookup: Option<Vec<String>>,
+    /// The contacts the cases name (`contact`, the contact's e-mail): looked up in the CRM
+    /// before any case is sent, and optionally created first.
+    pub contacts: Option<ContactsSpec>,
+}
+
+/// The mapping's `contacts:` section.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactsSpec {
+    /// Look every distinct contact up in the CRM before sending any case: rows naming one
+    /// it does not have are invalid (implied by `create`).
+    #[serde(default)]
+    pub check: bool,
+    /// Create the contacts the CRM lacks (`custom/insertMany.php`) before their cases:
+    /// `namecontact`, `telephonecontact`, `idcontact`, each written as a field is.
+    /// `emailcontact` is always the case's `contact`.
+    pub create: Option<BTreeMap<String, Field>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]

@@ -81,6 +81,8 @@ pub struct Coordinator<'a> {
     unfingerprinted: bool,
     /// Turns true when the rows in flight must give up (an abort, a signal).
     stop_tx: tokio::sync::watch::Sender<bool>,
+    /// Contacts the CRM lacks, refused or could not settle: their rows are not sent.
+    contacts: crate::contacts::Verdicts,
 }
 
 impl<'a> Coordinator<'a> {
@@ -108,6 +110,7 @@ impl<'a> Coordinator<'a> {
             changed: 0,
             unfingerprinted: false,
             stop_tx,
+            contacts: job.contacts,
         };
         if let Some(answer) = job.no_token_left {
             run.out_of_tokens(&answer);
@@ -342,7 +345,13 @@ impl<'a> Coordinator<'a> {
                 Outcome::new(row, payload.key.clone(), Status::Uncertain)
                     .with_message(row::in_doubt(run)),
             ),
-            _ => self.not_now(row, &payload.key),
+            _ => match self.contacts.for_row(payload.contact()) {
+                // Its contact is not in the CRM: no case call is spent on it.
+                Some((status, message)) => {
+                    Some(Outcome::new(row, payload.key.clone(), status).with_message(message))
+                }
+                None => self.not_now(row, &payload.key),
+            },
         };
         if let Some(outcome) = decided {
             self.record(outcome, &cells);

@@ -50,6 +50,8 @@ pub struct Job<'a> {
     pub nothing_prior: bool,
     /// The preflight found no usable token: the CRM's last refusal.
     pub no_token_left: Option<String>,
+    /// The contacts whose rows are not sent (`contacts:`; empty without one).
+    pub contacts: crate::contacts::Verdicts,
 }
 
 /// How a run ended.

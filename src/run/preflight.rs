@@ -22,6 +22,9 @@ pub struct RowPlan {
     pub invalid: u64,
     /// Rows an earlier run created (skipped) or left uncertain (not resent).
     pub done_before: u64,
+    /// Calls the contacts stage may spend first (`contacts:`): look-ups, and batches of
+    /// `insertMany` if every contact looked up were missing.
+    pub contact_calls: u64,
 }
 
 /// Why no plan could be made.
@@ -101,9 +104,13 @@ pub async fn check(
         && let Some(rows) = ahead
     {
         let send = rows.to_send;
-        let today = plan.calls_left_today.min(send);
+        let calls = send + rows.contact_calls;
+        let today = plan
+            .calls_left_today
+            .min(calls)
+            .saturating_sub(rows.contact_calls);
         let days = if plan.calls_per_day > 0 {
-            send.div_ceil(plan.calls_per_day)
+            calls.div_ceil(plan.calls_per_day)
         } else {
             0
         };
@@ -111,13 +118,15 @@ pub async fn check(
             to_send = send,
             invalid = rows.invalid,
             done_before = rows.done_before,
+            contact_calls = rows.contact_calls,
             calls_left_today = plan.calls_left_today,
             calls_per_day = plan.calls_per_day,
             "Quota plan: {send} rows to send ({} invalid and {} created or left uncertain by \
-             earlier runs are not); {today} can go today; at this quota they need about \
-             {days} day(s), retries aside.",
+             earlier runs are not), after at most {} contact call(s); {today} rows can go \
+             today; at this quota they need about {days} day(s), retries aside.",
             rows.invalid,
-            rows.done_before
+            rows.done_before,
+            rows.contact_calls
         );
     }
     if pool.usable() {

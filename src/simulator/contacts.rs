@@ -109,7 +109,8 @@ pub(super) async fn insert_many(
 }
 
 /// `insertMany.php` for contacts. Atomic: when any entry is refused (no `emailcontact`,
-/// or an e-mail the CRM already has or the batch repeats) none of the batch is stored,
+/// one that is not an e-mail address, or an e-mail the CRM already has or the batch
+/// repeats) none of the batch is stored,
 /// and the 400's message names the first refused entry. Keys other than the four
 /// contact fields are ignored.
 fn create(state: &Arc<SimState>, body: Result<Bytes, BytesRejection>) -> Done {
@@ -149,6 +150,12 @@ fn create(state: &Arc<SimState>, body: Result<Bytes, BytesRejection>) -> Done {
         if email.is_empty() {
             return Done::Refused(refuse(&format!(
                 "ENTRY {}: THE FIELD emailcontact IS REQUIRED",
+                i + 1
+            )));
+        }
+        if !email.contains('@') || email.contains(char::is_whitespace) {
+            return Done::Refused(refuse(&format!(
+                "ENTRY {}: {email} IS NOT A VALID E-MAIL",
                 i + 1
             )));
         }

@@ -2,6 +2,7 @@
 
 mod ca_roots;
 mod cli;
+mod contacts;
 mod crm_endpoints;
 mod delta;
 mod durability;
