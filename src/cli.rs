@@ -112,6 +112,25 @@ Each call uses one unit of the token's quota."
         shell: clap_complete::Shell,
     },
 
+    /// Ask the CRM about the rows earlier imports left uncertain, and settle them.
+    ///
+    /// Uncertain rows were sent, but no answer proved whether the case was stored. Found
+    /// once → created, with its case id; found nowhere → the next import sends it; anything
+    /// else stays uncertain, with the reason. Sends no case.
+    #[command(
+        after_help = "Takes the arguments of the import it follows (the same input, \
+mapping and server; the import-only flags are ignored):\n  \
+wolkvox-import reconcile tickets.xlsx --mapping tickets.yaml --server crm0001.wolkvox.com\n  \
+wolkvox-import import tickets.xlsx --mapping tickets.yaml --server crm0001.wolkvox.com\n\n\
+Or both in one: import --reconcile. A case matches a row when every field of the mapping's \
+`lookup:` (default: description, contact, case type and the custom fields the CRM returns) \
+is equal after trimming; nothing else counts. It says how many calls it will spend before the \
+first: one date window (custom/queryDates.php) answers for every row sent in it, and rows are \
+asked one by one (cases/queryCases.php) only where that costs less. --ids also finds the case \
+ids of rows the CRM created without giving one."
+    )]
+    Reconcile(ImportArgs),
+
     /// Record what you checked by hand in the CRM about uncertain rows, so the next
     /// import sends only the ones that are missing.
     #[command(
@@ -143,24 +162,6 @@ wolkvox-import undo --run 1 --server crm0001.wolkvox.com --mapping tickets.yaml 
 wolkvox-import undo --run 1 --server crm0001.wolkvox.com --mapping tickets.yaml\n  \
 # fix the mapping, and import everything")]
     Undo(UndoArgs),
-
-    /// Ask the CRM about the rows earlier imports left uncertain (sent, no answer that
-    /// proves whether the case was stored), and settle them: found once → created, with its
-    /// case id; found nowhere → the next import sends it; anything else stays uncertain,
-    /// with the reason. Sends no case.
-    #[command(
-        after_help = "Takes the arguments of the import it follows (the same input, \
-mapping and server; the import-only flags are ignored):\n  \
-wolkvox-import reconcile tickets.xlsx --mapping tickets.yaml --server crm0001.wolkvox.com\n  \
-wolkvox-import import tickets.xlsx --mapping tickets.yaml --server crm0001.wolkvox.com\n\n\
-Or both in one: import --reconcile. A case matches a row when every field of the mapping's \
-`lookup:` (default: description, contact, case type and the custom fields the CRM returns) \
-is equal after trimming; nothing else counts. It says how many calls it will spend before the \
-first: one date window (custom/queryDates.php) answers for every row sent in it, and rows are \
-asked one by one (cases/queryCases.php) only where that costs less. --ids also finds the case \
-ids of rows the CRM created without giving one."
-    )]
-    Reconcile(ImportArgs),
 }
 
 /// Flags shared by every command that reads a spreadsheet.
@@ -358,8 +359,8 @@ pub struct ImportArgs {
     pub durability: Option<Durability>,
 
     /// Send again every row an earlier run left uncertain, without asking anyone: those the
-    /// CRM already has are duplicated. To send only the missing ones, record what you found
-    /// in the CRM with `resolve` first.
+    /// CRM already has are duplicated. To send only the missing ones, use --reconcile (or
+    /// record what you found in the CRM with `resolve` first).
     #[arg(long)]
     pub resend_uncertain: bool,
 

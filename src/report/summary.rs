@@ -226,11 +226,11 @@ fn next_steps(summary: &Summary<'_>) -> Vec<String> {
         let target = summary.ledger.map(|l| l.target_args).unwrap_or("…");
         hints.push(format!(
             "{} rows uncertain (the CRM may have them, so they are not resent on their own): \
-             `wolkvox-import resolve {target} --list > uncertain.csv`, look each key up in the \
-             CRM and write created (with its case id) or missing in its status column, then \
-             `wolkvox-import resolve {target} --file uncertain.csv` and run this import again: \
-             it sends only the missing ones",
-            t.get(Status::Uncertain)
+             run this import again with --reconcile: it asks the CRM about them first and \
+             sends only the missing ones (`wolkvox-import reconcile {} {target}` asks without \
+             sending; to check by hand: `wolkvox-import resolve {target} --list`)",
+            t.get(Status::Uncertain),
+            summary.input
         ));
     }
     if t.get(Status::Pending) > 0 {

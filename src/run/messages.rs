@@ -138,8 +138,9 @@ pub mod row {
 
     pub fn in_doubt(run: i64) -> String {
         format!(
-            "run {run} sent it but got no answer: look it up in the CRM and record what you \
-             find with `wolkvox-import resolve`; it is sent again only once recorded missing"
+            "run {run} sent it but got no answer: `import --reconcile` (or `reconcile`) asks \
+             the CRM and sends it only if the CRM lacks it; or check by hand and record it \
+             with `wolkvox-import resolve`"
         )
     }
 
@@ -197,8 +198,8 @@ pub mod row {
     pub fn changed_without_id(run: i64, changed: &[String]) -> String {
         format!(
             "changed since run {run} ({}), but the CRM returned no case id for it: it cannot \
-             be updated until its id is known (find the case in the CRM and record it with \
-             `wolkvox-import resolve`)",
+             be updated until its id is known (`wolkvox-import reconcile --ids` finds it in \
+             the CRM, or record it with `wolkvox-import resolve`)",
             changed.join(", ")
         )
     }

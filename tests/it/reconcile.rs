@@ -155,8 +155,30 @@ fn a_planted_duplicate_stays_uncertain_naming_both_cases_and_is_never_resent() {
     sim.state().fail_again();
     // Eight rows, fewer than the ten failures in a row that stop a run as "server down".
     tickets_csv(&work, "night.csv", 1..=10);
-    work.import("night.csv", &sim, "storm").run().assert_code(2);
+    let mut storm = work.bin();
+    storm
+        .env("WOLKVOX_TOKEN", TOKEN)
+        .args([
+            "import",
+            "night.csv",
+            "--mapping",
+            "tickets.yaml",
+            "--rate",
+            "0",
+        ])
+        .args(["--report", "storm.results.csv", "--server"])
+        .arg(sim.url());
+    let storm = storm.run();
+    storm.assert_code(2);
     assert_eq!(count(&work.results("storm"), "uncertain"), 8);
+    // The summary says what to do next; it is done literally below.
+    assert!(
+        storm
+            .stderr()
+            .contains("run this import again with --reconcile"),
+        "{}",
+        storm.stderr()
+    );
 
     sim.state().heal();
     let out = work
