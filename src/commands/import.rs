@@ -148,6 +148,7 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
     {
         let operation = &opened.mapping.operation;
         let mut caller = contacts::Caller::new(&client, &mut pool, operation, settings.rate);
+        caller.ledger = Some(&ledger);
         let (settled, notes) =
             contacts::stage(plan, &mut caller, Some(&ledger), settings.durable).await?;
         warnings.extend(notes);

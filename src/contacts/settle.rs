@@ -29,6 +29,8 @@ pub struct Caller<'a> {
     /// Set once no token can make a call: the CRM's last answer.
     pub stopped: Option<String>,
     called: bool,
+    /// Where each look-up is kept (`lookups`, for `runs --show`); none when read-only.
+    pub ledger: Option<&'a Ledger>,
 }
 
 impl<'a> Caller<'a> {
@@ -48,6 +50,7 @@ impl<'a> Caller<'a> {
             calls: 0,
             stopped: None,
             called: false,
+            ledger: None,
         }
     }
 
@@ -88,8 +91,17 @@ impl<'a> Caller<'a> {
             self.pace().await;
             let token = self.pool.token(slot);
             self.pool.start(slot);
-            let Looked { records, calls } =
-                lookup::ask(self.client, &token, self.operation, query).await;
+            let looked = lookup::ask(self.client, &token, self.operation, query).await;
+            if let Some(ledger) = self.ledger {
+                // The look-up's record is for people (`runs --show`): losing it loses no
+                // ticket, so a ledger that cannot write it only says so.
+                if let Err(e) =
+                    ledger.record_lookup(query.endpoint(), &query.describe(), &looked.found())
+                {
+                    tracing::warn!("could not keep a contacts look-up in the ledger: {e}");
+                }
+            }
+            let Looked { records, calls } = looked;
             self.pool.finish(slot, calls);
             self.calls += u64::from(calls);
             match records {

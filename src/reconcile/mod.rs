@@ -117,19 +117,9 @@ impl Asker<'_> {
         }
         let looked = lookup::ask(self.client, self.token, self.operation, query).await;
         self.calls += u64::from(looked.calls.max(1));
-        let found = match &looked.records {
-            Ok(records) => {
-                let ids: Vec<&str> = records
-                    .iter()
-                    .filter_map(|r| r.get("wolkvox_id").and_then(|v| v.as_str()))
-                    .collect();
-                format!("{} records: {}", records.len(), ids.join(" "))
-            }
-            Err(why) => format!("no answer: {why}"),
-        };
         let number = self
             .ledger
-            .record_lookup(query.endpoint(), &query.describe(), &found)
+            .record_lookup(query.endpoint(), &query.describe(), &looked.found())
             .map_err(|e| NotAsked::Failed(Failed::NoAnswer(e.to_string())))?;
         match looked.records {
             Ok(records) => {

@@ -110,6 +110,23 @@ impl std::fmt::Display for Failed {
     }
 }
 
+impl Looked {
+    /// What came back, as the ledger keeps it: the count and ids of the records, or why
+    /// there were none.
+    pub fn found(&self) -> String {
+        match &self.records {
+            Ok(records) => {
+                let ids: Vec<&str> = records
+                    .iter()
+                    .filter_map(|r| r.get("wolkvox_id").and_then(Value::as_str))
+                    .collect();
+                format!("{} records: {}", records.len(), ids.join(" "))
+            }
+            Err(why) => format!("no answer: {why}"),
+        }
+    }
+}
+
 /// A look-up's answer and the calls it cost (each one a use of the token's quota).
 #[derive(Debug)]
 pub struct Looked {
