@@ -162,7 +162,6 @@ impl NotAsked {
 
 /// Settle the ledger's rows in doubt, by the `payloads` of the input that was imported
 /// (by key) and the mapping's `lookup` fields.
-#[allow(clippy::too_many_arguments)]
 pub async fn reconcile(
     ledger: &Ledger,
     client: &Client,
@@ -454,18 +453,21 @@ async fn windowed(
         match asker.ask(&query).await {
             Ok((page, number)) => {
                 numbers.push(number);
-                let full = page.len() >= PAGE;
+                let full = may_be_cut(page.len());
                 let last_minute = page
                     .last()
                     .and_then(clock::created)
                     .map(|t| t.format("%Y-%m-%d %H:%M").to_string());
+                let mut new = 0;
                 for record in page {
                     let id = lookup::text(&record, "wolkvox_id").map(|v| v.to_string());
                     if id.as_ref().is_none_or(|id| seen.insert(id.clone())) {
                         records.push(record);
+                        new += 1;
                     }
                 }
-                if !full {
+                // A page with nothing new repeats the end of the last one: that was all.
+                if !full || new == 0 {
                     break;
                 }
                 match last_minute {
@@ -502,6 +504,14 @@ async fn windowed(
         to
     );
     settle(rows, &span.rows, &records, ids, &how);
+}
+
+/// Whether a page of `len` records may have been cut by a limit: `PAGE` is the most the
+/// CRM is known to give, but a CRM that gives fewer says nothing of it, and a window read
+/// short would take sent rows for missing ones. Limits are round numbers: a page of a
+/// multiple of 50 is followed by one more from its last minute (one call, and only then).
+fn may_be_cut(len: usize) -> bool {
+    len >= PAGE || (len >= 50 && len.is_multiple_of(50))
 }
 
 /// One row looked up by its searched field; the cases it finds are kept to those created
@@ -625,5 +635,20 @@ fn settle(
             (Found::Nothing, how.to_string())
         };
         rows[i].found = Some(found);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_of_a_round_size_may_have_been_cut_by_a_limit() {
+        for cut in [50, 100, 200, 250, 500, 1000, 1200] {
+            assert!(may_be_cut(cut), "{cut}");
+        }
+        for whole in [0, 1, 49, 99, 101, 219, 999] {
+            assert!(!may_be_cut(whole), "{whole}");
+        }
     }
 }
