@@ -119,7 +119,7 @@ pub async fn settle(
         spacing: settings
             .rate
             .filter(|r| *r > 0.0)
-            .map(|r| std::time::Duration::from_secs_f64(1.0 / r)),
+            .and_then(|r| std::time::Duration::try_from_secs_f64(1.0 / r).ok()),
         quiet: ui.quiet,
     };
     let report = reconcile::reconcile(

@@ -94,7 +94,9 @@ pub async fn run(args: &UndoArgs) -> anyhow::Result<Verdict> {
         .map(|(_, op)| op)
         .unwrap_or_default();
     anyhow::ensure!(
-        args.timeout > 0.0 && args.timeout.is_finite() && args.rate >= 0.0,
+        args.timeout > 0.0
+            && args.timeout.is_finite()
+            && (args.rate == 0.0 || (args.rate >= crate::run::MIN_RATE && args.rate.is_finite())),
         "--timeout must be a positive number of seconds and --rate a number of calls a second"
     );
     let client = Client::new(

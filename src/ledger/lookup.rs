@@ -68,11 +68,14 @@ impl Ledger {
         )
     }
 
-    /// The most recently created case whose id and send time the ledger knows.
+    /// The most recently created case whose id and send time the ledger knows, and whose
+    /// row was not written since its answer (an update, `resolve` or `reconcile` moves
+    /// `updated_at` away from when the CRM created it): answered within two minutes.
     pub fn known_case(&self) -> Result<Option<KnownCase>, LedgerError> {
         let mut cases = self.query_all(
             "SELECT key, case_id, sent_at, updated_at FROM cases
                  WHERE status = ?1 AND case_id IS NOT NULL AND sent_at IS NOT NULL
+                   AND (julianday(updated_at) - julianday(sent_at)) * 1440 BETWEEN 0 AND 2
                  ORDER BY sent_at DESC LIMIT 1",
             params![State::Created],
             |r| {
@@ -100,12 +103,25 @@ impl Ledger {
             .collect())
     }
 
+    /// The case ids of keys created (with an id) that were marked `sending` between `from`
+    /// and `to`: a date window of the CRM must hold them all.
+    pub fn created_between(&self, from: &str, to: &str) -> Result<Vec<String>, LedgerError> {
+        self.query_all(
+            "SELECT case_id FROM cases
+                 WHERE status = ?1 AND case_id IS NOT NULL
+                   AND julianday(sent_at) >= julianday(?2) AND julianday(sent_at) < julianday(?3)",
+            params![State::Created, from, to],
+            |r| r.get(0),
+        )
+    }
+
     /// How many keys were marked `sending` between `from` and `to` (RFC 3339): a floor on
     /// the cases a date window of the CRM holds.
     pub fn sent_between(&self, from: &str, to: &str) -> Result<u64, LedgerError> {
         self.conn
             .query_row(
-                "SELECT COUNT(*) FROM cases WHERE sent_at >= ?1 AND sent_at < ?2",
+                "SELECT COUNT(*) FROM cases
+                     WHERE julianday(sent_at) >= julianday(?1) AND julianday(sent_at) < julianday(?2)",
                 params![from, to],
                 |r| r.get::<_, i64>(0),
             )
@@ -166,7 +182,7 @@ impl Ledger {
         self.conn
             .prepare_cached(
                 "UPDATE cases SET status = ?2, case_id = COALESCE(?3, case_id), message = ?4,
-                     updated_at = ?5
+                     updated_at = CASE WHEN ?7 THEN updated_at ELSE ?5 END
                  WHERE key = ?1 AND status = ?6",
             )
             .and_then(|mut s| {
@@ -176,7 +192,10 @@ impl Ledger {
                     case_id,
                     message,
                     now(),
-                    doubt.state
+                    doubt.state,
+                    // Nothing learnt: the row keeps the time of its answer (the end of the
+                    // window the next reconcile looks in).
+                    matches!(found, Found::Unsettled(_))
                 ])
             })
             .map_err(|e| self.sql(e))?;

@@ -9,7 +9,10 @@ use crate::sender::lookup::{self, Record};
 
 /// Looked at before the first send and after the last answer of a row: the CRM dates a
 /// case between the two, and its clock may be off by a little.
-const MARGIN: TimeDelta = TimeDelta::minutes(2);
+const MARGIN: TimeDelta = TimeDelta::minutes(3);
+/// The most a case used to read the clock may take from send to answer, and the most the
+/// clocks may disagree beyond whole quarter hours: both below `MARGIN`.
+const READ_WITHIN: TimeDelta = TimeDelta::minutes(2);
 /// Rows of ledgers older than schema 3 have no send time: the window reaches back this
 /// far from their answer (more than every retry of a row takes).
 const NO_SEND_TIME: TimeDelta = TimeDelta::minutes(10);
@@ -41,6 +44,9 @@ impl Clock {
     /// record has no readable date or the clocks disagree by more than the margin.
     pub fn from_case(record: &Record, sent: &str, answered: &str) -> Option<Clock> {
         let (sent, answered) = (parse_ours(sent)?, parse_ours(answered)?);
+        if answered < sent || answered - sent > READ_WITHIN {
+            return None;
+        }
         let created = created(record)?;
         let middle = sent + (answered - sent) / 2;
         let raw = created - middle.naive_utc();
@@ -49,7 +55,7 @@ impl Clock {
             (raw.num_seconds() as f64 / quarter as f64).round() as i64 * quarter,
         );
         let skew = (raw - offset).abs();
-        (skew <= MARGIN + (answered - sent) / 2).then_some(Clock { offset })
+        (skew <= READ_WITHIN).then_some(Clock { offset })
     }
 
     /// The CRM's minute for our `time`.
@@ -127,6 +133,9 @@ mod tests {
         assert_eq!(nepal.minute(parse_ours(sent).unwrap()), "2026-12-01 15:45");
         // Seven minutes off any zone: not a clock to trust.
         assert!(Clock::from_case(&record("2026-12-01 10:07:30"), sent, answered).is_none());
+        // A row answered (or written) long after it was sent cannot date its case.
+        let late = "2026-12-01T13:00:00.000Z";
+        assert!(Clock::from_case(&record("2026-12-01 10:00:00"), sent, late).is_none());
         assert!(Clock::from_case(&record("yesterday"), sent, answered).is_none());
     }
 
@@ -143,6 +152,6 @@ mod tests {
         assert_eq!(spans[1].rows, vec![2]);
         // No send time (an older ledger): ten minutes back from the answer.
         let old = row_span(0, None, "2026-12-01T10:30:00Z").unwrap();
-        assert_eq!(old.from, parse_ours("2026-12-01T10:18:00Z").unwrap());
+        assert_eq!(old.from, parse_ours("2026-12-01T10:17:00Z").unwrap());
     }
 }

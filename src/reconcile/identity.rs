@@ -38,6 +38,28 @@ pub const SEARCHABLE: [&str; 8] = [
     "owner",
 ];
 
+/// The keys a case record carries for the CRM's own fields: a custom field labelled so
+/// (`status`) comes back as the CRM's value, not the form's, and is not compared.
+const RECORD_KEYS: [&str; 13] = [
+    "wolkvox_id",
+    "idCase",
+    "idPrefijo",
+    "description",
+    "status",
+    "priority",
+    "solution",
+    "type case",
+    "email contact",
+    "responsible user",
+    "owner user",
+    "date creation",
+    "reason",
+];
+
+fn own_key(label: &str) -> bool {
+    RECORD_KEYS.iter().any(|k| k.eq_ignore_ascii_case(label))
+}
+
 /// The default identity, first the field searched by.
 const DEFAULT: [&str; 3] = ["description", "contact", "case-type"];
 
@@ -94,7 +116,9 @@ impl Identity {
             .collect();
         let key_labels = form
             .iter()
-            .filter(|(_, value)| !value.trim().is_empty() && value.trim() == payload.key.trim())
+            .filter(|(label, value)| {
+                !own_key(label) && !value.trim().is_empty() && value.trim() == payload.key.trim()
+            })
             .map(|(label, _)| label.clone())
             .collect();
         Identity {
@@ -159,7 +183,7 @@ impl Identity {
             }
         }
         if self.all_form {
-            for (label, wanted) in &self.form {
+            for (label, wanted) in self.form.iter().filter(|(label, _)| !own_key(label)) {
                 if let Some(found) = value(label)
                     && found != wanted.trim()
                 {

@@ -78,7 +78,21 @@ impl Report {
 struct Row {
     doubt: Doubt,
     identity: Option<Identity>,
+    /// Settled without asking the CRM (it cannot be looked up), or by a failed look-up.
     found: Option<(Found, String)>,
+    /// What the look-ups that answered for it found; decided once all are in (a case one
+    /// look-up gives this row, another may give a second row too).
+    candidates: Option<Candidates>,
+}
+
+/// The cases a look-up found for one row.
+#[derive(Default)]
+struct Candidates {
+    same: Vec<String>,
+    near: Vec<(String, Vec<String>)>,
+    /// Exact matches created outside the time the row was sent.
+    dated_out: Vec<String>,
+    how: String,
 }
 
 /// The look-up client of one reconcile: spacing, the call cap, the ledger's record of
@@ -115,7 +129,14 @@ impl Asker<'_> {
         {
             tokio::time::sleep(spacing).await;
         }
-        let looked = lookup::ask(self.client, self.token, self.operation, query).await;
+        // Each try is a call: the retries inside stay within the cap too.
+        let tries = self.options.max_calls.map_or(lookup::TRIES, |max| {
+            u32::try_from(max - self.calls)
+                .unwrap_or(u32::MAX)
+                .min(lookup::TRIES)
+        });
+        let looked =
+            lookup::ask_within(self.client, self.token, self.operation, query, tries).await;
         self.calls += u64::from(looked.calls.max(1));
         let number = self
             .ledger
@@ -180,6 +201,7 @@ pub async fn reconcile(
                 doubt,
                 identity,
                 found,
+                candidates: None,
             }
         })
         .collect();
@@ -275,9 +297,11 @@ pub async fn reconcile(
         None => by_row.extend(spans.iter().flat_map(|s| s.rows.iter().copied())),
     }
     by_row.sort_unstable();
+    by_row.dedup();
     for index in by_row {
         one(&mut asker, clock.as_ref(), index, &mut rows, &ids).await;
     }
+    decide(&mut rows);
     report.calls = asker.calls;
     report.stop = asker.stop.clone();
     let run = ledger.run_id();
@@ -466,16 +490,37 @@ async fn windowed(
                         new += 1;
                     }
                 }
-                // A page with nothing new repeats the end of the last one: that was all.
-                if !full || new == 0 {
+                if !full {
                     break;
                 }
                 match last_minute {
-                    // A full page ending in a later minute: ask again from it.
-                    Some(minute) if minute > from && pages < span.rows.len() => from = minute,
-                    // Denser than a page a minute, or dearer than the rows: one by one.
+                    // A full page ending in a later minute, with something new: ask again
+                    // from that minute.
+                    Some(minute) if minute > from && new > 0 && pages < span.rows.len() => {
+                        from = minute
+                    }
+                    // Denser than a page a minute, or dearer than the rows: the rows whose
+                    // minutes were read whole are settled by them, the rest one by one.
                     _ => {
-                        by_row.extend(&span.rows);
+                        let whole_until = last_minute.unwrap_or_default();
+                        let mut covered = Vec::new();
+                        for &i in &span.rows {
+                            let ends = clock::row_span(
+                                i,
+                                rows[i].doubt.sent_at.as_deref(),
+                                &rows[i].doubt.answered_at,
+                            )
+                            .map(|own| clock.minute(own.to + chrono::TimeDelta::minutes(1)));
+                            match ends {
+                                Some(end) if end <= whole_until => covered.push(i),
+                                _ => by_row.push(i),
+                            }
+                        }
+                        let how = format!(
+                            "look-ups {numbers:?} of the cases created from {}",
+                            clock.minute(span.from)
+                        );
+                        candidates(rows, &covered, &records, ids, &how, None);
                         return;
                     }
                 }
@@ -503,7 +548,24 @@ async fn windowed(
         clock.minute(span.from),
         to
     );
-    settle(rows, &span.rows, &records, ids, &how);
+    // The window must hold the cases this ledger saw created in it: else the CRM's clock
+    // was misread (or the answer is short), and "not there" would mean nothing.
+    let expected = asker
+        .ledger
+        .created_between(&span.from.to_rfc3339(), &span.to.to_rfc3339())
+        .unwrap_or_default();
+    if let Some(absent) = expected.iter().find(|id| !seen.contains(*id)) {
+        let why = format!(
+            "the CRM's cases for {}–{to} ({how}) lack case {absent}, which this ledger saw \
+             created then: its clock or its answer cannot be trusted; check by hand",
+            clock.minute(span.from)
+        );
+        for &i in &span.rows {
+            rows[i].found = Some((Found::Unsettled(why.clone()), why.clone()));
+        }
+        return;
+    }
+    candidates(rows, &span.rows, &records, ids, &how, None);
 }
 
 /// Whether a page of `len` records may have been cut by a limit: `PAGE` is the most the
@@ -532,20 +594,17 @@ async fn one(
     };
     match asker.ask(&query).await {
         Ok((records, number)) => {
-            let span = clock::row_span(
-                index,
-                rows[index].doubt.sent_at.as_deref(),
-                &rows[index].doubt.answered_at,
-            );
-            let records: Vec<Record> = records
-                .into_iter()
-                .filter(|r| match (clock, &span, clock::created(r)) {
-                    (Some(clock), Some(span), Some(created)) => clock.within(created, span),
-                    _ => true,
-                })
-                .collect();
+            // Rows without a send time (older ledgers) are not filtered by date: their
+            // answer time is not when they were sent.
+            let span = rows[index].doubt.sent_at.as_deref().and_then(|sent| {
+                clock::row_span(index, Some(sent), &rows[index].doubt.answered_at)
+            });
+            let when = |r: &Record| match (clock, &span, clock::created(r)) {
+                (Some(clock), Some(span), Some(created)) => clock.within(created, span),
+                _ => true,
+            };
             let how = format!("look-up {number}: {}", query.describe());
-            settle(rows, &[index], &records, ids, &how);
+            candidates(rows, &[index], &records, ids, &how, Some(&when));
         }
         Err(why) => {
             let why = why.why(asker.options);
@@ -554,25 +613,29 @@ async fn one(
     }
 }
 
-/// Match `records` against the rows `indexes`: a case matching one row only, and created
-/// by no other key the ledger knows, is that row's.
-fn settle(
+/// Match `records` against the rows `indexes` (only rows not settled yet), skipping the
+/// cases another key of the ledger created; `when` says whether a case was created in the
+/// time the row was sent (a match outside it is kept apart: it is not "nothing").
+fn candidates(
     rows: &mut [Row],
     indexes: &[usize],
     records: &[Record],
     ids: &HashMap<String, String>,
     how: &str,
+    when: Option<&dyn Fn(&Record) -> bool>,
 ) {
-    /// A row's exact matches (case ids) and near ones (case id, the field that differs).
-    type Matches = (usize, Vec<String>, Vec<(String, Vec<String>)>);
-    let mut matches: Vec<Matches> = Vec::new();
-    let mut claims: HashMap<String, Vec<usize>> = HashMap::new();
     for &i in indexes {
+        if rows[i].found.is_some() {
+            continue;
+        }
         let Some(identity) = rows[i].identity.as_ref() else {
             continue;
         };
         let key = &rows[i].doubt.key;
-        let (mut same, mut near) = (Vec::new(), Vec::new());
+        let mut found = Candidates {
+            how: how.to_string(),
+            ..Candidates::default()
+        };
         for record in records {
             let Some(id) = lookup::text(record, "wolkvox_id").map(|v| v.to_string()) else {
                 continue;
@@ -580,59 +643,87 @@ fn settle(
             if ids.get(&id).is_some_and(|owner| owner != key) {
                 continue;
             }
+            let in_time = when.is_none_or(|when| when(record));
             match identity.compare(record) {
-                Compared::Same => same.push(id),
-                Compared::Near(fields) => near.push((id, fields)),
-                Compared::Other => {}
+                Compared::Same if in_time => found.same.push(id),
+                Compared::Same => found.dated_out.push(id),
+                Compared::Near(fields) if in_time => found.near.push((id, fields)),
+                Compared::Near(_) | Compared::Other => {}
             }
         }
-        for id in &same {
-            claims.entry(id.clone()).or_default().push(i);
-        }
-        matches.push((i, same, near));
+        rows[i].candidates = Some(found);
     }
-    for (i, same, near) in matches {
-        let shared: Vec<String> = same
+}
+
+/// Decide every looked-up row at once: a case matching one row only, over every look-up
+/// of the run, is that row's.
+fn decide(rows: &mut [Row]) {
+    let mut claims: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        if let (None, Some(c)) = (&row.found, &row.candidates) {
+            for id in &c.same {
+                claims.entry(id.clone()).or_default().push(i);
+            }
+        }
+    }
+    for i in 0..rows.len() {
+        if rows[i].found.is_some() {
+            continue;
+        }
+        let Some(c) = rows[i].candidates.take() else {
+            continue;
+        };
+        let how = &c.how;
+        let shared: Vec<&String> = c
+            .same
             .iter()
             .filter(|id| claims.get(*id).is_some_and(|rows| rows.len() > 1))
-            .cloned()
             .collect();
+        let unsettled = |why: String| (Found::Unsettled(why.clone()), why);
         let found = if !shared.is_empty() {
             let others: Vec<String> = shared
                 .iter()
-                .flat_map(|id| &claims[id])
+                .flat_map(|id| &claims[*id])
                 .filter(|&&j| j != i)
                 .map(|&j| format!("row {}", rows[j].doubt.source_row))
                 .collect();
-            let why = format!(
+            unsettled(format!(
                 "case {} matches this row and {} alike ({how}): tell them apart with a \
                  `lookup:` field, or check by hand",
-                shared.join(", "),
+                shared
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 others.join(", ")
-            );
-            (Found::Unsettled(why.clone()), why)
-        } else if same.len() > 1 {
-            let why = format!(
+            ))
+        } else if c.same.len() > 1 {
+            unsettled(format!(
                 "{} cases match it: {} ({how}): a duplicate; delete one in the CRM, then \
                  `resolve --created KEY=ID`",
-                same.len(),
-                same.join(", ")
-            );
-            (Found::Unsettled(why.clone()), why)
-        } else if let Some(id) = same.first() {
-            (Found::Case(id.clone()), how.to_string())
-        } else if !near.is_empty() {
-            let list: Vec<String> = near
+                c.same.len(),
+                c.same.join(", ")
+            ))
+        } else if let Some(id) = c.same.first() {
+            (Found::Case(id.clone()), how.clone())
+        } else if !c.near.is_empty() {
+            let list: Vec<String> = c
+                .near
                 .iter()
                 .map(|(id, fields)| format!("case {id} differs in {}", fields.join(", ")))
                 .collect();
-            let why = format!(
+            unsettled(format!(
                 "no case matches exactly, but {} ({how}): check by hand",
                 list.join("; ")
-            );
-            (Found::Unsettled(why.clone()), why)
+            ))
+        } else if !c.dated_out.is_empty() {
+            unsettled(format!(
+                "case {} matches it but was created outside the minutes it was sent ({how}): \
+                 check by hand",
+                c.dated_out.join(", ")
+            ))
         } else {
-            (Found::Nothing, how.to_string())
+            (Found::Nothing, how.clone())
         };
         rows[i].found = Some(found);
     }

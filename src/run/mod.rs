@@ -31,7 +31,7 @@ use crate::sender::{Delivery, Sender};
 use coordinator::{Coordinator, Outgoing};
 use durable::Syncing;
 pub use messages::StopReason;
-pub use settings::{Endpoint, Settings};
+pub use settings::{Endpoint, MIN_RATE, Settings};
 
 /// Rows taken from the reader in one go when a slot frees (skipped and invalid rows do
 /// not take the slot, so several may pass before one is sent); bounded so that signals

@@ -46,13 +46,18 @@ pub struct Settings {
     pub preflight: bool,
 }
 
+/// The slowest `--rate` taken: one request an hour.
+pub const MIN_RATE: f64 = 1.0 / 3600.0;
+
 impl Settings {
     /// Check the arguments of `import` for the mapping's `operation`.
+    /// (`MIN_RATE` is the slowest: below it the pause between calls overflows.)
     pub fn from_cli(args: &ImportArgs, operation: &str) -> anyhow::Result<Settings> {
         let rate = args.rate.unwrap_or(if args.simulate { 50.0 } else { 5.0 });
         anyhow::ensure!(
-            rate >= 0.0 && rate.is_finite(),
-            "--rate {rate} must be a number of requests per second (0 = no limit)"
+            rate == 0.0 || (rate >= MIN_RATE && rate.is_finite()),
+            "--rate {rate} must be a number of requests per second, at least {MIN_RATE} (one \
+             an hour), or 0 for no limit"
         );
         anyhow::ensure!(
             args.timeout > 0.0 && args.timeout.is_finite(),

@@ -9,7 +9,7 @@ use super::classify::{Attempt, StopKind, Verdict, classify};
 use super::{Backoff, Client, Token};
 
 /// Tries of one look-up.
-const TRIES: u32 = 4;
+pub const TRIES: u32 = 4;
 
 /// One record as the CRM returns it: field name → value.
 pub type Record = serde_json::Map<String, Value>;
@@ -136,11 +136,23 @@ pub struct Looked {
 
 /// Ask `query`, retrying on any failure but a refusal or a stop.
 pub async fn ask(client: &Client, token: &Token, operation: &str, query: &Query) -> Looked {
+    ask_within(client, token, operation, query, TRIES).await
+}
+
+/// `ask`, in at most `tries` tries (each one a call: a caller with a call budget).
+pub async fn ask_within(
+    client: &Client,
+    token: &Token,
+    operation: &str,
+    query: &Query,
+    tries: u32,
+) -> Looked {
+    let tries = tries.max(1);
     let body = query.body(operation);
     let backoff = Backoff::default();
     let mut calls = 0;
     let mut last = String::new();
-    for attempt in 1..=TRIES {
+    for attempt in 1..=tries {
         let answer = client.post_json(query.endpoint(), token, &body).await;
         if !matches!(answer, Attempt::NotSent(_)) {
             calls += 1;
@@ -181,7 +193,7 @@ pub async fn ask(client: &Client, token: &Token, operation: &str, query: &Query)
             }
             Verdict::Uncertain(m) => last = m,
         }
-        if attempt < TRIES {
+        if attempt < tries {
             tokio::time::sleep(backoff.delay(attempt, after)).await;
         }
     }
@@ -189,7 +201,7 @@ pub async fn ask(client: &Client, token: &Token, operation: &str, query: &Query)
         Err(Failed::Unreadable(last))
     } else {
         Err(Failed::NoAnswer(format!(
-            "no answer after {TRIES} tries: {last}"
+            "no answer after {tries} tries: {last}"
         )))
     };
     Looked { records, calls }

@@ -420,3 +420,148 @@ async fn an_unreadable_lookup_answer_leaves_the_rows_uncertain_and_nothing_is_re
     }
     // `expect(3)`: the three inserts of the first import, none after.
 }
+
+/// Run SQL on the default ledger (to age a night that happened earlier).
+fn age_ledger(work: &Work, sql: &str) {
+    rusqlite::Connection::open(work.ledger())
+        .unwrap()
+        .execute_batch(sql)
+        .unwrap();
+}
+
+/// Move the simulator's cases back `hours` (the night they were stored is that long ago).
+fn age_cases(sim: &Sim, hours: i64) {
+    for case in sim.cases() {
+        let then = chrono::NaiveDateTime::parse_from_str(&case.created, "%Y-%m-%d %H:%M:%S")
+            .unwrap()
+            - chrono::TimeDelta::hours(hours);
+        assert!(
+            sim.state()
+                .set_created(&case.id, &then.format("%Y-%m-%d %H:%M:%S").to_string())
+        );
+    }
+}
+
+/// A storm of `n` rows (every insert stored, answered 500) after a clean night of two, three
+/// hours ago; ticket 2's row was written again since (as `--update`, `resolve` or an
+/// earlier reconcile do), so its `updated_at` is not when the CRM created it.
+fn storm_after_an_old_night(work: &Work, sim: &Sim, n: usize, touch_ticket_2: bool) {
+    sim.state().heal();
+    tickets_csv(work, "first.csv", 1..=2);
+    work.import("first.csv", sim, "first").run().assert_code(0);
+    age_cases(sim, 3);
+    let keep = if touch_ticket_2 { "T-000002" } else { "" };
+    age_ledger(
+        work,
+        &format!(
+            "UPDATE cases SET sent_at = strftime('%Y-%m-%dT%H:%M:%fZ', sent_at, '-3 hours'),
+                 updated_at = CASE key WHEN '{keep}' THEN updated_at
+                     ELSE strftime('%Y-%m-%dT%H:%M:%fZ', updated_at, '-3 hours') END"
+        ),
+    );
+    sim.state().fail_again();
+    tickets_csv(work, "night.csv", 1..=n);
+    work.import("night.csv", sim, "storm").run().assert_code(2);
+    sim.state().heal();
+}
+
+fn stored_after_every_insert() -> Sim {
+    Sim::start(Scenario {
+        tokens: vec![TOKEN.into()],
+        faults: Faults {
+            error_500_after_store: 1.0,
+            ..Faults::default()
+        },
+        ..Scenario::default()
+    })
+}
+
+#[test]
+fn a_case_written_again_since_its_answer_does_not_set_the_crms_clock() {
+    let sim = stored_after_every_insert();
+    let work = Work::with_sample();
+    storm_after_an_old_night(&work, &sim, 10, true);
+    reconcile(&work, "night.csv", &sim.url(), &[]).assert_code(0);
+    work.import("night.csv", &sim, "after").run().assert_code(0);
+    assert!(
+        sim.stored_per_ticket().values().all(|&n| n == 1),
+        "{:?}",
+        sim.stored_per_ticket()
+    );
+}
+
+#[test]
+fn a_minute_denser_than_a_page_after_empty_ones_is_never_read_short() {
+    let sim = stored_after_every_insert();
+    let work = Work::with_sample();
+    storm_after_an_old_night(&work, &sim, 5, false);
+    let ours: std::collections::HashSet<String> = sim.cases().into_iter().map(|c| c.id).collect();
+    let minute = sim.cases().last().unwrap().created[..16].to_string();
+    for case in sim
+        .cases()
+        .iter()
+        .filter(|c| c.created.starts_with(&minute))
+    {
+        sim.state().set_created(&case.id, &format!("{minute}:59"));
+    }
+    // Other channels' cases, 1,500 in the storm's minute, before ours.
+    tickets_csv(&work, "other.csv", 1001..=2500);
+    work.import("other.csv", &sim, "other")
+        .args(["--ledger", "other.sqlite"])
+        .run()
+        .assert_code(0);
+    for (i, case) in sim
+        .cases()
+        .into_iter()
+        .filter(|c| !ours.contains(&c.id))
+        .enumerate()
+    {
+        sim.state()
+            .set_created(&case.id, &format!("{minute}:{:02}", i % 50));
+    }
+    reconcile(&work, "night.csv", &sim.url(), &[]).assert_code(0);
+    work.import("night.csv", &sim, "after").run().assert_code(0);
+    assert!(sim.stored_per_ticket().values().all(|&n| n == 1));
+}
+
+#[test]
+fn one_case_found_by_two_look_ups_is_given_to_neither_row() {
+    let sim = stored_after_every_insert();
+    let work = Work::with_sample();
+    // Two rows alike but for their key, which the CRM is not sent.
+    let yaml = work
+        .read("tickets.yaml")
+        .replace("  Número de ticket: Ticket\n", "");
+    work.write("tickets.yaml", &yaml);
+    tickets_csv(&work, "night.csv", 1..=2);
+    work.import("night.csv", &sim, "storm").run().assert_code(2);
+    // The second send never stored after all (a 500 before storing): one case for two.
+    let second = sim.cases()[1].id.clone();
+    let url = sim.url();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        reqwest::Client::new()
+            .post(format!("{url}/server/API/v2/custom/delete.php"))
+            .header("wolkvox-token", TOKEN)
+            .header("content-type", "application/json")
+            .body(
+                serde_json::json!({
+                    "operation": "modulotest01", "module": "cases", "wolkvox-id": second,
+                })
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+    sim.state().heal();
+    reconcile(&work, "night.csv", &sim.url(), &[]).assert_code(2);
+    let rows = reconciled(&work, "night");
+    assert!(
+        rows.values().all(|(status, _, _)| status == "uncertain"),
+        "{rows:?}"
+    );
+    assert!(
+        rows.values().all(|(_, _, m)| m.contains("alike")),
+        "{rows:?}"
+    );
+}
