@@ -212,6 +212,12 @@ fn runs_lists_the_ledger_history() {
     out.assert_code(0);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("\"created\":232"), "{text}");
+    // Each run says what it was: an import, a reconcile, an undo.
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("1  import ")),
+        "{text}"
+    );
     // With one ledger in the data directory, `runs` alone shows it.
     let out = work.bin().arg("runs").run();
     assert_eq!(out.code(), 0);

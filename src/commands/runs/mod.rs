@@ -43,14 +43,15 @@ pub fn run(args: &RunsArgs) -> anyhow::Result<Verdict> {
             }
             writeln!(
                 out,
-                "{:>4}  {:<24}  {:<24}  {:>4}  counts",
-                "run", "started", "ended", "exit"
+                "{:>4}  {:<9}  {:<24}  {:<24}  {:>4}  counts",
+                "run", "command", "started", "ended", "exit"
             )?;
             for run in &runs {
                 writeln!(
                     out,
-                    "{:>4}  {:<24}  {:<24}  {:>4}  {}",
+                    "{:>4}  {:<9}  {:<24}  {:<24}  {:>4}  {}",
                     run.id,
+                    run.command,
                     run.started_at,
                     run.ended_at.as_deref().unwrap_or("(did not finish)"),
                     run.exit_code
