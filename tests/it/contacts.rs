@@ -284,3 +284,47 @@ fn faults_on_the_contact_calls_create_no_duplicate_contact() {
         .count();
     assert_eq!(resent, 0);
 }
+
+#[test]
+fn kill_9_while_contacts_are_created_then_a_rerun_creates_each_contact_and_case_once() {
+    use std::process::Stdio;
+    use std::time::Duration;
+    let work = Work::with_sample();
+    file(&work, "t.csv", |i| email(i % CONTACTS));
+    mapping(&work, CREATE);
+    // Every call takes 300 ms: the kill lands while batches are on their way.
+    let sim = Sim::start(Scenario {
+        tokens: vec![TOKEN.into()],
+        contacts: Some((0..KNOWN).map(|n| Contact::email(&email(n))).collect()),
+        latency: Duration::from_millis(300),
+        ..Scenario::default()
+    });
+    let mut child = work
+        .import("t.csv", &sim, "killed")
+        .args(["--contacts-batch", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let made = |sim: &Sim| sim.state().contacts().len().saturating_sub(KNOWN);
+    assert!(wait_until(Duration::from_secs(30), || made(&sim) >= 3));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        made(&sim) < CONTACTS - KNOWN,
+        "the stage finished before the kill"
+    );
+    assert!(
+        sim.cases().is_empty(),
+        "no case before every contact exists"
+    );
+
+    let rerun = work.import("t.csv", &sim, "rerun").run();
+    rerun.assert_code(0);
+    let per_email = contacts_per_email(&sim);
+    assert_eq!(per_email.len(), CONTACTS);
+    assert!(per_email.values().all(|n| *n == 1), "{per_email:?}");
+    assert_eq!(refused_412(&sim), 0);
+    assert_eq!(sim.cases().len(), ROWS);
+    assert!(sim.stored_per_ticket().values().all(|n| *n == 1));
+}
