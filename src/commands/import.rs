@@ -87,6 +87,7 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
     }
     input::check_key_definition(&args.input, &args.mapping, &opened, &ledger, &mut warnings)?;
     let client = Client::new(url, settings.timeout).context("could not build the HTTP client")?;
+    let mut reconciled = None;
     if args.reconcile {
         anyhow::ensure!(
             !settings.simulated(),
@@ -94,12 +95,19 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
              --simulate keeps no case between runs"
         );
         let token = tokens.first().context("no token")?;
-        let (_, verdict) =
+        let (settled, verdict) =
             super::reconcile::settle(args, &opened, &mut ledger, &client, token, &settings, ui)
                 .await?;
         if matches!(verdict, Verdict::QuotaStop | Verdict::Aborted) {
             return Ok(verdict);
         }
+        reconciled = (!settled.rows.is_empty()).then(|| report::Reconciled {
+            rows: settled.rows.len() as u64,
+            found: settled.count("created") as u64,
+            missing: settled.count("pending") as u64,
+            uncertain: settled.count("uncertain") as u64,
+            calls: settled.calls,
+        });
     }
     // The input's hash lets `runs` show which file each run read (a changed export shows).
     ledger.begin_run(
@@ -255,6 +263,7 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
         tokens: &token_uses,
         changed: Some(ended.changed),
         impact: None,
+        reconciled,
     };
     report::finish(&summary, args.output.json, ui)?;
     Ok(verdict)

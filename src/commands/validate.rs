@@ -131,6 +131,7 @@ pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
         tokens: &[],
         changed: None,
         impact: impact.as_ref(),
+        reconciled: None,
     };
     report::finish(&summary, args.output.json, ui)?;
     Ok(verdict)

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 pub use crate::outcome::TokenUse;
 pub use progress::Progress;
 pub use summary::{
-    JsonLine, JsonNothingDone, JsonSummary, JsonToken, LedgerNote, Summary, TokenState,
+    JsonLine, JsonNothingDone, JsonSummary, JsonToken, LedgerNote, Reconciled, Summary, TokenState,
     json_schema, print_human, print_json,
 };
 

@@ -37,6 +37,24 @@ pub struct Summary<'a> {
     pub changed: Option<u64>,
     /// `validate` with a ledger: what an import would do with the valid rows.
     pub impact: Option<&'a crate::ledger::Impact>,
+    /// `import --reconcile`: what the look-ups before the sends settled.
+    pub reconciled: Option<Reconciled>,
+}
+
+/// What `import --reconcile` found of the rows earlier runs left uncertain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reconciled {
+    /// Rows looked up.
+    pub rows: u64,
+    /// Found in the CRM (created, with its case id): not sent again.
+    pub found: u64,
+    /// Not in the CRM: sent by this import.
+    pub missing: u64,
+    /// Still uncertain (several matches, a near match, no answer): not sent.
+    pub uncertain: u64,
+    /// Look-up calls spent (each one a use of the token's quota).
+    pub calls: u64,
 }
 
 /// The ledger a run used, for the summary and its hints.
@@ -122,6 +140,14 @@ pub fn print_human(summary: &Summary<'_>, out: &mut dyn Write) -> std::io::Resul
             "  an import: {} (by {})",
             impact.describe(),
             impact.ledger
+        )?;
+    }
+    if let Some(r) = &summary.reconciled {
+        writeln!(
+            out,
+            "  reconciled first: {} rows looked up in {} calls: {} in the CRM, {} not (sent \
+             now), {} still uncertain",
+            r.rows, r.calls, r.found, r.missing, r.uncertain
         )?;
     }
     if let Some(reason) = summary.stop_reason {
@@ -378,6 +404,10 @@ pub struct JsonSummary {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(with = "crate::ledger::Impact")]
     pub impact: Option<crate::ledger::Impact>,
+    /// `import --reconcile`: what the look-ups before the sends settled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Reconciled")]
+    pub reconciled: Option<Reconciled>,
 }
 
 /// How a run used one token.
@@ -489,6 +519,7 @@ impl Summary<'_> {
                 })
                 .collect(),
             impact: self.impact.cloned(),
+            reconciled: self.reconciled,
         }
     }
 }

@@ -183,9 +183,16 @@ fn a_planted_duplicate_stays_uncertain_naming_both_cases_and_is_never_resent() {
     sim.state().heal();
     let out = work
         .import("night.csv", &sim, "after")
-        .arg("--reconcile")
+        .args(["--reconcile", "--json"])
         .run();
     out.assert_code(2);
+    // The import's summary says what the look-ups settled, in two calls.
+    let summary = out.json();
+    assert_eq!(
+        summary["reconciled"],
+        serde_json::json!({"rows": 8, "found": 5, "missing": 0, "uncertain": 3, "calls": 2}),
+        "{summary}"
+    );
     let twice: Vec<String> = sim
         .stored_per_ticket()
         .into_iter()
