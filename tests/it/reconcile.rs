@@ -96,6 +96,28 @@ fn after_a_fault_storm_reconcile_settles_every_uncertain_row_and_import_sends_on
     );
     let rows = reconciled(&work, "night");
     assert_eq!(rows.len(), uncertain);
+    // The ledger kept the look-ups: `runs --show 2` lists them, and each row's message
+    // names the one that settled it.
+    let mut show = work.bin();
+    show.args([
+        "runs",
+        "--mapping",
+        "tickets.yaml",
+        "--show",
+        "2",
+        "--server",
+    ])
+    .arg(sim.url());
+    let shown = show.run();
+    assert!(
+        shown.stdout().contains("custom/queryDates.php"),
+        "{}",
+        shown.stdout()
+    );
+    assert!(
+        rows.values().all(|(_, _, m)| m.contains("look-up ")),
+        "{rows:?}"
+    );
     let stored = sim.stored_per_ticket();
     for (key, (status, id, message)) in &rows {
         match stored.get(key) {
