@@ -55,7 +55,8 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Dry run: check every row against the mapping; nothing is sent, no network at all.
+    /// Dry run: check every row against the mapping; nothing is sent (no network, unless
+    /// --server asks the CRM what an import would do: read-only look-ups).
     #[command(
         after_help = "Example:\n  wolkvox-import validate samples/tickets.csv --mapping mappings/tickets.yaml\n\n\
 Each bad cell is named by row number and column in the results file; the rows to fix are \

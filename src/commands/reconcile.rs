@@ -32,6 +32,17 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
     );
     let (_simulator, url, tokens) = super::target::connect(&settings).await?;
     let legacy = report::beside(&args.input.input, "ledger.sqlite");
+    let path = match &args.ledger.ledger {
+        Some(path) => path.clone(),
+        None => ledger::location::default_path(&settings.target)?,
+    };
+    anyhow::ensure!(
+        path.exists() || legacy.exists(),
+        "nothing was imported into {} yet (no ledger at {}): there is no uncertain row to look \
+         up; check --server, --mapping (its operation) and --ledger, or run the import first",
+        settings.target,
+        path.display()
+    );
     let chosen = ledger::location::open(Wanted {
         target: &settings.target,
         explicit: args.ledger.ledger.as_deref(),

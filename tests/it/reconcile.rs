@@ -252,6 +252,15 @@ fn ids_are_found_for_cases_the_crm_created_without_giving_one() {
     });
     let work = Work::with_sample();
     tickets_csv(&work, "pilot.csv", 1..=6);
+    // Before any import there is nothing to reconcile, and it says so.
+    let early = reconcile(&work, "pilot.csv", &sim.url(), &["--ids"]);
+    early.assert_code(1);
+    assert!(
+        early.stderr().contains("nothing was imported into"),
+        "{}",
+        early.stderr()
+    );
+    assert!(work.ledgers().is_empty(), "no ledger started");
     work.import("pilot.csv", &sim, "pilot").run().assert_code(0);
     assert!(work.results("pilot").iter().all(|r| r.case_id.is_empty()));
 
