@@ -165,7 +165,7 @@ pub async fn settle(
     if !ui.quiet || report.stop.is_some() {
         eprintln!(
             "reconcile (run {}): {} rows looked up: {} in the CRM (created), {} not in it (the \
-             next import sends them), {} still uncertain; {} calls (planned {}). Each row: {}",
+             next import sends them), {} still uncertain; {} calls, retries included (planned {}). Each row: {}",
             ledger.run_id(),
             report.rows.len(),
             report.count("created"),
