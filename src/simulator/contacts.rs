@@ -263,7 +263,16 @@ pub fn parse_contacts(name: &str, text: &str) -> Result<Vec<Contact>, String> {
             return Err(format!("{name}:{line}: emailcontact is empty"));
         }
         if !email.contains('@') || email.contains(char::is_whitespace) {
-            return Err(format!("{name}:{line}: {email:?} is not an e-mail address"));
+            // A CSV whose header lacks `emailcontact` was read as a list of e-mails.
+            let hint = if *line == 1 {
+                " (a list has one e-mail a line; a CSV names its columns namecontact, \
+                 emailcontact, telephonecontact, idcontact)"
+            } else {
+                ""
+            };
+            return Err(format!(
+                "{name}:{line}: {email:?} is not an e-mail address{hint}"
+            ));
         }
         if let Some(first) = seen.insert(email.clone(), *line) {
             return Err(format!("{name}:{line}: {email} is also on line {first}"));

@@ -752,6 +752,24 @@ async fn simulate_takes_a_contacts_file_and_writes_changes_to_its_cases_file() {
         "{stderr}"
     );
 
+    // A CSV header that names no `emailcontact` column: said on its first line.
+    work.write("contacts.csv", "Correo\nana@x.co\n");
+    let out = work
+        .bin()
+        .args([
+            "simulate",
+            "--listen",
+            "127.0.0.1:0",
+            "--contacts-file",
+            "contacts.csv",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("contacts.csv:1: \"Correo\""), "{stderr}");
+    assert!(stderr.contains("emailcontact"), "{stderr}");
+
     work.write("contacts.txt", "# known contacts\nana@x.co\n");
     let mut server = Server(
         work.bin()
