@@ -29,6 +29,19 @@ pub fn original_row(row_column: Option<usize>, cells: &Cells) -> Option<u64> {
     cells.get(row_column?)?.trim().parse().ok()
 }
 
+/// The `_error` column of an input, if the input is an errors file fed back.
+pub fn error_column(headers: &[String]) -> Option<usize> {
+    headers.iter().position(|h| h == ERROR)
+}
+
+/// Whether a fed-back row was in the errors file as a duplicate of another row's key
+/// (`mapping::check` writes "duplicate of row N: …", and this message starts so too).
+pub fn was_duplicate(error_column: Option<usize>, cells: &Cells) -> bool {
+    error_column
+        .and_then(|c| cells.get(c))
+        .is_some_and(|e| e.trim_start().starts_with("duplicate of"))
+}
+
 /// How an input's rows are written to its errors file, decided once from its headers.
 #[derive(Debug, Clone)]
 pub struct Layout {

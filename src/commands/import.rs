@@ -184,6 +184,7 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
         nothing_prior,
         no_token_left,
         contacts: contact_verdicts,
+        fed_back_error: crate::feedback::error_column(opened.mapping.headers()),
     };
     let ended = run::run(job, rows).await?;
 

@@ -65,6 +65,7 @@ pub struct Coordinator<'a> {
     pub rows_sent: u64,
     /// No row can have an earlier answer in the ledger: skip the look-up.
     nothing_prior: bool,
+    fed_back_error: Option<usize>,
     /// The results or errors file could not be written: no more lines are tried.
     report_broken: bool,
     /// Answers recorded in the ledger's open transaction, whose results lines wait for
@@ -102,6 +103,7 @@ impl<'a> Coordinator<'a> {
             departed: 0,
             rows_sent: 0,
             nothing_prior: job.nothing_prior,
+            fed_back_error: job.fed_back_error,
             report_broken: false,
             answered: Vec::new(),
             flushed: Instant::now(),
@@ -323,6 +325,14 @@ impl<'a> Coordinator<'a> {
             None
         });
         let decided = match prior {
+            Some(Prior::Created { run, .. })
+                if crate::feedback::was_duplicate(self.fed_back_error, &cells) =>
+            {
+                let outcome = Outcome::new(row, payload.key.clone(), Status::Invalid)
+                    .with_message(row::fed_back_duplicate(run));
+                self.record(outcome, &cells);
+                return;
+            }
             Some(Prior::Created {
                 case_id,
                 run,

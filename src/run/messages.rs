@@ -136,6 +136,16 @@ pub mod row {
 
     pub const SAME_KEY_THIS_RUN: &str = "the same key as an earlier row of this run, sent once";
 
+    /// A fed-back row the errors file called a duplicate of another row's key, whose key
+    /// that row created: another ticket, never that ticket's changes.
+    pub fn fed_back_duplicate(run: i64) -> String {
+        format!(
+            "duplicate of a row whose ticket run {run} created with this key: if this row is \
+             another ticket, give it its own number in the file (it is never sent as that \
+             ticket's changes)"
+        )
+    }
+
     pub fn in_doubt(run: i64) -> String {
         format!(
             "run {run} sent it but got no answer: `import --reconcile` (or `reconcile`) asks \

@@ -52,6 +52,9 @@ pub struct Job<'a> {
     pub no_token_left: Option<String>,
     /// The contacts whose rows are not sent (`contacts:`; empty without one).
     pub contacts: crate::contacts::Verdicts,
+    /// An errors file fed back: its `_error` column (a row that was a duplicate of another
+    /// row's key stays one, not a change of that row's ticket).
+    pub fed_back_error: Option<usize>,
 }
 
 /// How a run ended.

@@ -693,3 +693,25 @@ fn another_export_with_its_own_key_goes_into_the_same_crm() {
     }
     assert_eq!(sim.cases().len(), 10);
 }
+
+#[test]
+fn a_duplicate_key_row_fed_back_stays_a_duplicate_and_never_updates_the_other_ticket() {
+    let sim = Sim::strict();
+    let work = Work::with_sample();
+    // The sample's row 167 carries row 165's ticket number with other data.
+    let first = work.import("tickets.csv", &sim, "first").run();
+    assert_eq!(first.code(), 2);
+    let errors = work.read("first.errors.csv");
+    assert!(errors.contains("duplicate of row 165"), "{errors}");
+    let before = sim.cases();
+    // Fed back as is, even with --update: it stays a duplicate, and nothing is sent for it.
+    work.write("fixed.csv", &errors);
+    let fed = work.import("fixed.csv", &sim, "fed").arg("--update").run();
+    assert_eq!(fed.code(), 2);
+    let rows = work.results("fed");
+    let dup = rows.iter().find(|r| r.row == 167).unwrap();
+    assert_eq!(dup.status, "invalid", "{dup:?}");
+    assert!(dup.message.starts_with("duplicate of"), "{dup:?}");
+    assert_eq!(count(&rows, "updated"), 0);
+    assert_eq!(sim.cases(), before, "no case was created or changed");
+}
