@@ -29,19 +29,26 @@ pub async fn connect(
 ) -> anyhow::Result<(Option<Running>, reqwest::Url, Vec<Token>)> {
     match &settings.endpoint {
         Endpoint::Simulator => {
-            let sim = Running::start(Scenario {
-                keep_cases: false,
-                ..Scenario::default()
-            })
-            .await
-            .context("could not start the built-in simulator")?;
-            let url = sender::client::insert_url(&sim.url())?;
-            let token = Token::new("simulated-token").context("simulator token")?;
+            let (sim, url, token) = start_simulator().await?;
             tracing::info!(url = %sim.url(), "Sending to the built-in simulator (no network, no account).");
             Ok((Some(sim), url, vec![token]))
         }
         Endpoint::Server { url, tokens } => Ok((None, url.clone(), tokens.clone())),
     }
+}
+
+/// The built-in simulator of `--simulate` (it stops when dropped), its insert URL and the
+/// token it takes.
+pub async fn start_simulator() -> anyhow::Result<(Running, reqwest::Url, Token)> {
+    let sim = Running::start(Scenario {
+        keep_cases: false,
+        ..Scenario::default()
+    })
+    .await
+    .context("could not start the built-in simulator")?;
+    let url = sender::client::insert_url(&sim.url())?;
+    let token = Token::new("simulated-token").context("simulator token")?;
+    Ok((sim, url, token))
 }
 
 /// The operation of `--operation`, else of the mapping's `operation:`.

@@ -12,8 +12,7 @@ use crate::mapping;
 use crate::outcome::{Outcome, Status};
 use crate::report::{self, Progress, Summary, Ui};
 use crate::sender::pool::TokenPool;
-use crate::sender::{self, Client, Token};
-use crate::simulator::{Running, Scenario};
+use crate::sender::{self, Client};
 
 use super::input::{self, Checked};
 
@@ -163,14 +162,7 @@ fn check_contacts(
         .build()?;
     runtime.block_on(async {
         let (_simulator, url, tokens) = if against.simulate {
-            let sim = Running::start(Scenario {
-                keep_cases: false,
-                ..Scenario::default()
-            })
-            .await
-            .context("could not start the built-in simulator")?;
-            let url = sender::client::insert_url(&sim.url())?;
-            let token = Token::new("simulated-token").context("simulator token")?;
+            let (sim, url, token) = super::target::start_simulator().await?;
             (Some(sim), url, vec![token])
         } else {
             let server = against.server.as_deref().unwrap_or_default();

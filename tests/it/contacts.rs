@@ -118,17 +118,7 @@ fn with_check_the_rows_of_unknown_contacts_are_invalid_and_no_insert_is_refused(
     assert_eq!(calls(&sim, Endpoint::QueryDates), 2);
     assert_eq!(refused_412(&sim), 0);
     // The ledger kept the look-up: `runs --show` lists it under its run.
-    let mut show = work.bin();
-    show.args([
-        "runs",
-        "--mapping",
-        "tickets.yaml",
-        "--show",
-        "2",
-        "--server",
-    ])
-    .arg(sim.url());
-    let shown = show.run();
+    let shown = work.runs_show(&sim, 2);
     shown.assert_code(0);
     assert!(
         shown

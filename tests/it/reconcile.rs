@@ -98,17 +98,7 @@ fn after_a_fault_storm_reconcile_settles_every_uncertain_row_and_import_sends_on
     assert_eq!(rows.len(), uncertain);
     // The ledger kept the look-ups: `runs --show 2` lists them, and each row's message
     // names the one that settled it.
-    let mut show = work.bin();
-    show.args([
-        "runs",
-        "--mapping",
-        "tickets.yaml",
-        "--show",
-        "2",
-        "--server",
-    ])
-    .arg(sim.url());
-    let shown = show.run();
+    let shown = work.runs_show(&sim, 2);
     assert!(
         shown.stdout().contains("custom/queryDates.php"),
         "{}",

@@ -241,6 +241,20 @@ impl Work {
         cmd
     }
 
+    /// `runs --show RUN` of the target's ledger (`--mapping tickets.yaml --server <sim>`).
+    pub fn runs_show(&self, sim: &Sim, run: u32) -> Run {
+        let mut cmd = self.bin();
+        cmd.args([
+            "runs",
+            "--mapping",
+            "tickets.yaml",
+            "--show",
+            &run.to_string(),
+        ])
+        .args(["--server", &sim.url()]);
+        cmd.run()
+    }
+
     pub fn results(&self, tag: &str) -> Vec<ResultRow> {
         read_results(&self.path(&format!("{tag}.results.csv")))
     }
