@@ -1,6 +1,7 @@
 //! Per-stage benchmarks, each next to its baseline in the same group:
 //! the CSV source against the csv crate's bare ByteRecord parse, the mapping per row,
-//! and the workbook source. Run: `cargo bench --bench pipeline`.
+//! the workbook source, and the ledger's writes per sent row. Run: `cargo bench --bench
+//! pipeline` (one group: `cargo bench --bench pipeline -- ledger`).
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -113,5 +114,73 @@ fn workbook_source(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, csv_source, mapping_apply, workbook_source);
+/// What the ledger writes for each sent row at a CRM that answers at once: its `sending`
+/// mark (with the fingerprints of ~15 fields, as the sample mapping makes) and its answer,
+/// committed in batches of 15 as the importer's group commit does at that pace. No sync:
+/// that runs on its own thread (`scripts/bench.sh` measures one).
+fn ledger_writes(c: &mut Criterion) {
+    use wolkvox_import::ledger::Ledger;
+    use wolkvox_import::outcome::{Outcome, Status};
+    const SENT: u64 = 3_000;
+    const BATCH: u64 = 15;
+    let fields: String = {
+        let prints: std::collections::BTreeMap<String, String> = (0..15)
+            .map(|i| {
+                (
+                    format!("form.Field {i}"),
+                    format!("{:016x}", i * 0x9e37_79b9_7f4a_7c15u64),
+                )
+            })
+            .collect();
+        serde_json::to_string(&prints).expect("fingerprints")
+    };
+    let mut group = c.benchmark_group("ledger");
+    group.throughput(Throughput::Elements(SENT));
+    group.sample_size(10);
+    group.bench_function("mark and answer, 15 rows a commit", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let mut ledger =
+                    Ledger::open(&dir.path().join("l.sqlite"), "bench").expect("ledger");
+                ledger
+                    .begin_run("import", "bench.csv", None, None)
+                    .expect("run");
+                (dir, ledger)
+            },
+            |(dir, ledger)| {
+                for start in (0..SENT).step_by(BATCH as usize) {
+                    let batch = start..(start + BATCH).min(SENT);
+                    for row in batch.clone() {
+                        let key = format!("PQR-2024-{row:06}");
+                        ledger
+                            .mark_sending_deferred(&key, row, &fields)
+                            .expect("mark");
+                    }
+                    ledger.commit().expect("commit");
+                    for row in batch {
+                        let mut outcome =
+                            Outcome::new(row, format!("PQR-2024-{row:06}"), Status::Created);
+                        outcome.case_id = Some(format!("{}", 100_000 + row));
+                        outcome.http_status = Some(200);
+                        outcome.attempts = 1;
+                        ledger.record(&outcome).expect("record");
+                    }
+                }
+                ledger.commit().expect("commit");
+                (dir, ledger)
+            },
+            criterion::BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    csv_source,
+    mapping_apply,
+    workbook_source,
+    ledger_writes
+);
 criterion_main!(benches);

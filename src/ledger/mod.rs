@@ -58,8 +58,7 @@ CREATE TABLE IF NOT EXISTS runs (
     exit_code      INTEGER,
     counts         TEXT
 );
--- WITHOUT ROWID and no secondary index: each commit on the hot path rewrites one B-tree
--- page, not three (`runs --show` scans, which is fine for a command run by hand).
+-- Version 1's table; version 5 rebuilds it as a rowid table (`upgrade.rs` says why).
 CREATE TABLE IF NOT EXISTS cases (
     key         TEXT PRIMARY KEY,
     status      TEXT NOT NULL,

@@ -20,6 +20,11 @@ use super::{Ledger, LedgerError, SCHEMA_V1};
 /// when, what was asked, what came back), so `runs --show` can say how a row was settled.
 /// Version 4 keeps the CRM's contacts as look-ups and creations found them (`contacts`,
 /// by e-mail: `ledger/contacts.rs`) and the size of the contacts module at each full scan.
+/// Version 5 keeps the same `cases` columns in an ordinary (rowid) table with a unique
+/// index on `key`: since version 2 a row holds its fingerprints (~500 bytes), and a
+/// `WITHOUT ROWID` table stores whole rows in its B-tree nodes, which SQLite advises only
+/// for rows under a twentieth of a page. Each mark and answer cost about three times as
+/// much (see benches/README.md, "The ledger's table").
 const MIGRATIONS: &[&str] = &[
     SCHEMA_V1,
     "ALTER TABLE cases ADD COLUMN fields TEXT; ALTER TABLE cases ADD COLUMN sending_fields TEXT",
@@ -45,6 +50,27 @@ const MIGRATIONS: &[&str] = &[
          at      INTEGER NOT NULL,
          records INTEGER NOT NULL
      )",
+    "CREATE TABLE cases_v5 (
+         key            TEXT PRIMARY KEY,
+         status         TEXT NOT NULL,
+         case_id        TEXT,
+         run_id         INTEGER NOT NULL REFERENCES runs(id),
+         source_row     INTEGER NOT NULL,
+         http_status    INTEGER,
+         attempts       INTEGER NOT NULL DEFAULT 0,
+         message        TEXT,
+         updated_at     TEXT NOT NULL,
+         fields         TEXT,
+         sending_fields TEXT,
+         sent_at        TEXT
+     );
+     INSERT INTO cases_v5(key, status, case_id, run_id, source_row, http_status, attempts,
+                          message, updated_at, fields, sending_fields, sent_at)
+         SELECT key, status, case_id, run_id, source_row, http_status, attempts,
+                message, updated_at, fields, sending_fields, sent_at
+         FROM cases ORDER BY run_id, source_row;
+     DROP TABLE cases;
+     ALTER TABLE cases_v5 RENAME TO cases",
 ];
 
 /// The schema version this build writes.

@@ -450,7 +450,7 @@ fn an_explicit_ledger_from_release_0_1_0_opens_and_keeps_its_history() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4, "the ledger was upgraded in place");
+    assert_eq!(version, 5, "the ledger was upgraded in place");
     // Its created keys have no field fingerprints: unchanged, said once.
     let said = out
         .stderr()
