@@ -146,13 +146,13 @@ impl<'a> Coordinator<'a> {
     /// few times a second (and at the end), not once a row: the ledger is what a re-run
     /// trusts, and a write per row was a tenth of the importer's own cost.
     pub fn settle(&mut self) {
-        // Marks waiting for a sync are committed as one batch when it starts (the loop's
-        // `settle_now`); committing them one by one would cost SQLite's locks for each.
-        let marks_waiting = self.settings.durable
-            && self
-                .ready
-                .back()
-                .is_some_and(|(seq, _)| *seq > self.ledger.committed());
+        // Marks waiting are committed as one batch when the next of them must leave (the
+        // loop's `settle_now`); committing them one by one would cost SQLite's locks for
+        // each.
+        let marks_waiting = self
+            .ready
+            .back()
+            .is_some_and(|(seq, _)| *seq > self.ledger.committed());
         if !marks_waiting {
             self.settle_now();
         }
@@ -367,15 +367,13 @@ impl<'a> Coordinator<'a> {
             self.record(outcome, &cells);
             return;
         }
-        // Committed now (or, with durable marks, in the batch the next sync covers), on
-        // disk after that sync: only then may the request leave.
+        // Committed with the batch of marks made before the next request leaves, and
+        // with durable marks on disk after the sync that covers that commit: only then
+        // may the request leave.
         let fields = payload.fingerprint_text();
-        let marked = if self.settings.durable {
-            self.ledger
-                .mark_sending_deferred(&payload.key, row, &fields)
-        } else {
-            self.ledger.mark_sending(&payload.key, row, &fields)
-        };
+        let marked = self
+            .ledger
+            .mark_sending_deferred(&payload.key, row, &fields);
         self.queue(
             marked,
             Outgoing {
@@ -435,12 +433,9 @@ impl<'a> Coordinator<'a> {
         if let Some(outcome) = self.not_now(row, &payload.key) {
             return self.record(outcome, &cells);
         }
-        let mut marked = self
+        let marked = self
             .ledger
             .mark_updating(&payload.key, &delta::to_text(&now));
-        if !self.settings.durable && marked.is_ok() {
-            marked = self.ledger.commit();
-        }
         self.queue(
             marked,
             Outgoing {
@@ -486,12 +481,8 @@ impl<'a> Coordinator<'a> {
         }
         self.marked += 1;
         self.progress.update(self.reporter.tally(), 1);
-        let commit = if self.settings.durable {
-            self.ledger.committed() + 1
-        } else {
-            self.ledger.committed()
-        };
-        self.ready.push_back((commit, outgoing));
+        self.ready
+            .push_back((self.ledger.committed() + 1, outgoing));
     }
 
     /// A commit failed: the answers waiting for it are not in the ledger, which still says

@@ -86,6 +86,15 @@ pub async fn run(job: Job<'_>, mut rows: CheckedRows) -> anyhow::Result<Ended> {
     let mut reader_done = false;
     loop {
         if syncer.is_none() {
+            // Marks not synced (`--durability fast`) may leave once committed: the ones
+            // waiting are committed together.
+            if run
+                .ready
+                .front()
+                .is_some_and(|(seq, _)| *seq > run.ledger.committed())
+            {
+                run.settle_now();
+            }
             run.durable = run.ledger.committed();
         }
         while let Some(slot) = run.next_slot() {
