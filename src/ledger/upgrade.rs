@@ -91,6 +91,14 @@ pub(super) fn migrate(conn: &Connection, path: &Path) -> Result<(), LedgerError>
             known: VERSION,
         });
     }
+    if (1..5).contains(&found) {
+        // Version 5 copies the `cases` table: say so, since a ledger of a million rows
+        // takes a while and needs as much free space again, once.
+        tracing::info!(
+            ledger = %path.display(),
+            "Upgrading the ledger to schema {VERSION} (its table of cases is copied once)."
+        );
+    }
     for (from, step) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
         // One transaction a step: a failed upgrade leaves the ledger as it was.
         let to = from as i64 + 1;
