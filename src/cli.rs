@@ -128,7 +128,13 @@ Or both in one: import --reconcile. A case matches a row when every field of the
 is equal after trimming; nothing else counts. It says how many calls it will spend before the \
 first: one date window (custom/queryDates.php) answers for every row sent in it, and rows are \
 asked one by one (cases/queryCases.php) only where that costs less. --ids also finds the case \
-ids of rows the CRM created without giving one."
+ids of rows the CRM created without giving one.",
+        // Import's own flags are taken (so the import's line can be reused) but not
+        // listed: reconcile sends no case, and refuses the simulator.
+        mut_arg("simulate", |a| a.hide(true)),
+        mut_arg("update", |a| a.hide(true)),
+        mut_arg("reconcile", |a| a.hide(true)),
+        mut_arg("limit", |a| a.hide(true))
     )]
     Reconcile(ImportArgs),
 

@@ -23,6 +23,42 @@ fn help_teaches_with_examples_and_exits_0() {
 }
 
 #[test]
+fn reconcile_help_lists_only_what_reconcile_uses() {
+    let out = bin().args(["reconcile", "--help"]).run();
+    assert_eq!(out.code(), 0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in ["--server", "--mapping", "--ids", "--max-calls"] {
+        assert!(text.contains(flag), "reconcile --help lacks {flag}");
+    }
+    for flag in ["--simulate", "--update", "--limit", "--reconcile"] {
+        assert!(
+            // A flag's own line is indented by six spaces; its description by more.
+            !text.lines().any(|l| l
+                .strip_prefix("      ")
+                .and_then(|l| l.strip_prefix(flag))
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))),
+            "reconcile --help lists {flag}, which it does not use:\n{text}"
+        );
+    }
+    // Still taken, so an import's command line can be reused: the simulator is refused
+    // with a reason.
+    let work = Work::with_sample();
+    let out = work.run([
+        "reconcile",
+        "tickets.csv",
+        "--mapping",
+        "tickets.yaml",
+        "--simulate",
+    ]);
+    assert_eq!(out.code(), 1);
+    assert!(
+        out.stderr().contains("keeps no case between runs"),
+        "{}",
+        out.stderr()
+    );
+}
+
+#[test]
 fn bad_arguments_exit_1() {
     let out = bin().args(["import", "x.csv"]).run();
     assert_eq!(out.code(), 1);
