@@ -265,6 +265,7 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
         changed: Some(ended.changed),
         impact: None,
         reconciled,
+        missing_contact: ended.missing_contact,
     };
     report::finish(&summary, args.output.json, ui)?;
     Ok(verdict)

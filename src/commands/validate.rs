@@ -37,6 +37,7 @@ pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
     // The first bad cells, said compiler-style once the file is read; the rest counted.
     let mut bad_cells: Vec<(u64, String)> = Vec::new();
     let mut more_bad_cells = 0u64;
+    let mut missing_contact = 0u64;
     while let Some(checked) = rows.next_blocking() {
         let (outcome, cells) = match checked {
             Checked::Ready {
@@ -45,6 +46,7 @@ pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
                 payload,
             } => {
                 if let Some((status, message)) = contacts.for_row(payload.contact()) {
+                    missing_contact += u64::from(status == Status::Invalid);
                     let outcome = Outcome::new(row, payload.key, status).with_message(message);
                     reporter.record(&outcome, &cells)?;
                     progress.update(reporter.tally(), 0);
@@ -131,6 +133,7 @@ pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
         changed: None,
         impact: impact.as_ref(),
         reconciled: None,
+        missing_contact,
     };
     report::finish(&summary, args.output.json, ui)?;
     Ok(verdict)

@@ -39,6 +39,9 @@ pub struct Summary<'a> {
     pub impact: Option<&'a crate::ledger::Impact>,
     /// `import --reconcile`: what the look-ups before the sends settled.
     pub reconciled: Option<Reconciled>,
+    /// Invalid rows whose only fault is a contact the CRM lacks (`contacts: check`): their
+    /// fix is in the CRM, not in the errors file.
+    pub missing_contact: u64,
 }
 
 /// What `import --reconcile` found of the rows earlier runs left uncertain.
@@ -229,11 +232,24 @@ fn next_steps(summary: &Summary<'_>) -> Vec<String> {
     let t = summary.tally;
     let errors = summary.paths.errors.display();
     let mut hints = Vec::new();
-    if t.get(Status::Invalid) > 0 {
+    let contact = summary.missing_contact.min(t.get(Status::Invalid));
+    if t.get(Status::Invalid) > contact {
         hints.push(format!(
             "{} invalid rows: fix them in {errors} (each has its row number and error) and run \
              it with the same mapping",
-            t.get(Status::Invalid)
+            t.get(Status::Invalid) - contact
+        ));
+    }
+    if contact > 0 {
+        hints.push(format!(
+            "{contact} {}rows name contacts the CRM does not have: create those contacts in \
+             the CRM (or add `create:` to the mapping's `contacts:` section, which creates \
+             them first), then run the same command again",
+            if contact < t.get(Status::Invalid) {
+                "more "
+            } else {
+                "invalid "
+            }
         ));
     }
     if t.get(Status::Rejected) > 0 {

@@ -78,6 +78,8 @@ pub struct Coordinator<'a> {
     breaker: Breaker,
     /// Created rows whose fields changed since they were sent.
     pub changed: u64,
+    /// Rows left invalid because the CRM lacks their contact.
+    pub missing_contact: u64,
     /// A created key without fingerprints (an earlier version's) has been said.
     unfingerprinted: bool,
     /// Turns true when the rows in flight must give up (an abort, a signal).
@@ -110,6 +112,7 @@ impl<'a> Coordinator<'a> {
             marked: 0,
             breaker: Breaker::default(),
             changed: 0,
+            missing_contact: 0,
             unfingerprinted: false,
             stop_tx,
             contacts: job.contacts,
@@ -358,6 +361,7 @@ impl<'a> Coordinator<'a> {
             _ => match self.contacts.for_row(payload.contact()) {
                 // Its contact is not in the CRM: no case call is spent on it.
                 Some((status, message)) => {
+                    self.missing_contact += u64::from(status == Status::Invalid);
                     Some(Outcome::new(row, payload.key.clone(), status).with_message(message))
                 }
                 None => self.not_now(row, &payload.key),

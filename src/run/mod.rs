@@ -68,6 +68,8 @@ pub struct Ended {
     pub broken: Option<anyhow::Error>,
     /// Rows an earlier run created that changed since.
     pub changed: u64,
+    /// Rows left invalid because the CRM lacks their contact.
+    pub missing_contact: u64,
 }
 
 /// Run `job` over `rows` until every row is recorded or the run stops.
@@ -188,6 +190,7 @@ pub async fn run(job: Job<'_>, mut rows: CheckedRows) -> anyhow::Result<Ended> {
         rows_sent: run.rows_sent,
         broken: run.broken.take(),
         changed: run.changed,
+        missing_contact: run.missing_contact,
     })
 }
 

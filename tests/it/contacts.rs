@@ -147,6 +147,16 @@ fn validate_against_the_crm_says_how_many_rows_name_missing_contacts_and_writes_
         "{}",
         run.stderr()
     );
+    // The fix is in the CRM, not in the errors file: the next step says so.
+    assert!(
+        run.stderr().contains(
+            "next: 20 invalid rows name contacts the CRM does not have: create those contacts \
+             in the CRM"
+        ),
+        "{}",
+        run.stderr()
+    );
+    assert!(!run.stderr().contains("fix them in"), "{}", run.stderr());
     let rows = read_results(&work.path("t.results.csv"));
     assert_eq!(count(&rows, "valid"), 80);
     assert_eq!(count(&rows, "invalid"), 20);
