@@ -14,6 +14,11 @@ pub const ROW: &str = "_row";
 /// Why the row is in the errors file.
 pub const ERROR: &str = "_error";
 
+/// How the message of a row refused as a duplicate of another row's key starts
+/// (`mapping::check`, and `run::messages::row::fed_back_duplicate`): `was_duplicate`
+/// knows such a row again when its errors file is fed back.
+pub const DUPLICATE_OF: &str = "duplicate of";
+
 /// Whether `header` is one of the columns an errors file adds (fed back, they are not data).
 pub fn is_feedback_column(header: &str) -> bool {
     header == ROW || header == ERROR
@@ -34,12 +39,11 @@ pub fn error_column(headers: &[String]) -> Option<usize> {
     headers.iter().position(|h| h == ERROR)
 }
 
-/// Whether a fed-back row was in the errors file as a duplicate of another row's key
-/// (`mapping::check` writes "duplicate of row N: …", and this message starts so too).
+/// Whether a fed-back row was in the errors file as a duplicate of another row's key.
 pub fn was_duplicate(error_column: Option<usize>, cells: &Cells) -> bool {
     error_column
         .and_then(|c| cells.get(c))
-        .is_some_and(|e| e.trim_start().starts_with("duplicate of"))
+        .is_some_and(|e| e.trim_start().starts_with(DUPLICATE_OF))
 }
 
 /// How an input's rows are written to its errors file, decided once from its headers.

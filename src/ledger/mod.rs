@@ -320,9 +320,8 @@ impl Ledger {
         }))
     }
 
-    /// Durably record that `key` is about to be sent. Call before the request leaves.
-    /// Answers recorded since the last commit are committed with it: one commit a row,
-    /// not two (each commit costs some fifteen system calls for SQLite's locks and the WAL).
+    /// Mark `key` and commit at once (the importer marks in batches, `mark_sending_deferred`).
+    #[cfg(test)]
     pub fn mark_sending(&self, key: &str, row: u64, fields: &str) -> Result<(), LedgerError> {
         self.mark_sending_deferred(key, row, fields)?;
         self.commit()

@@ -85,9 +85,10 @@ fn dedupe(checked: Checked, policy: DuplicatePolicy, keys: &mut DuplicateKeys) -
                 key: payload.key,
                 cells,
                 message: format!(
-                    "duplicate of row {first}: same key; if they are different tickets, give \
+                    "{} row {first}: same key; if they are different tickets, give \
                      this one its own number in the file (before a first import you may instead \
-                     add a column to `key:` that tells them apart)"
+                     add a column to `key:` that tells them apart)",
+                    crate::feedback::DUPLICATE_OF
                 ),
                 errors: Vec::new(),
             },

@@ -140,9 +140,10 @@ pub mod row {
     /// that row created: another ticket, never that ticket's changes.
     pub fn fed_back_duplicate(run: i64) -> String {
         format!(
-            "duplicate of a row whose ticket run {run} created with this key: if this row is \
+            "{} a row whose ticket run {run} created with this key: if this row is \
              another ticket, give it its own number in the file (it is never sent as that \
-             ticket's changes)"
+             ticket's changes)",
+            crate::feedback::DUPLICATE_OF
         )
     }
 

@@ -726,6 +726,20 @@ async fn switches_answer_inserts_without_ids_and_plant_duplicates() {
     assert_ne!(twice[0], twice[1]);
 }
 
+/// `simulate --contacts-file FILE` run to its end: a bad file stops it before it listens.
+fn simulate_refusing(work: &Work, file: &str) -> std::process::Output {
+    work.bin()
+        .args([
+            "simulate",
+            "--listen",
+            "127.0.0.1:0",
+            "--contacts-file",
+            file,
+        ])
+        .output()
+        .unwrap()
+}
+
 /// `simulate` killed (and reaped) when the test ends.
 #[tokio::test]
 async fn simulate_takes_a_contacts_file_and_writes_changes_to_its_cases_file() {
@@ -734,17 +748,7 @@ async fn simulate_takes_a_contacts_file_and_writes_changes_to_its_cases_file() {
         "contacts.txt",
         "# known contacts\nana@x.co\nnot an address\n",
     );
-    let out = work
-        .bin()
-        .args([
-            "simulate",
-            "--listen",
-            "127.0.0.1:0",
-            "--contacts-file",
-            "contacts.txt",
-        ])
-        .output()
-        .unwrap();
+    let out = simulate_refusing(&work, "contacts.txt");
     assert_eq!(code(&out), 1, "a bad contacts file: nothing was done");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -754,17 +758,7 @@ async fn simulate_takes_a_contacts_file_and_writes_changes_to_its_cases_file() {
 
     // A CSV header that names no `emailcontact` column: said on its first line.
     work.write("contacts.csv", "Correo\nana@x.co\n");
-    let out = work
-        .bin()
-        .args([
-            "simulate",
-            "--listen",
-            "127.0.0.1:0",
-            "--contacts-file",
-            "contacts.csv",
-        ])
-        .output()
-        .unwrap();
+    let out = simulate_refusing(&work, "contacts.csv");
     assert_eq!(code(&out), 1);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("contacts.csv:1: \"Correo\""), "{stderr}");
