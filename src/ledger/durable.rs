@@ -3,11 +3,12 @@
 //! of a request the CRM acted on, and the re-run would send it again.
 //!
 //! Commits are cheap (WAL, `synchronous = NORMAL`: SQLite writes, the OS caches); the
-//! fsync is the cost (about 3 ms on this project's machine). So the importer commits each
-//! mark as before and has the WAL file synced on another thread: one `fdatasync` covers
-//! every commit made before it started, however many rows that is (group commit), while
-//! the rows of the previous sync are already on their way. SQLite itself syncs the WAL
-//! before a checkpoint copies it into the database file, and that file after.
+//! fsync is the cost (0.3 to 3 ms on this project's machines, and CPU time too on a
+//! virtual machine). So the ledger's writer thread (`writer`) commits a batch of marks and
+//! then has the WAL file synced: one `fdatasync` covers every commit made before it
+//! started, however many rows that is (group commit), while the rows of the previous
+//! batch are already on their way. SQLite itself syncs the WAL before a checkpoint copies
+//! it into the database file, and that file after.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -21,9 +21,10 @@ mod lookup;
 mod state;
 mod undo;
 mod upgrade;
+mod writer;
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -37,6 +38,7 @@ pub use location::Target;
 pub use lookup::{Doubt, Found, KnownCase};
 pub use state::State;
 pub use undo::CreatedCase;
+pub use writer::{Done, Finished, Write, Writer};
 
 use crate::mapping::delta::{self, Fingerprints};
 use crate::outcome::{Outcome, Status};
@@ -230,6 +232,21 @@ impl Ledger {
         })
     }
 
+    /// Another connection to this ledger's file, for the writer thread of a run (`writer`):
+    /// the locks stay with this one, which must not write while the other is in use.
+    fn second_connection(&self) -> Result<Ledger, LedgerError> {
+        let conn = Connection::open(&self.path).map_err(|e| self.sql(e))?;
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
+            .map_err(|e| self.sql(e))?;
+        Ok(Ledger {
+            conn,
+            path: self.path.clone(),
+            _locks: Vec::new(),
+            run_id: self.run_id,
+            commits: std::cell::Cell::new(0),
+        })
+    }
+
     /// Open for reading only (`runs`): no lock, no changes.
     pub fn open_read_only(path: &Path) -> Result<Ledger, LedgerError> {
         let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
@@ -329,7 +346,7 @@ impl Ledger {
 
     /// Record that `key` is about to be sent, in the open transaction: it is committed
     /// by the next `commit`, whose sequence number is `committed() + 1`. For group commit:
-    /// the importer commits a batch of marks at once, then has it synced.
+    /// the importer's writer thread commits a batch of marks at once, then syncs it.
     /// `fields` are the fingerprints of what is sent (`mapping::delta`), kept for the next
     /// run to see what changed.
     pub fn mark_sending_deferred(
@@ -374,9 +391,9 @@ impl Ledger {
         Ok(())
     }
 
-    /// Commit what was recorded. The importer calls this before it waits for anything,
-    /// and before it writes the results lines of what it recorded, so the results file
-    /// never says more than the ledger.
+    /// Commit what was recorded. The importer's writer thread commits each batch before
+    /// it says the batch is done, and only then are the results lines of its answers
+    /// written, so the results file never says more than the ledger.
     pub fn commit(&self) -> Result<(), LedgerError> {
         if !self.conn.is_autocommit() {
             self.conn
@@ -386,6 +403,13 @@ impl Ledger {
             self.commits.set(self.commits.get() + 1);
         }
         Ok(())
+    }
+
+    /// Drop what the open transaction holds (a batch that failed half-way).
+    fn rollback(&self) {
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
     }
 
     /// Record a row's outcome for its key marked `sending`, in the open transaction: it is

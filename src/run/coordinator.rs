@@ -1,12 +1,13 @@
 //! The run's policy, one row at a time: what to do with a checked row (`admit`), what an
-//! answer means (`delivered`), and when outcomes are written (`settle`). One coordinator
-//! owns the ledger and the report, so every outcome is recorded in one place and in order.
+//! answer means (`delivered`), and when outcomes are written (`hand_over`, `finished`).
+//! One coordinator decides every write to the ledger and the report, so every outcome is
+//! recorded in one place and in order; the ledger's writer thread only carries them out.
 
-use std::collections::VecDeque;
-use std::time::Instant;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use crate::exit::error_text;
-use crate::ledger::{Ledger, LedgerError, Prior};
+use crate::ledger::{Finished, Ledger, Prior, Write, Writer};
 use crate::mapping::check::Checked;
 use crate::mapping::{Payload, delta};
 use crate::outcome::{Outcome, Status};
@@ -20,7 +21,13 @@ use super::messages::{StopReason, row};
 use super::settings::Settings;
 
 /// How often the results and errors files are flushed during a run.
-const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+
+/// Answers go to the writer with the next batch of marks, which at a busy run follows at
+/// once. Without one they wait at most this long (or until this many are queued, or the
+/// run has nothing out): an answer not yet committed is a row a crash leaves uncertain.
+const ANSWERS_LINGER: Duration = Duration::from_millis(20);
+const ANSWERS_AT_ONCE: usize = 64;
 
 /// A row on its way to the CRM.
 pub struct Outgoing {
@@ -47,11 +54,11 @@ pub struct Coordinator<'a> {
     pub progress: Progress,
     /// Rows whose token was dropped mid-run: nothing was stored, another token sends them.
     pub requeued: VecDeque<Outgoing>,
-    /// Rows marked `sending`, each with the commit of its mark: it may leave once a sync
-    /// covering that commit has finished (`durable`).
+    /// Rows marked `sending`, each with the writer's batch of its mark: it may leave once
+    /// that batch is done (committed, and on disk when marks must be durable).
     pub ready: VecDeque<(u64, Outgoing)>,
-    /// Commits known to be on disk.
-    pub durable: u64,
+    /// The ledger's writer thread: every write of the run goes through it.
+    pub writer: Writer,
     pub pace: Pace,
     /// Set once the run must send nothing more.
     pub stop: Option<StopReason>,
@@ -68,9 +75,14 @@ pub struct Coordinator<'a> {
     fed_back_error: Option<usize>,
     /// The results or errors file could not be written: no more lines are tried.
     report_broken: bool,
-    /// Answers recorded in the ledger's open transaction, whose results lines wait for
-    /// its commit (see `settle`).
-    answered: Vec<(Outcome, Cells)>,
+    /// Answers queued for the ledger, each with its batch: its results line waits until
+    /// that batch is done, so the results file never says more than the ledger.
+    answered: VecDeque<(u64, Outcome, Cells)>,
+    /// Since when answers have waited for a batch without a mark to carry them.
+    lingering: Option<Instant>,
+    /// Keys marked this run whose batch is not done yet, which the ledger's own reads do
+    /// not see (kept only when rows are looked up: `nothing_prior` is false).
+    in_run: HashMap<String, u64>,
     /// When the results and errors files were last flushed.
     flushed: Instant,
     /// Rows marked for sending (`--limit` counts them).
@@ -89,7 +101,11 @@ pub struct Coordinator<'a> {
 }
 
 impl<'a> Coordinator<'a> {
-    pub fn new(job: super::Job<'a>, stop_tx: tokio::sync::watch::Sender<bool>) -> Coordinator<'a> {
+    pub fn new(
+        job: super::Job<'a>,
+        writer: Writer,
+        stop_tx: tokio::sync::watch::Sender<bool>,
+    ) -> Coordinator<'a> {
         let mut run = Coordinator {
             settings: job.settings,
             ledger: job.ledger,
@@ -98,7 +114,7 @@ impl<'a> Coordinator<'a> {
             progress: job.progress,
             requeued: VecDeque::new(),
             ready: VecDeque::new(),
-            durable: 0,
+            writer,
             pace: Pace::default(),
             stop: None,
             broken: None,
@@ -107,7 +123,9 @@ impl<'a> Coordinator<'a> {
             nothing_prior: job.nothing_prior,
             fed_back_error: job.fed_back_error,
             report_broken: false,
-            answered: Vec::new(),
+            answered: VecDeque::new(),
+            lingering: None,
+            in_run: HashMap::new(),
             flushed: Instant::now(),
             marked: 0,
             breaker: Breaker::default(),
@@ -144,38 +162,89 @@ impl<'a> Coordinator<'a> {
         self.halt(reason);
     }
 
-    /// Commit the ledger, then write the results lines of what it now holds: after a
-    /// kill -9 the results file never says more than the ledger. The files are flushed a
-    /// few times a second (and at the end), not once a row: the ledger is what a re-run
-    /// trusts, and a write per row was a tenth of the importer's own cost.
-    pub fn settle(&mut self) {
-        // Marks waiting are committed as one batch when the next of them must leave (the
-        // loop's `settle_now`); committing them one by one would cost SQLite's locks for
-        // each.
-        let marks_waiting = self
-            .ready
-            .back()
-            .is_some_and(|(seq, _)| *seq > self.ledger.committed());
-        if !marks_waiting {
-            self.settle_now();
+    /// Hand the queued writes to the writer when something waits for them: a mark (its
+    /// row leaves once it is done), or answers that have nothing to carry them soon
+    /// (`nothing_out`: no request is out, so no mark follows until more rows come).
+    /// Committing them one by one would cost SQLite's locks for each; the writer takes
+    /// what was queued while it wrote the last batch.
+    pub fn hand_over(&mut self, nothing_out: bool) {
+        if self.writer.busy() || self.writer.queued() == 0 {
+            return;
+        }
+        let answers_due = nothing_out
+            || self.stop.is_some()
+            || self.writer.queued() >= ANSWERS_AT_ONCE
+            || self
+                .lingering
+                .is_some_and(|since| since.elapsed() >= ANSWERS_LINGER);
+        // Marks go once the rows ready to leave run low, not one batch per row: each
+        // batch costs a commit and a sync, and on a virtual machine a sync costs CPU too.
+        let done = self.writer.done();
+        let durable_ready = self.ready.partition_point(|(batch, _)| *batch <= done);
+        let marks_due =
+            self.writer.marks_queued() && durable_ready < self.pace.low_water(self.slots());
+        if marks_due || answers_due {
+            self.writer.hand_over();
+            self.lingering = None;
+        } else if self.lingering.is_none() {
+            self.lingering = Some(Instant::now());
         }
     }
 
-    /// Commit the ledger now, then write the results lines it holds.
-    pub fn settle_now(&mut self) {
-        if self.broken.is_none()
-            && let Err(e) = self.ledger.commit()
-        {
-            self.answered_lost();
-            self.break_down(e.into());
+    /// When queued answers are due even if no mark comes (see `hand_over`).
+    pub fn answers_due_at(&self) -> Option<Instant> {
+        self.lingering.map(|since| since + ANSWERS_LINGER)
+    }
+
+    /// The writer finished a batch: the rows of its marks may leave, the results lines of
+    /// its answers are written. A batch that failed stops the run: its answers are not in
+    /// the ledger, which still says `sending` for them, so a re-run treats them as
+    /// uncertain, and the results say so too.
+    pub fn finished(&mut self, finished: Finished) {
+        let took = self.writer.finished(&finished);
+        match finished.result {
+            Ok(_) => {
+                if finished.held_marks {
+                    let slots = self.slots();
+                    self.pace.synced(took, slots);
+                }
+                let done = self.writer.done();
+                self.in_run.retain(|_, batch| *batch > done);
+            }
+            Err(e) => {
+                self.answered_lost(finished.batch);
+                self.break_down(e.into());
+            }
         }
-        for (outcome, cells) in std::mem::take(&mut self.answered) {
-            self.record(outcome, &cells);
+        self.write_lines();
+    }
+
+    /// Write the results lines of the answers the ledger holds, and flush the files a few
+    /// times a second (and at the end), not once a row: the ledger is what a re-run
+    /// trusts, and a write per row was a tenth of the importer's own cost.
+    pub fn write_lines(&mut self) {
+        let done = self.writer.done();
+        while self
+            .answered
+            .front()
+            .is_some_and(|(batch, ..)| *batch <= done)
+        {
+            if let Some((_, outcome, cells)) = self.answered.pop_front() {
+                self.record(outcome, &cells);
+            }
         }
         if self.flushed.elapsed() >= FLUSH_EVERY {
             self.flush();
             self.flushed = Instant::now();
         }
+    }
+
+    /// Every batch handed over is done, or failed: the last results lines are written.
+    /// Answers no batch took (the writer stopped) are said uncertain.
+    pub fn close(&mut self) {
+        self.writer.close();
+        self.answered_lost(self.writer.done() + 1);
+        self.write_lines();
     }
 
     pub fn flush(&mut self) {
@@ -195,13 +264,9 @@ impl<'a> Coordinator<'a> {
     /// Whether to take another row from the reader: room in a slot, or in the rows that
     /// may wait for their sync.
     pub fn wants_rows(&self) -> bool {
-        // With durable marks, each busy slot has its next row marked (and synced while its
-        // request is out), so a slot that frees never waits for the disk.
-        let ahead = if self.settings.durable {
-            self.pool.in_flight() + self.pace.ahead
-        } else {
-            0
-        };
+        // Each busy slot has its next row marked (and committed, synced when durable,
+        // while its request is out), so a slot that frees never waits for the ledger.
+        let ahead = self.pool.in_flight() + self.pace.ahead;
         self.stop.is_none() && self.ready.len() < self.pool.free_slots() + ahead
     }
 
@@ -243,7 +308,7 @@ impl<'a> Coordinator<'a> {
         if let Some(outgoing) = self.requeued.pop_front() {
             return Some(outgoing);
         }
-        if self.ready.front()?.0 <= self.durable {
+        if self.ready.front()?.0 <= self.writer.done() {
             return self.ready.pop_front().map(|(_, outgoing)| outgoing);
         }
         None
@@ -280,19 +345,14 @@ impl<'a> Coordinator<'a> {
             let mut outcome = Outcome::new(outgoing.row, outgoing.payload.key, Status::Pending)
                 .with_message(row::not_sent(&reason));
             // An update not sent leaves its case created, with the fields sent before.
-            if self.broken.is_none() {
-                let recorded = match outgoing.operation {
-                    Operation::Insert => self.ledger.record(&outcome),
-                    Operation::Update => self.ledger.record_update(&outcome),
-                };
-                if let Err(e) = recorded {
-                    self.break_down(e.into());
-                }
-            }
-            if self.broken.is_some() {
+            let batch = if self.broken.is_none() {
+                self.writer
+                    .push(answer_write(outgoing.operation, outcome.clone()))
+            } else {
                 outcome.message = row::not_sent_unrecorded(&reason);
-            }
-            self.answered.push((outcome, outgoing.cells));
+                0
+            };
+            self.answered.push_back((batch, outcome, outgoing.cells));
         }
     }
 
@@ -321,6 +381,10 @@ impl<'a> Coordinator<'a> {
         };
         let prior = match (self.nothing_prior, &self.broken) {
             (true, _) | (_, Some(_)) => Ok(None),
+            // Marked this run, in a batch the writer has not finished.
+            (false, None) if self.in_run.contains_key(&payload.key) => Ok(Some(Prior::InDoubt {
+                run: self.ledger.run_id(),
+            })),
             (false, None) => self.ledger.prior(&payload.key),
         };
         let prior = prior.unwrap_or_else(|e| {
@@ -371,15 +435,15 @@ impl<'a> Coordinator<'a> {
             self.record(outcome, &cells);
             return;
         }
-        // Committed with the batch of marks made before the next request leaves, and
-        // with durable marks on disk after the sync that covers that commit: only then
-        // may the request leave.
-        let fields = payload.fingerprint_text();
-        let marked = self
-            .ledger
-            .mark_sending_deferred(&payload.key, row, &fields);
+        // Committed with the writer's next batch, and with durable marks on disk before
+        // that batch is done: only then may the request leave.
+        let mark = Write::Mark {
+            key: payload.key.clone(),
+            row,
+            fields: payload.fingerprint_text(),
+        };
         self.queue(
-            marked,
+            mark,
             Outgoing {
                 row,
                 cells,
@@ -437,11 +501,12 @@ impl<'a> Coordinator<'a> {
         if let Some(outcome) = self.not_now(row, &payload.key) {
             return self.record(outcome, &cells);
         }
-        let marked = self
-            .ledger
-            .mark_updating(&payload.key, &delta::to_text(&now));
+        let mark = Write::MarkUpdate {
+            key: payload.key.clone(),
+            fields: delta::to_text(&now),
+        };
         self.queue(
-            marked,
+            mark,
             Outgoing {
                 row,
                 cells,
@@ -468,31 +533,26 @@ impl<'a> Coordinator<'a> {
         Some(Outcome::new(row, key, Status::Pending).with_message(message))
     }
 
-    /// A row marked (`marked` tells whether the mark was written): it waits for its
-    /// mark's sync, then leaves.
-    fn queue(&mut self, marked: Result<(), LedgerError>, outgoing: Outgoing) {
-        if let Err(e) = marked {
-            self.answered_lost();
-            self.break_down(e.into());
-            let reason = self
-                .stop
-                .clone()
-                .unwrap_or(StopReason::Broken(String::new()));
-            let outcome = Outcome::new(outgoing.row, outgoing.payload.key, Status::Pending)
-                .with_message(row::not_sent(&reason));
-            self.record(outcome, &outgoing.cells);
-            return;
+    /// A row to mark: it waits for its mark's batch, then leaves.
+    fn queue(&mut self, mark: Write, outgoing: Outgoing) {
+        let batch = self.writer.push(mark);
+        if !self.nothing_prior {
+            self.in_run.insert(outgoing.payload.key.clone(), batch);
         }
         self.marked += 1;
         self.progress.update(self.reporter.tally(), 1);
-        self.ready
-            .push_back((self.ledger.committed() + 1, outgoing));
+        self.ready.push_back((batch, outgoing));
     }
 
-    /// A commit failed: the answers waiting for it are not in the ledger, which still says
-    /// `sending` for them, so a re-run treats them as uncertain. The results say so too.
-    fn answered_lost(&mut self) {
-        for (outcome, _) in &mut self.answered {
+    /// The answers queued for batch `from` and later are not in the ledger (it failed, or
+    /// the writer stopped), which still says `sending` for them, so a re-run treats them
+    /// as uncertain. The results say so too, and are written now.
+    fn answered_lost(&mut self, from: u64) {
+        for (batch, outcome, _) in &mut self.answered {
+            if *batch < from {
+                continue;
+            }
+            *batch = 0;
             if outcome.status == Status::Pending {
                 continue;
             }
@@ -565,18 +625,22 @@ impl<'a> Coordinator<'a> {
         if operation == Operation::Update {
             outcome = row::after_update(outcome, &changed);
         }
-        let recorded = match (&self.broken, operation) {
-            (Some(_), _) => Err(None),
-            (None, Operation::Insert) => self.ledger.record(&outcome).map_err(Some),
-            (None, Operation::Update) => self.ledger.record_update(&outcome).map_err(Some),
-        };
-        self.answered.push((outcome, cells));
-        if let Err(error) = recorded {
-            self.answered_lost();
-            if let Some(error) = error {
-                self.break_down(error.into());
-            }
+        if self.broken.is_none() {
+            let batch = self.writer.push(answer_write(operation, outcome.clone()));
+            self.answered.push_back((batch, outcome, cells));
+        } else {
+            // Nothing more is recorded once the run broke down.
+            self.answered.push_back((u64::MAX, outcome, cells));
+            self.answered_lost(u64::MAX);
         }
         self.progress.update(self.reporter.tally(), 0);
+    }
+}
+
+/// How a row's answer is recorded: an update's keeps the case created.
+fn answer_write(operation: Operation, outcome: Outcome) -> Write {
+    match operation {
+        Operation::Insert => Write::Answer(outcome),
+        Operation::Update => Write::AnswerUpdate(outcome),
     }
 }

@@ -1,14 +1,11 @@
 //! Durable marks at speed: a row's `sending` mark must be on disk before its request
-//! leaves, and one sync should cover the marks of several rows (group commit). `Pace`
-//! decides how many rows are marked ahead of a free slot; `Syncing` is the one sync in
-//! progress.
+//! leaves, and one sync should cover the marks of several rows (group commit, done by the
+//! ledger's writer thread). `Pace` decides how many rows are marked ahead of a free slot.
 
-use std::time::{Duration, Instant};
-
-use crate::ledger::{LedgerError, Syncer};
+use std::time::Duration;
 
 /// The least time of sending one sync should cover (see `Pace::size_ahead`).
-const BATCH_WINDOW: Duration = Duration::from_millis(2);
+const BATCH_WINDOW: Duration = Duration::from_millis(8);
 
 /// Most rows marked `sending` ahead of a free slot, waiting for their sync: the bound,
 /// with the rows in flight, on what a power cut can leave uncertain.
@@ -49,6 +46,18 @@ impl Pace {
         self.size_ahead(slots);
     }
 
+    /// How few rows ready to leave may be left before the next batch of marks goes: at
+    /// least one per slot, and those the slots send while one batch is written (half as
+    /// many again, in case the next is slower). Waiting until then gathers more marks
+    /// into one commit and one sync, and each costs CPU as well as the disk's time.
+    pub fn low_water(&self, slots: usize) -> usize {
+        if self.service_secs <= 0.0 || self.sync_secs <= 0.0 {
+            return slots;
+        }
+        let per_batch = slots as f64 * self.sync_secs / self.service_secs;
+        slots + ((1.5 * per_batch).ceil() as usize).min(self.ahead)
+    }
+
     /// Enough rows marked ahead that the slots never wait for the disk: the rows they send
     /// during two syncs (a row marked while one sync runs waits for the next), and at least
     /// those of `BATCH_WINDOW`, so a CRM that answers in a fraction of a millisecond gets
@@ -69,58 +78,6 @@ impl Pace {
     }
 }
 
-/// The sync of the ledger's WAL in progress, if any: the commit count it covers, and its
-/// task. One at a time; each covers every commit made before it starts.
-#[derive(Default)]
-pub struct Syncing(Option<(u64, tokio::task::JoinHandle<Result<Duration, LedgerError>>)>);
-
-/// A finished sync: the commits it covers, and how long it took (or why it failed).
-pub type Synced = (u64, Result<Duration, anyhow::Error>);
-
-impl Syncing {
-    pub fn idle(&self) -> bool {
-        self.0.is_none()
-    }
-
-    /// Start a sync covering the first `covers` commits.
-    pub fn start(&mut self, syncer: &Syncer, covers: u64) {
-        let syncer = syncer.clone();
-        self.0 = Some((
-            covers,
-            tokio::task::spawn_blocking(move || {
-                let started = Instant::now();
-                syncer.sync().map(|()| started.elapsed())
-            }),
-        ));
-    }
-
-    /// The end of the sync in progress; never, when there is none.
-    pub async fn done(&mut self) -> Synced {
-        match &mut self.0 {
-            Some((covers, task)) => {
-                let covers = *covers;
-                let synced = task.await;
-                self.0 = None;
-                let took = match synced {
-                    Ok(Ok(took)) => Ok(took),
-                    Ok(Err(e)) => Err(e.into()),
-                    Err(e) => Err(anyhow::anyhow!("the ledger sync failed: {e}")),
-                };
-                (covers, took)
-            }
-            None => std::future::pending().await,
-        }
-    }
-
-    /// Let a sync in progress finish (its outcome no longer matters: the run syncs again
-    /// at its end).
-    pub async fn finish(&mut self) {
-        if let Some((_, task)) = self.0.take() {
-            let _ = task.await;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,10 +85,10 @@ mod tests {
     #[test]
     fn a_fast_crm_gets_rows_marked_ahead_and_a_slow_one_none() {
         let mut pace = Pace::default();
-        // A 0.2 ms request and a 1 ms sync: two slots send 10 rows a sync.
+        // A 1 ms request and a 1 ms batch: two slots send 16 rows in the batch window.
         pace.synced(Duration::from_millis(1), 2);
-        pace.served(Duration::from_micros(200), 2);
-        assert_eq!(pace.ahead, 40);
+        pace.served(Duration::from_millis(1), 2);
+        assert_eq!(pace.ahead, 32);
         // A CRM 50 ms away: the next row of each slot is enough.
         let mut slow = Pace::default();
         slow.synced(Duration::from_millis(1), 2);
@@ -142,5 +99,31 @@ mod tests {
         instant.synced(Duration::from_millis(20), 2);
         instant.served(Duration::from_micros(10), 2);
         assert_eq!(instant.ahead, MAX_AHEAD);
+    }
+
+    #[test]
+    fn marks_go_when_the_rows_ready_would_not_last_a_batch() {
+        let unmeasured = Pace::default();
+        assert_eq!(
+            unmeasured.low_water(2),
+            2,
+            "one row per slot before any figure"
+        );
+        // 0.25 ms a request over two slots, 1 ms a batch: 8 rows leave while one is
+        // written, and half as many again are kept.
+        let mut fast = Pace::default();
+        fast.synced(Duration::from_millis(1), 2);
+        fast.served(Duration::from_micros(250), 2);
+        assert_eq!(fast.low_water(2), 2 + 12);
+        // A slow CRM: a batch is written long before a slot frees.
+        let mut slow = Pace::default();
+        slow.synced(Duration::from_millis(1), 2);
+        slow.served(Duration::from_millis(50), 2);
+        assert_eq!(slow.low_water(2), 2);
+        // Never more than the rows marked ahead.
+        let mut disk = Pace::default();
+        disk.synced(Duration::from_millis(200), 2);
+        disk.served(Duration::from_micros(250), 2);
+        assert_eq!(disk.low_water(2), 2 + MAX_AHEAD);
     }
 }

@@ -6,7 +6,8 @@
 //! - `settings`: the run's options, validated once;
 //! - `coordinator`: the policy per row (skip, resend, `--limit`, token requeue, breaker)
 //!   and where outcomes are written;
-//! - `durable`: group commit, how many rows are marked ahead of a free slot;
+//! - `durable`: how many rows are marked ahead of a free slot (the ledger's writer thread
+//!   commits and syncs their marks as one batch);
 //! - `messages`: every stop and row message the run writes;
 //! - `signals`: Ctrl-C and SIGTERM.
 
@@ -22,14 +23,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::ledger::{Ledger, Syncer};
+use crate::ledger::{Ledger, Writer};
 use crate::mapping::check::CheckedRows;
 use crate::report::{Progress, Reporter};
 use crate::sender::pool::TokenPool;
 use crate::sender::{Delivery, Sender};
 
 use coordinator::{Coordinator, Outgoing};
-use durable::Syncing;
 pub use messages::StopReason;
 pub use settings::{Endpoint, MIN_RATE, Settings};
 
@@ -75,30 +75,16 @@ pub struct Ended {
 /// Run `job` over `rows` until every row is recorded or the run stops.
 pub async fn run(job: Job<'_>, mut rows: CheckedRows) -> anyhow::Result<Ended> {
     let sender = job.sender.clone();
-    let syncer = if job.settings.durable {
-        Some(job.ledger.syncer()?)
-    } else {
-        None
-    };
+    let (writer, mut written) = Writer::start(job.ledger, job.settings.durable)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let signals = signals::Signals::watch(stop_tx.clone());
-    let mut run = Coordinator::new(job, stop_tx);
+    let mut run = Coordinator::new(job, writer, stop_tx);
     let mut in_flight: JoinSet<(usize, Outgoing, Delivery, Duration)> = JoinSet::new();
-    let mut syncing = Syncing::default();
+    // Answers queued without a mark to carry them go to the writer by this time.
+    let mut answers_due = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+    let mut answers_due_at = None;
     let mut reader_done = false;
     loop {
-        if syncer.is_none() {
-            // Marks not synced (`--durability fast`) may leave once committed: the ones
-            // waiting are committed together.
-            if run
-                .ready
-                .front()
-                .is_some_and(|(seq, _)| *seq > run.ledger.committed())
-            {
-                run.settle_now();
-            }
-            run.durable = run.ledger.committed();
-        }
         while let Some(slot) = run.next_slot() {
             let Some(outgoing) = run.next_outgoing() else {
                 break;
@@ -126,29 +112,30 @@ pub async fn run(job: Job<'_>, mut rows: CheckedRows) -> anyhow::Result<Ended> {
             run.out_of_tokens("");
             continue;
         }
-        if let Some(syncer) = &syncer {
-            start_sync(&mut run, syncer, &mut syncing);
+        run.hand_over(in_flight.is_empty());
+        run.write_lines();
+        let due = run.answers_due_at();
+        if due != answers_due_at {
+            answers_due_at = due;
+            if let Some(at) = due {
+                answers_due.as_mut().reset(at.into());
+            }
         }
-        // Nothing recorded waits in memory while the run waits.
-        run.settle();
         let can_take = run.stop.is_some() || run.wants_rows();
         tokio::select! {
             biased;
-            (covers, synced) = syncing.done() => match synced {
-                Ok(took) => {
-                    run.durable = run.durable.max(covers);
-                    let slots = run.slots();
-                    run.pace.synced(took, slots);
-                }
-                Err(e) => run.break_down(e),
-            },
+            finished = written.recv(), if run.writer.busy() => {
+                let finished = finished.unwrap_or_else(|| run.writer.gone());
+                run.finished(finished);
+            }
+            () = &mut answers_due, if answers_due_at.is_some() && !run.writer.busy() => {}
             Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
                 let (slot, outgoing, delivery, took) =
                     joined.map_err(|e| anyhow::anyhow!("a send task failed: {e}"))?;
                 let slots = run.slots();
                 run.pace.served(took, slots);
                 run.delivered(slot, outgoing, delivery);
-                // Take the rows that are ready at once: their marks then commit (and sync)
+                // Take the rows that are ready at once: their marks then go to the ledger
                 // together, and the freed slot is refilled without a wait.
                 for _ in 0..REFILL_AT_ONCE {
                     if reader_done || !run.requeued.is_empty() || !run.wants_rows() {
@@ -172,14 +159,22 @@ pub async fn run(job: Job<'_>, mut rows: CheckedRows) -> anyhow::Result<Ended> {
             run.interrupted(signal);
         }
     }
-    syncing.finish().await;
+    // The last writes: everything queued goes, and each batch is waited for.
+    loop {
+        run.hand_over(true);
+        if !run.writer.busy() {
+            break;
+        }
+        let finished = written.recv().await.unwrap_or_else(|| run.writer.gone());
+        run.finished(finished);
+    }
+    run.close();
     tracing::debug!(
         sync_ms = run.pace.sync_secs * 1000.0,
         request_ms = run.pace.service_secs * 1000.0,
         ahead = run.pace.ahead,
         "Durable marks: the last averages."
     );
-    run.settle();
     run.flush();
     run.progress.finish();
     drop(signals);
@@ -192,14 +187,4 @@ pub async fn run(job: Job<'_>, mut rows: CheckedRows) -> anyhow::Result<Ended> {
         changed: run.changed,
         missing_contact: run.missing_contact,
     })
-}
-
-/// One sync at a time; it covers every commit made before it starts. Started when the
-/// next row to leave waits for its mark to reach the disk: the marks made since the last
-/// sync are committed together first, so one sync covers them all.
-fn start_sync(run: &mut Coordinator<'_>, syncer: &Syncer, syncing: &mut Syncing) {
-    if syncing.idle() && run.ready.front().is_some_and(|(seq, _)| *seq > run.durable) {
-        run.settle_now();
-        syncing.start(syncer, run.ledger.committed());
-    }
 }

@@ -136,3 +136,91 @@ async fn a_412_is_rejected_with_the_crm_message() {
     assert_eq!(count(&results, "rejected"), 3);
     assert_eq!(results[0].message, "HTTP 412: =THE USER DOES NOT EXIST");
 }
+
+/// An answer is in the ledger at once, even when no mark follows to carry it to the disk:
+/// here the last row's request hangs, and the rows answered before it are recorded
+/// `created` meanwhile, so a crash now leaves only the hanging row uncertain.
+#[tokio::test]
+async fn answers_reach_the_ledger_while_a_later_request_hangs() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(INSERT))
+        .and(wiremock::matchers::body_string_contains("PQR-2024-000003"))
+        .respond_with(ResponseTemplate::new(200).set_delay(std::time::Duration::from_secs(60)))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(INSERT))
+        .respond_with(ResponseTemplate::new(200).set_body_string(
+            r#"{"code":"200","error":null,"msg":"ok","data":{"wolkvox_id":"647f6ff1660dff48d803ffe6"}}"#,
+        ))
+        .mount(&server)
+        .await;
+    let url = server.uri();
+    let statuses = tokio::task::spawn_blocking(move || {
+        let work = Work::with_sample();
+        let text = work.read("tickets.csv");
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let mut writer = csv::Writer::from_path(work.path("three.csv")).unwrap();
+        writer.write_record(reader.headers().unwrap()).unwrap();
+        for record in reader.records().take(3) {
+            writer.write_record(&record.unwrap()).unwrap();
+        }
+        writer.flush().unwrap();
+        let mut child = work
+            .import("three.csv", &Sim::strict(), "run")
+            .args(["--server", &url, "--no-preflight", "--timeout", "120"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let statuses = || -> Vec<(String, String)> {
+            let Some(ledger) = work.ledgers().into_iter().next() else {
+                return Vec::new();
+            };
+            let Ok(conn) = rusqlite::Connection::open(ledger) else {
+                return Vec::new();
+            };
+            let Ok(mut select) = conn.prepare("SELECT key, status FROM cases ORDER BY key") else {
+                return Vec::new();
+            };
+            select
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map(|rows| rows.filter_map(Result::ok).collect())
+                .unwrap_or_default()
+        };
+        let created =
+            |rows: &[(String, String)]| rows.iter().filter(|(_, s)| s == "created").count();
+        wait_until(std::time::Duration::from_secs(20), || {
+            created(&statuses()) == 2
+        });
+        let seen = statuses();
+        child.kill().unwrap(); // SIGKILL, while the third request hangs
+        child.wait().unwrap();
+        seen
+    })
+    .await
+    .unwrap();
+    let status_of = |key: &str| {
+        statuses
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, s)| s.as_str())
+    };
+    assert_eq!(
+        status_of("PQR-2024-000001"),
+        Some("created"),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        status_of("PQR-2024-000002"),
+        Some("created"),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        status_of("PQR-2024-000003"),
+        Some("sending"),
+        "{statuses:?}"
+    );
+}
