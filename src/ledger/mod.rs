@@ -143,15 +143,19 @@ pub struct Ledger {
     /// The file's lock, and the target's when the file is not the target's default one.
     _locks: Vec<File>,
     run_id: i64,
-    /// Transactions committed so far: a mark is durable once a sync that started after
-    /// its commit has finished (see `durable`).
-    commits: std::cell::Cell<u64>,
+    /// Commit what is left on drop (not the writer thread's connection, whose batches
+    /// are committed whole or not at all).
+    commit_on_drop: bool,
 }
 
 impl Drop for Ledger {
     /// What was recorded is what the CRM answered: keep it even on an error path.
     fn drop(&mut self) {
-        let _ = self.commit();
+        if self.commit_on_drop {
+            let _ = self.commit();
+        } else {
+            self.rollback();
+        }
     }
 }
 
@@ -228,7 +232,7 @@ impl Ledger {
             path: path.to_path_buf(),
             _locks: vec![lock],
             run_id: 0,
-            commits: std::cell::Cell::new(0),
+            commit_on_drop: true,
         })
     }
 
@@ -243,7 +247,7 @@ impl Ledger {
             path: self.path.clone(),
             _locks: Vec::new(),
             run_id: self.run_id,
-            commits: std::cell::Cell::new(0),
+            commit_on_drop: false,
         })
     }
 
@@ -259,7 +263,7 @@ impl Ledger {
             path: path.to_path_buf(),
             _locks: Vec::new(),
             run_id: 0,
-            commits: std::cell::Cell::new(0),
+            commit_on_drop: true,
         })
     }
 
@@ -301,11 +305,6 @@ impl Ledger {
         Ok(!any)
     }
 
-    /// How many transactions this connection committed: the sequence number of the last.
-    pub fn committed(&self) -> u64 {
-        self.commits.get()
-    }
-
     pub fn run_id(&self) -> i64 {
         self.run_id
     }
@@ -345,8 +344,8 @@ impl Ledger {
     }
 
     /// Record that `key` is about to be sent, in the open transaction: it is committed
-    /// by the next `commit`, whose sequence number is `committed() + 1`. For group commit:
-    /// the importer's writer thread commits a batch of marks at once, then syncs it.
+    /// by the next `commit`. For group commit: the importer's writer thread commits a
+    /// batch of marks at once, then syncs it.
     /// `fields` are the fingerprints of what is sent (`mapping::delta`), kept for the next
     /// run to see what changed.
     pub fn mark_sending_deferred(
@@ -400,7 +399,6 @@ impl Ledger {
                 .prepare_cached("COMMIT")
                 .and_then(|mut commit| commit.execute([]))
                 .map_err(|e| self.sql(e))?;
-            self.commits.set(self.commits.get() + 1);
         }
         Ok(())
     }
@@ -413,7 +411,7 @@ impl Ledger {
     }
 
     /// Record a row's outcome for its key marked `sending`, in the open transaction: it is
-    /// durable at the next `commit` (or the next row's `mark_sending`).
+    /// committed by the next `commit`.
     pub fn record(&self, outcome: &Outcome) -> Result<(), LedgerError> {
         self.begin()?;
         let mut statement = self

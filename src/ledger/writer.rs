@@ -11,9 +11,12 @@
 //!
 //! Batches are done in the order they were handed over, one at a time, so "batch N is
 //! done" means every write queued before it is committed, and every mark before it is on
-//! disk. A batch that fails is rolled back as a whole, and the writer stops: its marks
-//! were never durable, so none of their rows left, and its answers are not in the ledger
-//! (their rows stay `sending`, which a re-run treats as uncertain).
+//! disk. A batch whose writes or commit fail is rolled back as a whole (also if the thread
+//! dies half-way: its connection rolls back, never commits, on drop), and the writer
+//! stops: its marks were never durable, so none of their rows left, and its answers are
+//! not in the ledger (their rows stay `sending`, which a re-run treats as uncertain). A
+//! batch committed whose sync then fails keeps its answers (`Finished::committed`), but
+//! its rows do not leave either.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -65,6 +68,8 @@ struct Batch {
 pub struct Finished {
     pub batch: u64,
     pub held_marks: bool,
+    /// The batch is committed (even if its sync then failed): its answers are recorded.
+    pub committed: bool,
     pub result: Result<Duration, LedgerError>,
 }
 
@@ -80,6 +85,8 @@ pub struct Writer {
     handed: u64,
     /// Batches done so far.
     done: u64,
+    /// Batches committed so far (one more than `done` when the last one's sync failed).
+    committed: u64,
     busy: bool,
     /// When the batch in progress was handed over.
     handed_at: Instant,
@@ -115,6 +122,7 @@ impl Writer {
             pending_marks: false,
             handed: 0,
             done: 0,
+            committed: 0,
             busy: false,
             handed_at: Instant::now(),
             durable,
@@ -135,6 +143,11 @@ impl Writer {
     /// Batches done: every write queued for one of them is committed, every mark synced.
     pub fn done(&self) -> u64 {
         self.done
+    }
+
+    /// Batches committed: their answers are in the ledger (on disk or not).
+    pub fn committed(&self) -> u64 {
+        self.committed
     }
 
     /// A batch is with the writer.
@@ -163,9 +176,10 @@ impl Writer {
             sync: self.durable && self.pending_marks,
         };
         self.pending_marks = false;
-        if let Some(to_thread) = &self.to_thread
-            && to_thread.send(batch).is_ok()
-        {
+        // Sent or not, a batch is now in progress: a thread that is gone says so by
+        // closing `Done`, which the run reads as this batch failing (`gone`).
+        if let Some(to_thread) = &self.to_thread {
+            let _ = to_thread.send(batch);
             self.busy = true;
             self.handed += 1;
             self.handed_at = Instant::now();
@@ -178,6 +192,9 @@ impl Writer {
     /// scheduled counts, since rows wait for it as much as for the disk.
     pub fn finished(&mut self, finished: &Finished) -> Duration {
         self.busy = false;
+        if finished.committed {
+            self.committed = finished.batch;
+        }
         if finished.result.is_ok() {
             self.done = finished.batch;
         } else {
@@ -193,6 +210,7 @@ impl Writer {
         Finished {
             batch: self.handed,
             held_marks: true,
+            committed: false,
             result: Err(LedgerError::Io {
                 path: self.path.clone(),
                 source: std::io::Error::other("the ledger's writer thread stopped"),
@@ -228,23 +246,25 @@ fn serve(
     while let Ok(batch) = batches.recv() {
         batch_number += 1;
         let started = Instant::now();
-        let written = batch
+        let committed = batch
             .writes
             .iter()
             .try_for_each(|write| write.apply(ledger))
-            .and_then(|()| ledger.commit())
-            .and_then(|()| match syncer {
-                Some(syncer) if batch.sync => syncer.sync(),
-                _ => Ok(()),
-            });
-        let failed = written.is_err();
-        if failed {
-            // None of the batch stays for a later commit (the ledger's own drop commits).
+            .and_then(|()| ledger.commit());
+        if committed.is_err() {
+            // None of the batch stays for a later commit.
             ledger.rollback();
         }
+        let was_committed = committed.is_ok();
+        let written = committed.and_then(|()| match syncer {
+            Some(syncer) if batch.sync => syncer.sync(),
+            _ => Ok(()),
+        });
+        let failed = written.is_err();
         let sent = finished.send(Finished {
             batch: batch_number,
             held_marks: batch.writes.iter().any(Write::is_mark),
+            committed: was_committed,
             result: written.map(|()| started.elapsed()),
         });
         if failed || sent.is_err() {
@@ -306,6 +326,22 @@ mod tests {
             Some(Prior::Created { .. })
         ));
         writer.close();
+    }
+
+    #[test]
+    fn the_writer_connection_never_commits_half_a_batch_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        let mut ledger = Ledger::open(&path, "t").unwrap();
+        ledger.begin_run("import", "x.csv", None, None).unwrap();
+        let own = ledger.second_connection().unwrap();
+        own.mark_sending_deferred("A", 2, "{}").unwrap();
+        drop(own); // as when the writer thread dies mid-batch
+        assert_eq!(status(&path, "A"), None);
+        // The run's own connection still commits what it holds when dropped.
+        ledger.mark_sending_deferred("B", 3, "{}").unwrap();
+        drop(ledger);
+        assert_eq!(status(&path, "B").as_deref(), Some("sending"));
     }
 
     #[tokio::test]

@@ -80,8 +80,9 @@ pub struct Coordinator<'a> {
     answered: VecDeque<(u64, Outcome, Cells)>,
     /// Since when answers have waited for a batch without a mark to carry them.
     lingering: Option<Instant>,
-    /// Keys marked this run whose batch is not done yet, which the ledger's own reads do
-    /// not see (kept only when rows are looked up: `nothing_prior` is false).
+    /// Keys marked this run, with the batch of their latest write (the mark, then the
+    /// answer) while it is not committed: the ledger's own reads do not see it yet (kept
+    /// only when rows are looked up: `nothing_prior` is false).
     in_run: HashMap<String, u64>,
     /// When the results and errors files were last flushed.
     flushed: Instant,
@@ -208,11 +209,12 @@ impl<'a> Coordinator<'a> {
                     let slots = self.slots();
                     self.pace.synced(took, slots);
                 }
-                let done = self.writer.done();
-                self.in_run.retain(|_, batch| *batch > done);
+                let committed = self.writer.committed();
+                self.in_run.retain(|_, batch| *batch > committed);
             }
             Err(e) => {
-                self.answered_lost(finished.batch);
+                // Committed, then not synced: its answers are recorded all the same.
+                self.answered_lost(self.writer.committed() + 1);
                 self.break_down(e.into());
             }
         }
@@ -223,11 +225,11 @@ impl<'a> Coordinator<'a> {
     /// times a second (and at the end), not once a row: the ledger is what a re-run
     /// trusts, and a write per row was a tenth of the importer's own cost.
     pub fn write_lines(&mut self) {
-        let done = self.writer.done();
+        let committed = self.writer.committed();
         while self
             .answered
             .front()
-            .is_some_and(|(batch, ..)| *batch <= done)
+            .is_some_and(|(batch, ..)| *batch <= committed)
         {
             if let Some((_, outcome, cells)) = self.answered.pop_front() {
                 self.record(outcome, &cells);
@@ -243,7 +245,7 @@ impl<'a> Coordinator<'a> {
     /// Answers no batch took (the writer stopped) are said uncertain.
     pub fn close(&mut self) {
         self.writer.close();
-        self.answered_lost(self.writer.done() + 1);
+        self.answered_lost(self.writer.committed() + 1);
         self.write_lines();
     }
 
@@ -264,8 +266,9 @@ impl<'a> Coordinator<'a> {
     /// Whether to take another row from the reader: room in a slot, or in the rows that
     /// may wait for their sync.
     pub fn wants_rows(&self) -> bool {
-        // Each busy slot has its next row marked (and committed, synced when durable,
-        // while its request is out), so a slot that frees never waits for the ledger.
+        // Each busy slot has its next row marked while its request is out (its batch goes
+        // to the writer once the rows ready to leave run low, `hand_over`), so a slot that
+        // frees rarely waits for the ledger.
         let ahead = self.pool.in_flight() + self.pace.ahead;
         self.stop.is_none() && self.ready.len() < self.pool.free_slots() + ahead
     }
@@ -413,11 +416,15 @@ impl<'a> Coordinator<'a> {
                 return self.admit_created(row, cells, payload, created);
             }
             // The same key as a row this run has marked (`on_duplicate_key: send`): that one
-            // is on its way, this one must not follow it.
-            Some(Prior::InDoubt { run }) if run == self.ledger.run_id() => Some(
-                Outcome::new(row, payload.key.clone(), Status::Skipped)
-                    .with_message(row::SAME_KEY_THIS_RUN),
-            ),
+            // is on its way, this one must not follow it. Said once that one's mark (or
+            // answer) is in the ledger.
+            Some(Prior::InDoubt { run }) if run == self.ledger.run_id() => {
+                let outcome = Outcome::new(row, payload.key.clone(), Status::Skipped)
+                    .with_message(row::SAME_KEY_THIS_RUN);
+                let batch = self.in_run.get(&payload.key).copied().unwrap_or(0);
+                self.answered.push_back((batch, outcome, cells));
+                return;
+            }
             Some(Prior::InDoubt { run }) if !self.settings.resend_uncertain => Some(
                 Outcome::new(row, payload.key.clone(), Status::Uncertain)
                     .with_message(row::in_doubt(run)),
@@ -553,8 +560,18 @@ impl<'a> Coordinator<'a> {
                 continue;
             }
             *batch = 0;
-            if outcome.status == Status::Pending {
-                continue;
+            match outcome.status {
+                // No answer to lose: a skip only waited for the other row's mark.
+                Status::Skipped => continue,
+                Status::Pending => {
+                    let reason = self
+                        .stop
+                        .clone()
+                        .unwrap_or(StopReason::Broken(String::new()));
+                    outcome.message = row::not_sent_unrecorded(&reason);
+                    continue;
+                }
+                _ => {}
             }
             let answer = match &outcome.case_id {
                 Some(id) => format!("{} (case {id})", outcome.status.as_str()),
@@ -627,6 +644,9 @@ impl<'a> Coordinator<'a> {
         }
         if self.broken.is_none() {
             let batch = self.writer.push(answer_write(operation, outcome.clone()));
+            if let Some(latest) = self.in_run.get_mut(&outcome.key) {
+                *latest = batch;
+            }
             self.answered.push_back((batch, outcome, cells));
         } else {
             // Nothing more is recorded once the run broke down.

@@ -28,13 +28,14 @@ pub struct Pace {
     /// it never waits for the disk; at most `MAX_AHEAD`.
     pub ahead: usize,
     /// Running averages of how long one request takes (permit wait included) and one
-    /// sync, in seconds.
+    /// batch of marks, from its hand-over to the writer until it is committed and synced
+    /// (the wait for the writer thread to run counts: rows wait for it too), in seconds.
     pub service_secs: f64,
     pub sync_secs: f64,
 }
 
 impl Pace {
-    /// A sync took `took`; `slots` is how many requests may be out at once.
+    /// A batch of marks took `took`; `slots` is how many requests may be out at once.
     pub fn synced(&mut self, took: Duration, slots: usize) {
         self.sync_secs = average(self.sync_secs, took.as_secs_f64());
         self.size_ahead(slots);

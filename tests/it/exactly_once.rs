@@ -164,8 +164,9 @@ fn kill_9_mid_run_then_rerun_loses_and_duplicates_nothing() {
     // The bound the README gives: the 2 requests in flight, and the next row of each slot,
     // marked (and on disk) while its request was out; plus, when the disk syncs slower
     // than the CRM answers (a loaded machine: this CRM answers at once), up to 64 rows
-    // marked ahead so that one sync covers several requests, and up to 64 answered rows
-    // whose answers were waiting for that sync.
+    // marked ahead so that one sync covers several requests; and the rows answered since
+    // the last batch, whose answers wait for the next (64 at most, while the writer keeps
+    // up with this CRM).
     assert!(
         uncertain.len() <= 4 + 64 + 64,
         "more uncertain rows than requests in flight and marked ahead: {uncertain:?}"
