@@ -8,7 +8,8 @@
 //!
 //! `location` says where a target's ledger lives, `upgrade` brings ledgers of earlier
 //! versions forward, `by_hand` records what a person checked in the CRM, `lookup` what
-//! `reconcile` asked the CRM and found.
+//! `reconcile` asked the CRM and found, and `writer` writes an import's marks and answers
+//! in batches, on a thread and a connection of their own.
 
 mod by_hand;
 mod contacts;
