@@ -28,6 +28,12 @@ pub async fn run(args: &TokenInfoArgs) -> anyhow::Result<Verdict> {
                 json!({"token": fingerprint, "limit": info.limit, "used": info.used,
                        "left": info.left, "hours_to_reset": info.hours_to_reset})
             )?,
+            // A limit of 0 is the CRM setting none, not a quota spent.
+            Ok(info) if info.limit == 0 => writeln!(
+                out,
+                "token {fingerprint}: no daily limit, used {} today",
+                info.used
+            )?,
             Ok(info) => writeln!(
                 out,
                 "token {fingerprint}: limit {} a day, used {}, left {}, resets in {} h",

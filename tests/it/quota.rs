@@ -191,3 +191,27 @@ fn token_info_prints_the_quota_of_each_token() {
     assert_eq!(info["used"], 1, "the call counts itself");
     assert_eq!(info["left"], 4799);
 }
+
+/// A token the CRM sets no limit for is not shown as one with nothing left.
+#[test]
+fn token_info_says_when_a_token_has_no_daily_limit() {
+    let sim = Sim::start(Scenario {
+        tokens: vec![TOKEN.into()],
+        daily_limit: 0,
+        ..Scenario::default()
+    });
+    let out = bin()
+        .env("WOLKVOX_TOKEN", TOKEN)
+        .args([
+            "token-info",
+            "--operation",
+            "modulotest01",
+            "--server",
+            &sim.url(),
+        ])
+        .run();
+    out.assert_code(0);
+    let text = out.stdout();
+    assert!(text.contains("no daily limit, used 1 today"), "{text}");
+    assert!(!text.contains("left 0"), "{text}");
+}
