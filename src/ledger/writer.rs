@@ -287,18 +287,27 @@ mod tests {
         .ok()
     }
 
-    #[tokio::test]
-    async fn a_batch_is_committed_in_order_and_said_done_once_on_disk() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A ledger in `dir` with a run begun, and its path.
+    fn run_ledger(dir: &tempfile::TempDir) -> (std::path::PathBuf, Ledger) {
         let path = dir.path().join("l.sqlite");
         let mut ledger = Ledger::open(&path, "t").unwrap();
         ledger.begin_run("import", "x.csv", None, None).unwrap();
-        let (mut writer, mut done) = Writer::start(&ledger, true).unwrap();
-        let mark = |key: &str| Write::Mark {
+        (path, ledger)
+    }
+
+    fn mark(key: &str) -> Write {
+        Write::Mark {
             key: key.into(),
             row: 2,
             fields: "{}".into(),
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_committed_in_order_and_said_done_once_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, ledger) = run_ledger(&dir);
+        let (mut writer, mut done) = Writer::start(&ledger, true).unwrap();
         assert_eq!(writer.push(mark("A")), 1);
         writer.hand_over();
         assert!(writer.busy());
@@ -331,9 +340,7 @@ mod tests {
     #[test]
     fn the_writer_connection_never_commits_half_a_batch_when_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("l.sqlite");
-        let mut ledger = Ledger::open(&path, "t").unwrap();
-        ledger.begin_run("import", "x.csv", None, None).unwrap();
+        let (path, ledger) = run_ledger(&dir);
         let own = ledger.second_connection().unwrap();
         own.mark_sending_deferred("A", 2, "{}").unwrap();
         drop(own); // as when the writer thread dies mid-batch
@@ -347,15 +354,9 @@ mod tests {
     #[tokio::test]
     async fn a_failed_batch_is_rolled_back_whole_and_nothing_follows() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("l.sqlite");
-        let mut ledger = Ledger::open(&path, "t").unwrap();
-        ledger.begin_run("import", "x.csv", None, None).unwrap();
+        let (path, ledger) = run_ledger(&dir);
         let (mut writer, mut done) = Writer::start(&ledger, false).unwrap();
-        writer.push(Write::Mark {
-            key: "A".into(),
-            row: 2,
-            fields: "{}".into(),
-        });
+        writer.push(mark("A"));
         // The second mark of the batch fails, as on a full disk.
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
@@ -363,11 +364,7 @@ mod tests {
              BEGIN SELECT RAISE(ABORT, 'refused'); END;",
         )
         .unwrap();
-        writer.push(Write::Mark {
-            key: "B".into(),
-            row: 3,
-            fields: "{}".into(),
-        });
+        writer.push(mark("B"));
         writer.hand_over();
         let failed = done.recv().await.unwrap();
         writer.finished(&failed);
@@ -378,11 +375,7 @@ mod tests {
             None,
             "the batch is rolled back as a whole"
         );
-        writer.push(Write::Mark {
-            key: "C".into(),
-            row: 4,
-            fields: "{}".into(),
-        });
+        writer.push(mark("C"));
         writer.hand_over();
         assert!(!writer.busy(), "nothing is handed over after a failure");
         writer.close();

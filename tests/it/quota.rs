@@ -167,24 +167,29 @@ fn a_token_refused_mid_run_hands_its_rows_to_the_others() {
     assert!(sim.stored_per_ticket().values().all(|&n| n == 1));
 }
 
-#[test]
-fn token_info_prints_the_quota_of_each_token() {
+/// `token-info` for `TOKEN` at a simulator whose tokens may make `daily_limit` calls.
+fn token_info(daily_limit: u64, extra: &[&str]) -> Run {
     let sim = Sim::start(Scenario {
         tokens: vec![TOKEN.into()],
-        daily_limit: 4800,
+        daily_limit,
         ..Scenario::default()
     });
-    let out = bin()
+    bin()
         .env("WOLKVOX_TOKEN", TOKEN)
         .args([
             "token-info",
             "--operation",
             "modulotest01",
-            "--json",
             "--server",
             &sim.url(),
         ])
-        .run();
+        .args(extra)
+        .run()
+}
+
+#[test]
+fn token_info_prints_the_quota_of_each_token() {
+    let out = token_info(4800, &["--json"]);
     out.assert_code(0);
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(info["limit"], 4800);
@@ -195,21 +200,7 @@ fn token_info_prints_the_quota_of_each_token() {
 /// A token the CRM sets no limit for is not shown as one with nothing left.
 #[test]
 fn token_info_says_when_a_token_has_no_daily_limit() {
-    let sim = Sim::start(Scenario {
-        tokens: vec![TOKEN.into()],
-        daily_limit: 0,
-        ..Scenario::default()
-    });
-    let out = bin()
-        .env("WOLKVOX_TOKEN", TOKEN)
-        .args([
-            "token-info",
-            "--operation",
-            "modulotest01",
-            "--server",
-            &sim.url(),
-        ])
-        .run();
+    let out = token_info(0, &[]);
     out.assert_code(0);
     let text = out.stdout();
     assert!(text.contains("no daily limit, used 1 today"), "{text}");

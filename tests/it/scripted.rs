@@ -7,19 +7,25 @@ use crate::support::*;
 
 const INSERT: &str = "/server/API/v2/cases/insert.php";
 
+/// A work directory with `three.csv`: the sample's header and first 3 rows.
+fn first_three_rows() -> Work {
+    let work = Work::with_sample();
+    let text = work.read("tickets.csv");
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let mut writer = csv::Writer::from_path(work.path("three.csv")).unwrap();
+    writer.write_record(reader.headers().unwrap()).unwrap();
+    for record in reader.records().take(3) {
+        writer.write_record(&record.unwrap()).unwrap();
+    }
+    writer.flush().unwrap();
+    work
+}
+
 /// Run an import of the first 3 sample rows against `server`, off the async runtime.
 async fn import_three(server: &MockServer) -> (i32, Vec<ResultRow>, String) {
     let url = server.uri();
     tokio::task::spawn_blocking(move || {
-        let work = Work::with_sample();
-        let text = work.read("tickets.csv");
-        let mut reader = csv::Reader::from_reader(text.as_bytes());
-        let mut writer = csv::Writer::from_path(work.path("three.csv")).unwrap();
-        writer.write_record(reader.headers().unwrap()).unwrap();
-        for record in reader.records().take(3) {
-            writer.write_record(&record.unwrap()).unwrap();
-        }
-        writer.flush().unwrap();
+        let work = first_three_rows();
         let out = work
             .import("three.csv", &Sim::strict(), "run")
             .args(["--server", &url, "--no-preflight", "--max-retries", "1"])
@@ -159,15 +165,7 @@ async fn answers_reach_the_ledger_while_a_later_request_hangs() {
         .await;
     let url = server.uri();
     let statuses = tokio::task::spawn_blocking(move || {
-        let work = Work::with_sample();
-        let text = work.read("tickets.csv");
-        let mut reader = csv::Reader::from_reader(text.as_bytes());
-        let mut writer = csv::Writer::from_path(work.path("three.csv")).unwrap();
-        writer.write_record(reader.headers().unwrap()).unwrap();
-        for record in reader.records().take(3) {
-            writer.write_record(&record.unwrap()).unwrap();
-        }
-        writer.flush().unwrap();
+        let work = first_three_rows();
         let mut child = work
             .import("three.csv", &Sim::strict(), "run")
             .args(["--server", &url, "--no-preflight", "--timeout", "120"])
