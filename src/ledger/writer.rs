@@ -62,15 +62,15 @@ struct Batch {
     sync: bool,
 }
 
-/// A batch the writer finished: its number (1 for the first), and how long its commit
-/// (and sync) took, or why it failed.
+/// A batch the writer finished: its number (1 for the first), and whether it failed (the
+/// coordinator times a batch itself, from its hand-over: `Writer::finished`).
 #[derive(Debug)]
 pub struct Finished {
     pub batch: u64,
     pub held_marks: bool,
     /// The batch is committed (even if its sync then failed): its answers are recorded.
     pub committed: bool,
-    pub result: Result<Duration, LedgerError>,
+    pub result: Result<(), LedgerError>,
 }
 
 /// Where the writer's answers arrive (kept apart from `Writer`, so that waiting for one
@@ -245,7 +245,6 @@ fn serve(
     let mut batch_number = 0;
     while let Ok(batch) = batches.recv() {
         batch_number += 1;
-        let started = Instant::now();
         let committed = batch
             .writes
             .iter()
@@ -265,7 +264,7 @@ fn serve(
             batch: batch_number,
             held_marks: batch.writes.iter().any(Write::is_mark),
             committed: was_committed,
-            result: written.map(|()| started.elapsed()),
+            result: written,
         });
         if failed || sent.is_err() {
             break;

@@ -204,7 +204,7 @@ impl<'a> Coordinator<'a> {
     pub fn finished(&mut self, finished: Finished) {
         let took = self.writer.finished(&finished);
         match finished.result {
-            Ok(_) => {
+            Ok(()) => {
                 if finished.held_marks {
                     let slots = self.slots();
                     self.pace.synced(took, slots);
