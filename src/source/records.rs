@@ -117,6 +117,11 @@ pub struct Parser {
     pub(super) start: Option<(u64, u64)>,
     /// The record in progress outgrew the limits (its text is being dropped).
     over: Option<Over>,
+    /// `csv_core` has read nothing yet. A fresh `csv_core` reader drops a UTF-8 BOM at
+    /// the start of its first input, and a parser starts on every chunk: a BOM that
+    /// begins a chunk in mid-file would be dropped there and kept by one pass. The
+    /// file's own BOM is taken off before parsing (`csv.rs`), so the parser keeps all.
+    fresh: bool,
 }
 
 impl Parser {
@@ -134,6 +139,7 @@ impl Parser {
             began: offset,
             start: None,
             over: None,
+            fresh: true,
         }
     }
 
@@ -177,8 +183,14 @@ impl Parser {
         let mut used = 0;
         loop {
             let rest = &input[used..];
+            // One byte first, too few for `csv_core` to take as a BOM (see `fresh`).
+            let given = match self.fresh && !rest.is_empty() {
+                true => &rest[..1],
+                false => rest,
+            };
+            self.fresh &= rest.is_empty();
             let (result, nin, nout, nend) = self.core.read_record(
-                rest,
+                given,
                 &mut self.out[self.len..],
                 &mut self.ends[self.fields..],
             );
@@ -193,6 +205,7 @@ impl Parser {
             self.len += nout;
             self.fields += nend;
             match result {
+                csv_core::ReadRecordResult::InputEmpty if used < input.len() => {}
                 csv_core::ReadRecordResult::InputEmpty => return (Fed::NeedInput, used),
                 csv_core::ReadRecordResult::OutputFull => self.make_room(),
                 csv_core::ReadRecordResult::OutputEndsFull => self.make_room_for_ends(),
