@@ -242,6 +242,14 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
         &args.mapping,
         args.ledger.ledger.as_deref(),
     );
+    let mut again = format!(
+        "wolkvox-import import {} {hint_args}",
+        super::target::shell_word(&reporter.paths().errors.display().to_string())
+    );
+    if let Some(file) = &args.token_file {
+        again.push_str(" --token-file ");
+        again.push_str(&super::target::shell_word(&file.display().to_string()));
+    }
     let stop_reason = ended.stop.as_ref().map(ToString::to_string);
     let rerun_when = ended.stop.as_ref().and_then(run::StopReason::rerun_when);
     let summary = Summary {
@@ -266,6 +274,7 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
         impact: None,
         reconciled,
         missing_contact: ended.missing_contact,
+        again: Some(&again),
     };
     report::finish(&summary, args.output.json, ui)?;
     Ok(verdict)

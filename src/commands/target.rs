@@ -122,7 +122,7 @@ pub fn args_for_hints(
 }
 
 /// A word a shell reads back as it is: quoted when it holds anything but plain characters.
-fn shell_word(word: &str) -> String {
+pub fn shell_word(word: &str) -> String {
     if !word.is_empty()
         && word
             .chars()

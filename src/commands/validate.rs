@@ -116,6 +116,7 @@ pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
         Verdict::Clean
     };
     let input_name = args.input.input.display().to_string();
+    let again = again_command(args, &reporter.paths().errors);
     let summary = Summary {
         command: "validate",
         input: &input_name,
@@ -134,9 +135,39 @@ pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
         impact: impact.as_ref(),
         reconciled: None,
         missing_contact,
+        again: Some(&again),
     };
     report::finish(&summary, args.output.json, ui)?;
     Ok(verdict)
+}
+
+/// The `validate` of the errors file, with this run's mapping and target, for the hint.
+fn again_command(args: &ValidateArgs, errors: &std::path::Path) -> String {
+    use super::target::shell_word;
+    let word = |path: &std::path::Path| shell_word(&path.display().to_string());
+    let mut again = format!(
+        "wolkvox-import validate {} --mapping {}",
+        word(errors),
+        word(&args.mapping)
+    );
+    let against = &args.against;
+    match (&against.server, against.simulate) {
+        (_, true) => again.push_str(" --simulate"),
+        (Some(server), false) => {
+            again.push_str(" --server ");
+            again.push_str(&shell_word(server));
+        }
+        (None, false) => {}
+    }
+    if let Some(ledger) = &against.ledger {
+        again.push_str(" --ledger ");
+        again.push_str(&word(ledger));
+    }
+    if let Some(file) = &args.token_file {
+        again.push_str(" --token-file ");
+        again.push_str(&word(file));
+    }
+    again
 }
 
 /// The read-only contact check of `validate --server/--simulate`: the verdicts of the

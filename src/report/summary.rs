@@ -42,6 +42,8 @@ pub struct Summary<'a> {
     /// Invalid rows whose only fault is a contact the CRM lacks (`contacts: check`): their
     /// fix is in the CRM, not in the errors file.
     pub missing_contact: u64,
+    /// The command that runs the errors file once its rows are fixed, for the hint.
+    pub again: Option<&'a str>,
 }
 
 /// What `import --reconcile` found of the rows earlier runs left uncertain.
@@ -234,9 +236,12 @@ fn next_steps(summary: &Summary<'_>) -> Vec<String> {
     let mut hints = Vec::new();
     let contact = summary.missing_contact.min(t.get(Status::Invalid));
     if t.get(Status::Invalid) > contact {
+        let then = match summary.again {
+            Some(again) => format!(", then run: {again}"),
+            None => " and run it with the same mapping".to_string(),
+        };
         hints.push(format!(
-            "{} invalid rows: fix them in {errors} (each has its row number and error) and run \
-             it with the same mapping",
+            "{} invalid rows: fix them in {errors} (each has its row number and error){then}",
             t.get(Status::Invalid) - contact
         ));
     }
@@ -283,10 +288,16 @@ fn next_steps(summary: &Summary<'_>) -> Vec<String> {
             (None, crate::exit::INTERRUPTED) => "when you are ready, run",
             (None, _) => "run",
         };
-        hints.push(format!(
+        let pending = format!(
             "{} rows pending: {when} the same command again; the ledger skips what was created",
             t.get(Status::Pending)
-        ));
+        );
+        // What stopped the run (a token refused, say) comes before fixing rows: the rows
+        // fixed cannot go until it is.
+        match summary.rerun_when {
+            Some(_) => hints.insert(0, pending),
+            None => hints.push(pending),
+        }
     }
     hints
 }

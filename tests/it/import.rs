@@ -200,6 +200,32 @@ fn a_wrong_token_stops_the_run_with_exit_3_after_few_requests() {
     assert!(count(&results, "pending") > 200);
 }
 
+/// With the token refused, fixing it comes first in the hints: the invalid rows, once
+/// fixed, could not go before it is.
+#[test]
+fn a_refused_token_is_the_first_thing_the_summary_says_to_fix() {
+    let sim = Sim::strict();
+    let work = Work::with_sample();
+    let out = work
+        .bin()
+        .env("WOLKVOX_TOKEN", "not-the-token")
+        .args(["import", "tickets.csv", "--mapping", "tickets.yaml"])
+        .args(["--server", &sim.url()])
+        .run();
+    out.assert_code(3);
+    let stderr = out.stderr();
+    let hints: Vec<&str> = stderr
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("next: "))
+        .collect();
+    assert!(hints.len() >= 2, "{stderr}");
+    assert!(hints[0].contains("fix the token first"), "{stderr}");
+    assert!(
+        hints[1..].iter().any(|h| h.contains("invalid rows")),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_token_revoked_mid_run_stops_it_and_the_rest_stays_pending() {
     let sim = Sim::start(wolkvox_import::simulator::Scenario {

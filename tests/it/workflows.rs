@@ -89,6 +89,56 @@ fn the_errors_file_loop_creates_each_fixed_ticket_once() {
     assert_each_once(&sim, 1..=40);
 }
 
+/// The hint a run ends with is a command: the errors file fixed in place and that
+/// command run as printed creates the fixed tickets, and only those.
+#[test]
+fn the_errors_file_hint_runs_as_printed() {
+    let sim = Sim::strict();
+    let work = Work::with_sample();
+    tickets_csv(&work, "tickets-20.csv", 1..=20);
+    let broken = break_emails(&work.read("tickets-20.csv"), &[4, 11]);
+    work.write("tickets-20.csv", &broken);
+    let first = work
+        .bin()
+        .env("WOLKVOX_TOKEN", TOKEN)
+        .args(["import", "tickets-20.csv", "--mapping", "tickets.yaml"])
+        .args(["--server", &sim.url()])
+        .run();
+    first.assert_code(2);
+    let stderr = first.stderr();
+    let hint = stderr
+        .lines()
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("next: 2 invalid rows: fix them in ")
+        })
+        .unwrap_or_else(|| panic!("no hint for the invalid rows: {stderr}"));
+    let (errors, command) = hint
+        .split_once(" (each has its row number and error), then run: ")
+        .unwrap_or_else(|| panic!("the hint names no command: {hint}"));
+    assert!(!command.contains(['\'', '"']), "{command}");
+    let words: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(words[..2], ["wolkvox-import", "import"], "{command}");
+    assert_eq!(
+        words[2], errors,
+        "the command runs the errors file: {command}"
+    );
+
+    // Fixed in place, as in Excel, then the command exactly as printed.
+    let fixed = work.read(errors).replace("ana@,", "ana@x.co,");
+    assert_eq!(fixed.matches("ana@x.co,").count(), 2, "{fixed}");
+    work.write(errors, &fixed);
+    let again = work
+        .bin()
+        .env("WOLKVOX_TOKEN", TOKEN)
+        .args(&words[1..])
+        .run();
+    again.assert_code(0);
+    let results = read_results(&work.path(errors).with_extension("results.csv"));
+    assert_eq!(count(&results, "created"), 2, "{}", again.stderr());
+    assert_each_once(&sim, 1..=20);
+}
+
 /// The CSV with the e-mail of the given tickets made invalid (`ana@`).
 fn break_emails(csv_text: &str, tickets: &[usize]) -> String {
     let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
