@@ -162,6 +162,17 @@ fn ticket(rng: &mut StdRng, n: usize, bad: Option<usize>, wide: bool) -> Ticket 
     Ticket { cells, date }
 }
 
+const USAGE: &str = "\
+Realistic PQRS ticket exports, seeded and deterministic: <out>.csv, and <out>.xlsx with --xlsx.
+
+usage: cargo run --release --example generate -- [options]
+  --rows N        data rows (default 250)
+  --seed N        random seed (default 7): the same seed gives the same file
+  --out PREFIX    where to write: PREFIX.csv, PREFIX.xlsx (default tickets)
+  --xlsx          also write the workbook (real date cells, phones as text)
+  --bad-every N   every N-th row deliberately wrong in one way (default 30; 0 = none)
+  --wide          descriptions about three times longer (~500-byte rows, as real exports)";
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut rows = 250usize;
     let mut seed = 7u64;
@@ -178,7 +189,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--xlsx" => xlsx = true,
             "--wide" => wide = true,
             "--bad-every" => bad_every = args.next().ok_or("--bad-every N")?.parse()?,
-            other => return Err(format!("unknown argument {other}").into()),
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            other => {
+                eprintln!("unknown argument {other}\n\n{USAGE}");
+                std::process::exit(2);
+            }
         }
     }
     let mut rng = StdRng::seed_from_u64(seed);
