@@ -88,6 +88,7 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
     input::check_key_definition(&args.input, &args.mapping, &opened, &ledger, &mut warnings)?;
     let client = Client::new(url, settings.timeout).context("could not build the HTTP client")?;
     let mut reconciled = None;
+    let mut reconcile_calls = 0;
     if args.reconcile {
         anyhow::ensure!(
             !settings.simulated(),
@@ -101,6 +102,7 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
         if matches!(verdict, Verdict::QuotaStop | Verdict::Aborted) {
             return Ok(verdict);
         }
+        reconcile_calls = settled.calls + settled.token_info_calls;
         reconciled = (!settled.rows.is_empty()).then(|| report::Reconciled {
             rows: settled.rows.len() as u64,
             found: settled.count("created") as u64,
@@ -119,6 +121,8 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
 
     let mut reporter = input::reporter(&args.input, &args.output, &opened.source)?;
     let mut pool = TokenPool::new(tokens, settings.concurrency);
+    // `--reconcile` looked up with the first token, before the pool was made.
+    pool.count_earlier(0, reconcile_calls);
     let mut no_token_left = None;
     // The contacts the rows to send name (`contacts:`), read ahead before any call.
     let contact_plan = contacts::plan(

@@ -96,9 +96,14 @@ pub async fn settle(
     )?;
     let operation = &opened.mapping.operation;
     let mut max_calls = args.lookups.max_calls;
+    let mut token_info_calls = 0;
     if settings.preflight {
         // Look-ups spend the daily quota as inserts do, and leave --quota-reserve unused.
-        match client.token_info(token, operation).await {
+        let answer = client.token_info(token, operation).await;
+        if !matches!(answer, Err(TokenInfoError::Unreachable(_))) {
+            token_info_calls += 1;
+        }
+        match answer {
             Ok(info) if info.limit > 0 => {
                 let budget = info.left.saturating_sub(settings.quota_reserve);
                 max_calls = Some(max_calls.map_or(budget, |max| max.min(budget)));
@@ -133,7 +138,7 @@ pub async fn settle(
             .and_then(|r| std::time::Duration::try_from_secs_f64(1.0 / r).ok()),
         quiet: ui.quiet,
     };
-    let report = reconcile::reconcile(
+    let mut report = reconcile::reconcile(
         ledger,
         client,
         token,
@@ -143,6 +148,7 @@ pub async fn settle(
         &options,
     )
     .await?;
+    report.token_info_calls = token_info_calls;
     let verdict = match &report.stop {
         Some((StopKind::Quota, _)) => Verdict::QuotaStop,
         Some(_) => Verdict::Aborted,

@@ -61,7 +61,10 @@ pub struct Report {
     pub rows: Vec<Settled>,
     /// The calls said before the first one.
     pub planned: u64,
+    /// Look-up calls, retries included.
     pub calls: u64,
+    /// Token-information calls made before the look-ups (the quota check), not in `calls`.
+    pub token_info_calls: u64,
     /// Why it stopped early (the token refused, the quota spent, the CRM down).
     pub stop: Option<(StopKind, String)>,
     /// Rows it could not settle (still uncertain, or a case id still unknown).

@@ -19,9 +19,10 @@ struct Slot {
     in_flight: usize,
     /// Inserts that reached the CRM this run (retries included).
     calls: u64,
-    /// Token-information calls that reached the CRM (the preflight): they cost quota too,
-    /// but the quota the preflight reports is what is left after them.
-    info_calls: u64,
+    /// Calls made before the preflight's figure (`--reconcile`'s look-ups) or for it (the
+    /// token-information call): they cost quota too, but the quota the preflight reports
+    /// is what is left after them.
+    earlier_calls: u64,
     /// Calls left today as the preflight found them, or 0 once the CRM said the quota is
     /// spent; `None` when unknown or unlimited.
     left: Option<u64>,
@@ -57,7 +58,7 @@ impl TokenPool {
                     token,
                     in_flight: 0,
                     calls: 0,
-                    info_calls: 0,
+                    earlier_calls: 0,
                     left: None,
                     budget: None,
                     state: SlotState::Live,
@@ -82,7 +83,7 @@ impl TokenPool {
             let fingerprint = slot.token.fingerprint();
             let answer = client.token_info(&slot.token, operation).await;
             if !matches!(answer, Err(TokenInfoError::Unreachable(_))) {
-                slot.info_calls += 1;
+                slot.earlier_calls += 1;
             }
             match answer {
                 Err(TokenInfoError::QuotaSpent) => {
@@ -185,6 +186,14 @@ impl TokenPool {
         self.slots[index].in_flight += 1;
     }
 
+    /// `calls` made with this slot's token before the pool was made (`--reconcile`'s
+    /// look-ups): counted in its use, and already in the CRM's figure of calls left.
+    pub fn count_earlier(&mut self, index: usize, calls: u64) {
+        if let Some(slot) = self.slots.get_mut(index) {
+            slot.earlier_calls += calls;
+        }
+    }
+
     /// A request of this slot ended, after `calls` calls that reached the CRM.
     pub fn finish(&mut self, index: usize, calls: u32) {
         let slot = &mut self.slots[index];
@@ -218,7 +227,7 @@ impl TokenPool {
             .iter()
             .map(|s| TokenUse {
                 fingerprint: s.token.fingerprint(),
-                calls: s.calls + s.info_calls,
+                calls: s.calls + s.earlier_calls,
                 quota_left: s.left.map(|left| left.saturating_sub(s.calls)),
                 state: match s.state {
                     SlotState::Live => "ok",

@@ -193,6 +193,7 @@ fn a_planted_duplicate_stays_uncertain_naming_both_cases_and_is_never_resent() {
     );
 
     sim.state().heal();
+    let calls_before = sim.state().calls_per_token()[TOKEN];
     let out = work
         .import("night.csv", &sim, "after")
         .args(["--reconcile", "--json"])
@@ -203,6 +204,13 @@ fn a_planted_duplicate_stays_uncertain_naming_both_cases_and_is_never_resent() {
     assert_eq!(
         summary["reconciled"],
         serde_json::json!({"rows": 8, "found": 5, "missing": 0, "uncertain": 3, "calls": 2}),
+        "{summary}"
+    );
+    // And the token's use counts every call the CRM counted for this run: the look-ups
+    // and the token information too.
+    assert_eq!(
+        summary["tokens"][0]["calls"].as_u64(),
+        Some(sim.state().calls_per_token()[TOKEN] - calls_before),
         "{summary}"
     );
     let twice: Vec<String> = sim
