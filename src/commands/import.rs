@@ -246,14 +246,12 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
         &args.mapping,
         args.ledger.ledger.as_deref(),
     );
-    let mut again = format!(
-        "wolkvox-import import {} {hint_args}",
-        super::target::shell_word(&reporter.paths().errors.display().to_string())
+    let again = super::target::errors_file_command(
+        "import",
+        &reporter.paths().errors,
+        &hint_args,
+        args.token_file.as_deref(),
     );
-    if let Some(file) = &args.token_file {
-        again.push_str(" --token-file ");
-        again.push_str(&super::target::shell_word(&file.display().to_string()));
-    }
     let stop_reason = ended.stop.as_ref().map(ToString::to_string);
     let rerun_when = ended.stop.as_ref().and_then(run::StopReason::rerun_when);
     let summary = Summary {

@@ -121,6 +121,23 @@ pub fn args_for_hints(
     args
 }
 
+/// `wolkvox-import COMMAND ERRORS ARGS`, with `--token-file` when one was given: what a
+/// summary's hint says to run on the errors file once its rows are fixed.
+pub fn errors_file_command(
+    command: &str,
+    errors: &Path,
+    args: &str,
+    token_file: Option<&Path>,
+) -> String {
+    let word = |path: &Path| shell_word(&path.display().to_string());
+    let mut line = format!("wolkvox-import {command} {} {args}", word(errors));
+    if let Some(file) = token_file {
+        line.push_str(" --token-file ");
+        line.push_str(&word(file));
+    }
+    line
+}
+
 /// A word a shell reads back as it is: quoted when it holds anything but plain characters.
 pub fn shell_word(word: &str) -> String {
     if !word.is_empty()

@@ -144,30 +144,24 @@ pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
 /// The `validate` of the errors file, with this run's mapping and target, for the hint.
 fn again_command(args: &ValidateArgs, errors: &std::path::Path) -> String {
     use super::target::shell_word;
-    let word = |path: &std::path::Path| shell_word(&path.display().to_string());
-    let mut again = format!(
-        "wolkvox-import validate {} --mapping {}",
-        word(errors),
-        word(&args.mapping)
+    let mut target = format!(
+        "--mapping {}",
+        shell_word(&args.mapping.display().to_string())
     );
     let against = &args.against;
     match (&against.server, against.simulate) {
-        (_, true) => again.push_str(" --simulate"),
+        (_, true) => target.push_str(" --simulate"),
         (Some(server), false) => {
-            again.push_str(" --server ");
-            again.push_str(&shell_word(server));
+            target.push_str(" --server ");
+            target.push_str(&shell_word(server));
         }
         (None, false) => {}
     }
     if let Some(ledger) = &against.ledger {
-        again.push_str(" --ledger ");
-        again.push_str(&word(ledger));
+        target.push_str(" --ledger ");
+        target.push_str(&shell_word(&ledger.display().to_string()));
     }
-    if let Some(file) = &args.token_file {
-        again.push_str(" --token-file ");
-        again.push_str(&word(file));
-    }
-    again
+    super::target::errors_file_command("validate", errors, &target, args.token_file.as_deref())
 }
 
 /// The read-only contact check of `validate --server/--simulate`: the verdicts of the
