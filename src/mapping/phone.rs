@@ -272,12 +272,12 @@ impl Plain {
             starts.push("[^\\s\\S]".into());
         }
         let starts: Vec<String> = starts.iter().map(|s| format!("(?:{s})")).collect();
-        let special = Regex::new(&format!("(?x)^(?:{})", starts.join("|"))).ok()?;
+        let special = digits_regex(&format!("(?x)^(?:{})", starts.join("|")))?;
         if international.is_empty() {
             international.push("[^\\s\\S]".into());
         }
-        let international = Regex::new(&format!("(?x)^(?:{})", international.join("|"))).ok()?;
-        let some_tail_fits = Regex::new(&format!("(?x)^[0-9]*(?:{})$", general.join("|"))).ok()?;
+        let international = digits_regex(&format!("(?x)^(?:{})", international.join("|")))?;
+        let some_tail_fits = digits_regex(&format!("(?x)^[0-9]*(?:{})$", general.join("|")))?;
         Some(Plain {
             code: code.to_string(),
             plan,
@@ -387,6 +387,18 @@ fn region_by_name(text: &str) -> Result<(u16, country::Id), String> {
     Ok((meta.country_code(), id))
 }
 
+/// A pattern of the metadata, matched only against ASCII digits (a national number, the
+/// digits of a plain value): compiled without Unicode, where `\d` is 0-9 and not the
+/// 760 ranges of every script's digits, which made each compile cost milliseconds at
+/// start-up. A pattern that needs Unicode (none is known) is compiled with it.
+fn digits_regex(pattern: &str) -> Option<Regex> {
+    regex::RegexBuilder::new(pattern)
+        .unicode(false)
+        .build()
+        .or_else(|_| Regex::new(pattern))
+        .ok()
+}
+
 /// The numbering plan of a country calling code: the national numbers of every region
 /// that shares it, as one anchored pattern. Built once per code and kept (numbers of
 /// other countries than the mapping's come up now and then, not per row).
@@ -396,24 +408,24 @@ fn plan(code: u16) -> Option<Arc<Regex>> {
     let mut plans = PLANS.lock().unwrap_or_else(PoisonError::into_inner);
     plans
         .entry(code)
-        .or_insert_with(|| {
-            let regions = DATABASE.by_code(&code)?;
-            let patterns: Vec<String> = regions
-                .iter()
-                .map(|meta| {
-                    format!(
-                        "(?:{})",
-                        meta.descriptors().general().national_number().as_str()
-                    )
-                })
-                .collect();
-            // The metadata's patterns are written with white space for layout, as the
-            // library itself reads them.
-            Regex::new(&format!("(?x)^(?:{})$", patterns.join("|")))
-                .ok()
-                .map(Arc::new)
-        })
+        .or_insert_with(|| digits_regex(&plan_pattern(code)?).map(Arc::new))
         .clone()
+}
+
+fn plan_pattern(code: u16) -> Option<String> {
+    let regions = DATABASE.by_code(&code)?;
+    let patterns: Vec<String> = regions
+        .iter()
+        .map(|meta| {
+            format!(
+                "(?:{})",
+                meta.descriptors().general().national_number().as_str()
+            )
+        })
+        .collect();
+    // The metadata's patterns are written with white space for layout, as the library
+    // itself reads them.
+    Some(format!("(?x)^(?:{})$", patterns.join("|")))
 }
 
 #[cfg(test)]
@@ -540,6 +552,53 @@ mod tests {
         assert_eq!(co.read("+1 212 555 0100"), number("+12125550100"));
         assert_eq!(co.read("0034 912 345 678"), number("+34912345678"));
         assert_eq!(co.read("+52 55 1234 5678"), number("+525512345678"));
+    }
+
+    #[test]
+    fn every_plan_compiled_without_unicode_reads_digits_as_with_it() {
+        let (mut checked, mut unicode_took) = (0, 0);
+        for meta in DATABASE.iter() {
+            let code = meta.country_code();
+            let ascii = plan(code).expect("a plan for every code the metadata has");
+            let unicode = Regex::new(&plan_pattern(code).unwrap()).unwrap();
+            let d = meta.descriptors();
+            let examples = [
+                d.fixed_line(),
+                d.mobile(),
+                d.toll_free(),
+                d.premium_rate(),
+                d.voip(),
+            ]
+            .into_iter()
+            .flatten()
+            .filter_map(|desc| desc.example());
+            for example in examples {
+                // The example, and near misses: a digit less, a digit more.
+                let shorter = &example[..example.len() - 1];
+                for digits in [
+                    example.to_string(),
+                    shorter.to_string(),
+                    format!("{example}0"),
+                ] {
+                    assert_eq!(
+                        ascii.is_match(&digits),
+                        unicode.is_match(&digits),
+                        "+{code}: {digits}"
+                    );
+                    checked += 1;
+                }
+                // Compiled without Unicode (no fallback was needed): an Arabic-Indic
+                // digit is no digit of a national number, where Unicode's `\d` took it.
+                let foreign = format!("{shorter}\u{0663}");
+                assert!(!ascii.is_match(&foreign), "+{code}: {foreign}");
+                unicode_took += usize::from(unicode.is_match(&foreign));
+            }
+        }
+        assert!(checked > 1000, "only {checked} numbers were checked");
+        assert!(
+            unicode_took > 100,
+            "Unicode's \\d took {unicode_took} foreign digits"
+        );
     }
 
     #[test]
