@@ -93,11 +93,21 @@ impl Summary<'_> {
 
 /// `1 row`, `2 rows`.
 fn rows(n: u64) -> String {
+    rows_that(n, "")
+}
+
+/// `1 invalid row`, `2 invalid rows`: `kind` is a word and a space, or nothing.
+fn rows_that(n: u64, kind: &str) -> String {
     if n == 1 {
-        "1 row".into()
+        format!("1 {kind}row")
     } else {
-        format!("{n} rows")
+        format!("{n} {kind}rows")
     }
+}
+
+/// The pronoun for `n` rows.
+fn them(n: u64) -> &'static str {
+    if n == 1 { "it" } else { "them" }
 }
 
 pub fn print_human(summary: &Summary<'_>, out: &mut dyn Write) -> std::io::Result<()> {
@@ -241,42 +251,59 @@ fn next_steps(summary: &Summary<'_>) -> Vec<String> {
             None => " and run it with the same mapping".to_string(),
         };
         hints.push(format!(
-            "{} invalid rows: fix them in {errors} (each has its row number and error){then}",
-            t.get(Status::Invalid) - contact
+            "{}: fix {} in {errors} (each has its row number and error){then}",
+            rows_that(t.get(Status::Invalid) - contact, "invalid "),
+            them(t.get(Status::Invalid) - contact)
         ));
     }
     if contact > 0 {
         hints.push(format!(
-            "{contact} {}rows name contacts the CRM does not have: create those contacts in \
+            "{} {} contacts the CRM does not have: create those contacts in \
              the CRM (or add `create:` to the mapping's `contacts:` section, which creates \
              them first), then run the same command again",
-            if contact < t.get(Status::Invalid) {
-                "more "
-            } else {
-                "invalid "
-            }
+            rows_that(
+                contact,
+                if contact < t.get(Status::Invalid) {
+                    "more "
+                } else {
+                    "invalid "
+                }
+            ),
+            if contact == 1 { "names" } else { "name" }
         ));
     }
     if t.get(Status::Rejected) > 0 {
         hints.push(format!(
-            "{} rows rejected by the CRM: see the message column in {errors}",
-            t.get(Status::Rejected)
+            "{} rejected by the CRM: see the message column in {errors}",
+            rows(t.get(Status::Rejected))
         ));
     }
     if t.get(Status::Failed) > 0 {
         hints.push(format!(
-            "{} rows failed without being stored: run the same command again to resend them",
-            t.get(Status::Failed)
+            "{} failed without being stored: run the same command again to resend {}",
+            rows(t.get(Status::Failed)),
+            them(t.get(Status::Failed))
         ));
     }
     if t.get(Status::Uncertain) > 0 {
         let target = summary.ledger.map(|l| l.target_args).unwrap_or("…");
         hints.push(format!(
-            "{} rows uncertain (the CRM may have them, so they are not resent on their own): \
+            "{} uncertain (the CRM may have {}, so {} not resent on {} own): \
              run this import again with --reconcile: it asks the CRM about them first and \
              sends only the missing ones (`wolkvox-import reconcile {} {target}` asks without \
              sending; to check by hand: `wolkvox-import resolve {target} --list`)",
-            t.get(Status::Uncertain),
+            rows(t.get(Status::Uncertain)),
+            them(t.get(Status::Uncertain)),
+            if t.get(Status::Uncertain) == 1 {
+                "it is"
+            } else {
+                "they are"
+            },
+            if t.get(Status::Uncertain) == 1 {
+                "its"
+            } else {
+                "their"
+            },
             summary.input
         ));
     }
@@ -289,8 +316,8 @@ fn next_steps(summary: &Summary<'_>) -> Vec<String> {
             (None, _) => "run",
         };
         let pending = format!(
-            "{} rows pending: {when} the same command again; the ledger skips what was created",
-            t.get(Status::Pending)
+            "{} pending: {when} the same command again; the ledger skips what was created",
+            rows(t.get(Status::Pending))
         );
         // What stopped the run (a token refused, say) comes before fixing rows: the rows
         // fixed cannot go until it is.

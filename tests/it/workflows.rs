@@ -139,6 +139,25 @@ fn the_errors_file_hint_runs_as_printed() {
     assert_each_once(&sim, 1..=20);
 }
 
+/// One bad row is said as one: "1 invalid row: fix it", not "1 invalid rows: fix them".
+#[test]
+fn one_invalid_row_is_said_in_the_singular() {
+    let work = Work::with_sample();
+    tickets_csv(&work, "tickets-5.csv", 1..=5);
+    let broken = break_emails(&work.read("tickets-5.csv"), &[3]);
+    work.write("tickets-5.csv", &broken);
+    let checked = work
+        .bin()
+        .args(["validate", "tickets-5.csv", "--mapping", "tickets.yaml"])
+        .run();
+    checked.assert_code(2);
+    let stderr = checked.stderr();
+    assert!(
+        stderr.contains("next: 1 invalid row: fix it in tickets-5.errors.csv"),
+        "{stderr}"
+    );
+}
+
 /// The CSV with the e-mail of the given tickets made invalid (`ana@`).
 fn break_emails(csv_text: &str, tickets: &[usize]) -> String {
     let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
