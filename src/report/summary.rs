@@ -258,7 +258,7 @@ fn next_steps(summary: &Summary<'_>) -> Vec<String> {
     }
     if contact > 0 {
         hints.push(format!(
-            "{} {} contacts the CRM does not have: create those contacts in \
+            "{} {} the CRM does not have: create {} in \
              the CRM (or add `create:` to the mapping's `contacts:` section, which creates \
              them first), then run the same command again",
             rows_that(
@@ -269,7 +269,16 @@ fn next_steps(summary: &Summary<'_>) -> Vec<String> {
                     "invalid "
                 }
             ),
-            if contact == 1 { "names" } else { "name" }
+            if contact == 1 {
+                "names a contact"
+            } else {
+                "name contacts"
+            },
+            if contact == 1 {
+                "that contact"
+            } else {
+                "those contacts"
+            }
         ));
     }
     if t.get(Status::Rejected) > 0 {
