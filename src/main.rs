@@ -17,6 +17,9 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
+            if let Some(note) = from_the_environment(&e) {
+                eprintln!("{note}");
+            }
             // Help and version are answers; anything else is a usage error: nothing done.
             return if e.use_stderr() {
                 ExitCode::from(exit::NOTHING_DONE)
@@ -87,4 +90,32 @@ fn broken_pipe(e: &anyhow::Error) -> bool {
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+/// A bad value that came from a `WOLKVOX_*` variable, not the command line: clap names the
+/// flag (`--rate`), which a cron job or a CronJob never passed. Say where it came from.
+fn from_the_environment(error: &clap::Error) -> Option<String> {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    // `--rate <RATE>`: the long name, as the command line would spell it.
+    let long = arg.split_whitespace().next()?.strip_prefix("--")?;
+    let given =
+        std::env::args().any(|a| a == format!("--{long}") || a.starts_with(&format!("--{long}=")));
+    if given {
+        return None;
+    }
+    let command = Cli::command();
+    let env = std::iter::once(&command)
+        .chain(command.get_subcommands())
+        .flat_map(|c| c.get_arguments())
+        .filter(|a| a.get_long() == Some(long))
+        .find_map(|a| a.get_env().map(|e| e.to_os_string()))?;
+    std::env::var_os(&env)?;
+    Some(format!(
+        "note: that value of --{long} came from the environment variable {}; fix or unset it",
+        env.to_string_lossy()
+    ))
 }

@@ -66,6 +66,52 @@ fn bad_arguments_exit_1() {
     assert_eq!(out.code(), 1);
 }
 
+/// A nightly job sets its options as `WOLKVOX_*` variables: a bad one is named as such,
+/// not only as the flag the job never passed.
+#[test]
+fn a_bad_value_from_the_environment_names_its_variable() {
+    let work = Work::with_sample();
+    let out = work
+        .bin()
+        .env("WOLKVOX_RATE", "fast")
+        .args([
+            "import",
+            "tickets.csv",
+            "--mapping",
+            "tickets.yaml",
+            "--simulate",
+        ])
+        .run();
+    assert_eq!(out.code(), 1);
+    let stderr = out.stderr();
+    assert!(
+        stderr.contains("invalid value 'fast' for '--rate"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("note: that value of --rate came from the environment variable WOLKVOX_RATE; fix or unset it"),
+        "{stderr}"
+    );
+    // Given on the command line, the flag is what to fix: no note.
+    let out = work
+        .bin()
+        .args([
+            "validate",
+            "tickets.csv",
+            "--mapping",
+            "tickets.yaml",
+            "--rate",
+            "fast",
+        ])
+        .run();
+    assert_eq!(out.code(), 1);
+    assert!(
+        !out.stderr().contains("environment variable"),
+        "{}",
+        out.stderr()
+    );
+}
+
 #[test]
 fn a_key_given_twice_in_the_mapping_names_the_file_and_both_lines() {
     let work = Work::with_sample();
