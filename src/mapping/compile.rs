@@ -212,9 +212,24 @@ impl CompiledMapping {
                         None => spec.fields.contains_key(name),
                     };
                     if !known {
+                        let names = spec
+                            .fields
+                            .keys()
+                            .cloned()
+                            .chain(spec.form.keys().map(|label| format!("form.{label}")));
+                        // A form label written without its `form.`.
+                        let labelled = spec
+                            .form
+                            .contains_key(name.as_str())
+                            .then(|| format!("form.{name}"));
+                        let hint = match labelled.or_else(|| closest(name, names)) {
+                            Some(near) => format!("; did you mean {near:?}?"),
+                            None => " (name API fields as under `fields:`, custom ones as \
+                                     form.<label>)"
+                                .to_string(),
+                        };
                         problems.push(format!(
-                            "lookup: {name:?} is not a field of this mapping (name API fields as \
-                             under `fields:`, custom ones as form.<label>)"
+                            "lookup: {name:?} is not a field of this mapping{hint}"
                         ));
                     } else if i == 0 && !crate::reconcile::SEARCHABLE.contains(&name.as_str()) {
                         problems.push(format!(
@@ -487,4 +502,14 @@ fn compile_field(
             )
         }),
     })
+}
+
+/// The name of `names` nearest to `typed`, if one is near enough to be what was meant.
+fn closest(typed: &str, names: impl Iterator<Item = String>) -> Option<String> {
+    let typed = typed.to_lowercase();
+    names
+        .map(|name| (strsim::jaro_winkler(&typed, &name.to_lowercase()), name))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, name)| name)
 }

@@ -112,6 +112,33 @@ fn a_bad_value_from_the_environment_names_its_variable() {
     );
 }
 
+/// A slip in `lookup:` gets the field that was meant, as a column's slip does.
+#[test]
+fn a_lookup_slip_is_answered_with_the_field_meant() {
+    let work = Work::with_sample();
+    let mapping = work.read("tickets.yaml");
+    for (lookup, meant) in [
+        ("[descripton, contact]", "did you mean \"description\"?"),
+        (
+            "[description, Número de ticket]",
+            "did you mean \"form.Número de ticket\"?",
+        ),
+    ] {
+        work.write("slip.yaml", &format!("{mapping}\nlookup: {lookup}\n"));
+        let out = work
+            .bin()
+            .args(["validate", "tickets.csv", "--mapping", "slip.yaml"])
+            .run();
+        assert_eq!(out.code(), 1, "{lookup}");
+        let stderr = out.stderr();
+        assert!(
+            stderr.contains("is not a field of this mapping"),
+            "{stderr}"
+        );
+        assert!(stderr.contains(meant), "{lookup}: {stderr}");
+    }
+}
+
 #[test]
 fn a_key_given_twice_in_the_mapping_names_the_file_and_both_lines() {
     let work = Work::with_sample();
