@@ -112,10 +112,16 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
         });
     }
     // The input's hash lets `runs` show which file each run read (a changed export shows).
+    // It is read beside the run, not before it: a 500 MB export not yet in the page cache
+    // took seconds to hash before the first request. A run killed midway has no hash.
+    let input_hash = {
+        let path = args.input.input.clone();
+        std::thread::spawn(move || fingerprint::file_sha256(&path).ok())
+    };
     ledger.begin_run(
         "import",
         &args.input.input.display().to_string(),
-        fingerprint::file_sha256(&args.input.input).ok().as_deref(),
+        None,
         Some(&fingerprint::sha256_hex(opened.mapping_text.as_bytes())),
     )?;
 
@@ -213,6 +219,9 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
             .into_iter()
             .map(|s| (s.as_str(), tally.get(s)))
             .collect();
+        if let Ok(Some(hash)) = input_hash.join() {
+            ledger.record_input_sha256(&hash)?;
+        }
         ledger.finish_run(&counts, verdict.code())?;
         // The last answers on disk too: a power cut after the exit loses nothing.
         if settings.durable {

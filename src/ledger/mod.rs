@@ -480,6 +480,17 @@ impl Ledger {
         Ok(())
     }
 
+    /// The SHA-256 of the file this run read, for `runs` (hashed while the run went on).
+    pub fn record_input_sha256(&self, hash: &str) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET input_sha256 = ?2 WHERE id = ?1",
+                params![self.run_id, hash],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
     /// Close this run's history line: its exit code and how many rows ended in each state.
     pub fn finish_run(&self, counts: &[(&str, u64)], exit_code: u8) -> Result<(), LedgerError> {
         self.commit()?;
