@@ -1,7 +1,7 @@
 //! Which column a mapping means: a header (exact, else ignoring case, accents and
 //! spaces when that is unambiguous), a letter or a 1-based number.
 
-use super::fold::fold;
+use super::fold::{fold, nearest};
 
 /// A column by its letter (`C`, `AB`) or 1-based number (`3`), for files without headers
 /// (or a header that names no column).
@@ -62,14 +62,8 @@ impl<'a> Columns<'a> {
                 by_position(name, self.headers.len()).ok_or_else(String::new)
             }
             [] => {
-                let suggestion = self
-                    .folded
-                    .iter()
-                    .enumerate()
-                    .map(|(i, h)| (strsim::jaro_winkler(&wanted, h), i))
-                    .filter(|(score, _)| *score > 0.75)
-                    .max_by(|a, b| a.0.total_cmp(&b.0))
-                    .map(|(_, i)| format!("; did you mean {:?}?", self.headers[i]))
+                let suggestion = nearest(name, &self.headers)
+                    .map(|i| format!("; did you mean {:?}?", self.headers[i]))
                     .unwrap_or_else(|| format!("; the columns are: {}", self.headers.join(", ")));
                 Err(format!("no column {name:?} in the file{suggestion}"))
             }

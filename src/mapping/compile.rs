@@ -212,17 +212,19 @@ impl CompiledMapping {
                         None => spec.fields.contains_key(name),
                     };
                     if !known {
-                        let names = spec
+                        let names: Vec<String> = spec
                             .fields
                             .keys()
                             .cloned()
-                            .chain(spec.form.keys().map(|label| format!("form.{label}")));
-                        // A form label written without its `form.`.
-                        let labelled = spec
-                            .form
-                            .contains_key(name.as_str())
-                            .then(|| format!("form.{name}"));
-                        let hint = match labelled.or_else(|| closest(name, names)) {
+                            .chain(spec.form.keys().map(|label| format!("form.{label}")))
+                            .collect();
+                        // A form label written without its `form.`, or a slip.
+                        let near = if spec.form.contains_key(name.as_str()) {
+                            Some(format!("form.{name}"))
+                        } else {
+                            super::fold::nearest(name, &names).map(|i| names[i].clone())
+                        };
+                        let hint = match near {
                             Some(near) => format!("; did you mean {near:?}?"),
                             None => " (name API fields as under `fields:`, custom ones as \
                                      form.<label>)"
@@ -502,14 +504,4 @@ fn compile_field(
             )
         }),
     })
-}
-
-/// The name of `names` nearest to `typed`, if one is near enough to be what was meant.
-fn closest(typed: &str, names: impl Iterator<Item = String>) -> Option<String> {
-    let typed = typed.to_lowercase();
-    names
-        .map(|name| (strsim::jaro_winkler(&typed, &name.to_lowercase()), name))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, name)| name)
 }

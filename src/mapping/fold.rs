@@ -20,6 +20,19 @@ pub fn fold(text: &str) -> String {
     out
 }
 
+/// Which of `names` `typed` most likely meant, compared folded: the one nearest to it, if
+/// near enough (for "did you mean").
+pub fn nearest<S: AsRef<str>>(typed: &str, names: &[S]) -> Option<usize> {
+    let typed = fold(typed);
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (strsim::jaro_winkler(&typed, &fold(name.as_ref())), i))
+        .filter(|(score, _)| *score > 0.75)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, i)| i)
+}
+
 fn strip_accent(ch: char) -> char {
     match ch {
         'á' | 'à' | 'ä' | 'â' | 'ã' | 'å' => 'a',

@@ -412,6 +412,7 @@ fn plan(code: u16) -> Option<Arc<Regex>> {
         .clone()
 }
 
+/// The text of `plan`'s pattern for `code` (its tests compile it with Unicode too).
 fn plan_pattern(code: u16) -> Option<String> {
     let regions = DATABASE.by_code(&code)?;
     let patterns: Vec<String> = regions

@@ -105,9 +105,14 @@ fn rows_that(n: u64, kind: &str) -> String {
     }
 }
 
+/// `one` for a single row, `many` for any other count.
+fn one_or_many(n: u64, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 { one } else { many }
+}
+
 /// The pronoun for `n` rows.
 fn them(n: u64) -> &'static str {
-    if n == 1 { "it" } else { "them" }
+    one_or_many(n, "it", "them")
 }
 
 pub fn print_human(summary: &Summary<'_>, out: &mut dyn Write) -> std::io::Result<()> {
@@ -269,16 +274,8 @@ fn next_steps(summary: &Summary<'_>) -> Vec<String> {
                     "invalid "
                 }
             ),
-            if contact == 1 {
-                "names a contact"
-            } else {
-                "name contacts"
-            },
-            if contact == 1 {
-                "that contact"
-            } else {
-                "those contacts"
-            }
+            one_or_many(contact, "names a contact", "name contacts"),
+            one_or_many(contact, "that contact", "those contacts")
         ));
     }
     if t.get(Status::Rejected) > 0 {
@@ -303,16 +300,8 @@ fn next_steps(summary: &Summary<'_>) -> Vec<String> {
              sending; to check by hand: `wolkvox-import resolve {target} --list`)",
             rows(t.get(Status::Uncertain)),
             them(t.get(Status::Uncertain)),
-            if t.get(Status::Uncertain) == 1 {
-                "it is"
-            } else {
-                "they are"
-            },
-            if t.get(Status::Uncertain) == 1 {
-                "its"
-            } else {
-                "their"
-            },
+            one_or_many(t.get(Status::Uncertain), "it is", "they are"),
+            one_or_many(t.get(Status::Uncertain), "its", "their"),
             summary.input
         ));
     }

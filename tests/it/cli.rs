@@ -74,13 +74,7 @@ fn a_bad_value_from_the_environment_names_its_variable() {
     let out = work
         .bin()
         .env("WOLKVOX_RATE", "fast")
-        .args([
-            "import",
-            "tickets.csv",
-            "--mapping",
-            "tickets.yaml",
-            "--simulate",
-        ])
+        .args("import tickets.csv --mapping tickets.yaml --simulate".split(' '))
         .run();
     assert_eq!(out.code(), 1);
     let stderr = out.stderr();
@@ -92,19 +86,18 @@ fn a_bad_value_from_the_environment_names_its_variable() {
         stderr.contains("note: that value of --rate came from the environment variable WOLKVOX_RATE; fix or unset it"),
         "{stderr}"
     );
-    // Given on the command line, the flag is what to fix: no note.
+    // Given on the command line too, the flag is what to fix: no note.
     let out = work
         .bin()
-        .args([
-            "validate",
-            "tickets.csv",
-            "--mapping",
-            "tickets.yaml",
-            "--rate",
-            "fast",
-        ])
+        .env("WOLKVOX_RATE", "fast")
+        .args("import tickets.csv --mapping tickets.yaml --simulate --rate fast".split(' '))
         .run();
     assert_eq!(out.code(), 1);
+    assert!(
+        out.stderr().contains("invalid value 'fast' for '--rate"),
+        "{}",
+        out.stderr()
+    );
     assert!(
         !out.stderr().contains("environment variable"),
         "{}",
@@ -125,10 +118,7 @@ fn a_lookup_slip_is_answered_with_the_field_meant() {
         ),
     ] {
         work.write("slip.yaml", &format!("{mapping}\nlookup: {lookup}\n"));
-        let out = work
-            .bin()
-            .args(["validate", "tickets.csv", "--mapping", "slip.yaml"])
-            .run();
+        let out = work.run(["validate", "tickets.csv", "--mapping", "slip.yaml"]);
         assert_eq!(out.code(), 1, "{lookup}");
         let stderr = out.stderr();
         assert!(
