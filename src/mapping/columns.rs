@@ -62,7 +62,7 @@ impl<'a> Columns<'a> {
                 by_position(name, self.headers.len()).ok_or_else(String::new)
             }
             [] => {
-                let suggestion = nearest(name, &self.headers)
+                let suggestion = nearest(name, self.headers)
                     .map(|i| format!("; did you mean {:?}?", self.headers[i]))
                     .unwrap_or_else(|| format!("; the columns are: {}", self.headers.join(", ")));
                 Err(format!("no column {name:?} in the file{suggestion}"))
