@@ -43,8 +43,19 @@ fn clean(mut cmd: Command, home: &Path) -> Command {
         .env_remove("WOLKVOX_QUOTA_RESERVE")
         .env_remove("WOLKVOX_NO_PREFLIGHT")
         .env_remove("WOLKVOX_METRICS_FILE")
-        .env("XDG_DATA_HOME", home);
+        .env("XDG_DATA_HOME", home)
+        .env("TMPDIR", machine_tmp(home));
     cmd
+}
+
+/// The `$TMPDIR` of one test's runs, beside its data directory. It holds the machine-wide
+/// locks (one run at a time per CRM target), so each test is a machine of its own: the
+/// simulators of tests run side by side get ports that an earlier test's run, still
+/// stopping, may have locked as its target.
+fn machine_tmp(home: &Path) -> PathBuf {
+    let tmp = home.with_extension("tmp");
+    let _ = std::fs::create_dir_all(&tmp);
+    tmp
 }
 
 /// A child process (a `simulate` server) killed when the test ends, pass or fail.
