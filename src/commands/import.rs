@@ -285,6 +285,7 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
         impact: None,
         reconciled,
         missing_contact: ended.missing_contact,
+        invalid_created: ended.invalid_created,
         again: Some(&again),
     };
     report::finish(&summary, args.output.json, ui)?;

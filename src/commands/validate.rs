@@ -135,6 +135,7 @@ pub fn run(args: &ValidateArgs, ui: Ui) -> anyhow::Result<Verdict> {
         impact: impact.as_ref(),
         reconciled: None,
         missing_contact,
+        invalid_created: 0,
         again: Some(&again),
     };
     report::finish(&summary, args.output.json, ui)?;

@@ -42,6 +42,9 @@ pub struct Summary<'a> {
     /// Invalid rows whose only fault is a contact the CRM lacks (`contacts: check`): their
     /// fix is in the CRM, not in the errors file.
     pub missing_contact: u64,
+    /// Invalid rows whose ticket an earlier run created (from a fixed copy): nothing to
+    /// fix for the CRM to have them.
+    pub invalid_created: u64,
     /// The command that runs the errors file once its rows are fixed, for the hint.
     pub again: Option<&'a str>,
 }
@@ -250,15 +253,36 @@ fn next_steps(summary: &Summary<'_>) -> Vec<String> {
     let errors = summary.paths.errors.display();
     let mut hints = Vec::new();
     let contact = summary.missing_contact.min(t.get(Status::Invalid));
-    if t.get(Status::Invalid) > contact {
+    let in_crm = summary
+        .invalid_created
+        .min(t.get(Status::Invalid) - contact);
+    let to_fix = t.get(Status::Invalid) - contact - in_crm;
+    if to_fix > 0 {
         let then = match summary.again {
             Some(again) => format!(", then run: {again}"),
             None => " and run it with the same mapping".to_string(),
         };
         hints.push(format!(
             "{}: fix {} in {errors} (each has its row number and error){then}",
-            rows_that(t.get(Status::Invalid) - contact, "invalid "),
-            them(t.get(Status::Invalid) - contact)
+            rows_that(to_fix, "invalid "),
+            them(to_fix)
+        ));
+    }
+    if in_crm > 0 {
+        hints.push(format!(
+            "{} {} the CRM has already (an earlier run created {} from a fixed copy): \
+             nothing to fix unless {} changes must reach the CRM",
+            rows_that(
+                in_crm,
+                if to_fix > 0 {
+                    "more invalid "
+                } else {
+                    "invalid "
+                }
+            ),
+            one_or_many(in_crm, "is a ticket", "are tickets"),
+            one_or_many(in_crm, "it", "them"),
+            one_or_many(in_crm, "its", "their")
         ));
     }
     if contact > 0 {

@@ -93,6 +93,8 @@ pub struct Coordinator<'a> {
     pub changed: u64,
     /// Rows left invalid because the CRM lacks their contact.
     pub missing_contact: u64,
+    /// Invalid rows whose ticket an earlier run created (from a fixed copy of the row).
+    pub invalid_created: u64,
     /// A created key without fingerprints (an earlier version's) has been said.
     unfingerprinted: bool,
     /// Turns true when the rows in flight must give up (an abort, a signal).
@@ -132,6 +134,7 @@ impl<'a> Coordinator<'a> {
             breaker: Breaker::default(),
             changed: 0,
             missing_contact: 0,
+            invalid_created: 0,
             unfingerprinted: false,
             stop_tx,
             contacts: job.contacts,
@@ -359,6 +362,23 @@ impl<'a> Coordinator<'a> {
         }
     }
 
+    /// The run that created `key`'s ticket, for an invalid row: its cells cannot be sent,
+    /// but an earlier run may have created its ticket from a fixed copy (the errors file,
+    /// fed back), and then the row needs no fixing to reach the CRM.
+    fn created_before(&mut self, key: &str) -> Option<i64> {
+        if key.is_empty() || self.nothing_prior || self.broken.is_some() {
+            return None;
+        }
+        match self.ledger.prior(key) {
+            Ok(Some(Prior::Created { run, .. })) => Some(run),
+            Ok(_) => None,
+            Err(e) => {
+                self.break_down(e.into());
+                None
+            }
+        }
+    }
+
     /// Decide what to do with a checked row: record it now, or mark it `sending` and
     /// queue it until that mark is on disk.
     pub fn admit(&mut self, checked: Checked) {
@@ -368,8 +388,22 @@ impl<'a> Coordinator<'a> {
                 cells,
                 key,
                 message,
-                ..
+                errors,
             } => {
+                // Bad cells only: a duplicate of another row's key is another ticket, and
+                // the created ticket of that key is the other row's.
+                let created = if errors.is_empty() {
+                    None
+                } else {
+                    self.created_before(&key)
+                };
+                let message = match created {
+                    Some(run) => {
+                        self.invalid_created += 1;
+                        row::invalid_but_created(&message, run)
+                    }
+                    None => message,
+                };
                 self.record(
                     Outcome::new(row, key, Status::Invalid).with_message(message),
                     &cells,

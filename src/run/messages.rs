@@ -147,6 +147,14 @@ pub mod row {
         )
     }
 
+    /// An invalid row whose ticket run `run` created, from a fixed copy of the row.
+    pub fn invalid_but_created(message: &str, run: i64) -> String {
+        format!(
+            "{message} (its ticket is in the CRM already: run {run} created it, so this row \
+             needs fixing only if its changes must reach the CRM)"
+        )
+    }
+
     pub fn in_doubt(run: i64) -> String {
         format!(
             "run {run} sent it but got no answer: `import --reconcile` (or `reconcile`) asks \

@@ -70,6 +70,8 @@ pub struct Ended {
     pub changed: u64,
     /// Rows left invalid because the CRM lacks their contact.
     pub missing_contact: u64,
+    /// Invalid rows whose ticket an earlier run created.
+    pub invalid_created: u64,
 }
 
 /// Run `job` over `rows` until every row is recorded or the run stops.
@@ -186,5 +188,6 @@ pub async fn run(job: Job<'_>, mut rows: CheckedRows) -> anyhow::Result<Ended> {
         broken: run.broken.take(),
         changed: run.changed,
         missing_contact: run.missing_contact,
+        invalid_created: run.invalid_created,
     })
 }

@@ -89,6 +89,78 @@ fn the_errors_file_loop_creates_each_fixed_ticket_once() {
     assert_each_once(&sim, 1..=40);
 }
 
+/// The nightly file still holds the broken cells after the errors file was fixed and
+/// imported: the next night's run says those rows' tickets are in the CRM, and asks to fix
+/// only the rows whose tickets are not (a bad cell left as it was, a second row of a key).
+#[test]
+fn a_night_that_reads_the_unfixed_file_again_asks_to_fix_only_what_the_crm_lacks() {
+    let sim = Sim::strict();
+    let work = Work::with_sample();
+    tickets_csv(&work, "nightly.csv", 1..=30);
+    let broken = break_emails(&work.read("nightly.csv"), &[5, 17, 23]);
+    // And a second row with ticket 2's key: another ticket, whose fix is in the file.
+    let mut writer = csv::Writer::from_writer(broken.into_bytes());
+    let mut second = csv::Reader::from_path(work.path("nightly.csv"))
+        .unwrap()
+        .records()
+        .nth(1)
+        .unwrap()
+        .unwrap();
+    assert_eq!(&second[0], ticket(2));
+    second = second
+        .iter()
+        .enumerate()
+        .map(|(i, c)| if i == 3 { "Otro asunto" } else { c })
+        .collect();
+    writer.write_record(&second).unwrap();
+    work.write(
+        "nightly.csv",
+        &String::from_utf8(writer.into_inner().unwrap()).unwrap(),
+    );
+    work.import("nightly.csv", &sim, "night1")
+        .run()
+        .assert_code(2);
+    // Two of the three rows fixed in the errors file and imported; the third left as it was.
+    let errors = work.read("night1.errors.csv");
+    let fixed = errors.replacen("ana@,", "ana@x.co,", 2);
+    assert_eq!(fixed.matches("ana@x.co,").count(), 2, "{fixed}");
+    work.write("fixed.csv", &fixed);
+    let fed_back = work.import("fixed.csv", &sim, "fixed").run();
+    fed_back.assert_code(2);
+    assert_eq!(count(&work.results("fixed"), "created"), 2);
+
+    // The next night, the same unfixed export, as cron runs it (defaults, no -q).
+    let night2 = work
+        .bin()
+        .env("WOLKVOX_TOKEN", TOKEN)
+        .args(["import", "nightly.csv", "--mapping", "tickets.yaml"])
+        .args(["--server", &sim.url(), "--report", "night2.results.csv"])
+        .args(["--errors", "night2.errors.csv"])
+        .run();
+    night2.assert_code(2);
+    let stderr = night2.stderr();
+    assert!(
+        stderr.contains("next: 2 invalid rows: fix them in night2.errors.csv"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "next: 2 more invalid rows are tickets the CRM has already (an earlier run \
+             created them from a fixed copy)"
+        ),
+        "{stderr}"
+    );
+    let results = work.results("night2");
+    let in_crm: Vec<&ResultRow> = results
+        .iter()
+        .filter(|r| r.status == "invalid" && r.message.contains("in the CRM already: run 2"))
+        .collect();
+    assert_eq!(in_crm.len(), 2, "{results:?}");
+    assert_eq!(count(&results, "invalid"), 4);
+    // Every ticket once, but 23, whose row was never fixed.
+    assert_each_once(&sim, (1..=30).filter(|&t| t != 23));
+}
+
 /// The hint a run ends with is a command: the errors file fixed in place and that
 /// command run as printed creates the fixed tickets, and only those.
 #[test]
