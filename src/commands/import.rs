@@ -111,13 +111,9 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
             calls: settled.calls,
         });
     }
-    // The input's hash lets `runs` show which file each run read (a changed export shows).
-    // It is read beside the run, not before it: a 500 MB export not yet in the page cache
-    // took seconds to hash before the first request. A run killed midway has no hash.
-    let input_hash = {
-        let path = args.input.input.clone();
-        std::thread::spawn(move || fingerprint::file_sha256(&path).ok())
-    };
+    // The input's hash lets `runs` show which file each run read (a changed export shows);
+    // a run killed midway has none.
+    let input_hash = fingerprint::file_sha256_beside(&args.input.input);
     ledger.begin_run(
         "import",
         &args.input.input.display().to_string(),

@@ -87,11 +87,13 @@ pub async fn settle(
         }
         return Ok((Report::default(), Verdict::Clean));
     }
+    // Hashed beside the look-ups (as `import` does), recorded when the run ends.
+    let input_hash = fingerprint::file_sha256_beside(&args.input.input);
     let payloads = payloads(opened, &wanted)?;
     ledger.begin_run(
         "reconcile",
         &input_name,
-        fingerprint::file_sha256(&args.input.input).ok().as_deref(),
+        None,
         Some(&fingerprint::sha256_hex(opened.mapping_text.as_bytes())),
     )?;
     let operation = &opened.mapping.operation;
@@ -114,6 +116,9 @@ pub async fn settle(
                     "reconcile: the token's daily quota is spent: nothing looked up; run it \
                      again after the reset"
                 );
+                if let Ok(Some(hash)) = input_hash.join() {
+                    ledger.record_input_sha256(&hash)?;
+                }
                 ledger.finish_run(&[("calls", 0)], Verdict::QuotaStop.code())?;
                 return Ok((Report::default(), Verdict::QuotaStop));
             }
@@ -161,6 +166,9 @@ pub async fn settle(
         ("uncertain", report.count("uncertain") as u64),
         ("calls", report.calls),
     ];
+    if let Ok(Some(hash)) = input_hash.join() {
+        ledger.record_input_sha256(&hash)?;
+    }
     ledger.finish_run(&counts, verdict.code())?;
     let results = results_path(args);
     write_results(&results, &report)

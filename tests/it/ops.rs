@@ -23,12 +23,11 @@ fn runs_json_lists_and_shows_runs_with_their_counts() {
     assert_eq!(runs[0]["counts"]["invalid"], 8);
     assert!(runs[0]["ended_at"].is_string());
     // Which file the run read: hashed beside the run, recorded when it ends.
-    let digest = {
-        use sha2::Digest;
-        sha2::Sha256::digest(std::fs::read(work.path("tickets.csv")).unwrap())
-    };
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(runs[0]["input_sha256"], hex.as_str(), "{list}");
+    assert_eq!(
+        runs[0]["input_sha256"],
+        sha256_of(&work.path("tickets.csv")),
+        "{list}"
+    );
 
     let out = work
         .bin()

@@ -104,6 +104,19 @@ fn after_a_fault_storm_reconcile_settles_every_uncertain_row_and_import_sends_on
         "{}",
         shown.stdout()
     );
+    // And which file it read: hashed beside the look-ups, recorded when it ended.
+    let shown = work
+        .bin()
+        .args(["runs", "--mapping", "tickets.yaml", "--server", &sim.url()])
+        .args(["--show", "2", "--json"])
+        .run()
+        .json();
+    assert_eq!(shown["run"]["command"], "reconcile", "{shown}");
+    assert_eq!(
+        shown["run"]["input_sha256"],
+        sha256_of(&work.path("night.csv")),
+        "{shown}"
+    );
     assert!(
         rows.values().all(|(_, _, m)| m.contains("look-up ")),
         "{rows:?}"

@@ -448,3 +448,10 @@ pub fn tickets_csv(work: &Work, name: &str, range: std::ops::RangeInclusive<usiz
     }
     writer.flush().unwrap();
 }
+
+/// A file's SHA-256 in hex, as `runs` shows it.
+pub fn sha256_of(path: &Path) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(std::fs::read(path).unwrap());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
