@@ -215,9 +215,7 @@ async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::
             .into_iter()
             .map(|s| (s.as_str(), tally.get(s)))
             .collect();
-        if let Ok(Some(hash)) = input_hash.join() {
-            ledger.record_input_sha256(&hash)?;
-        }
+        ledger.record_input_hash(input_hash)?;
         ledger.finish_run(&counts, verdict.code())?;
         // The last answers on disk too: a power cut after the exit loses nothing.
         if settings.durable {

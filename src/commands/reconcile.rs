@@ -116,9 +116,7 @@ pub async fn settle(
                     "reconcile: the token's daily quota is spent: nothing looked up; run it \
                      again after the reset"
                 );
-                if let Ok(Some(hash)) = input_hash.join() {
-                    ledger.record_input_sha256(&hash)?;
-                }
+                ledger.record_input_hash(input_hash)?;
                 ledger.finish_run(&[("calls", 0)], Verdict::QuotaStop.code())?;
                 return Ok((Report::default(), Verdict::QuotaStop));
             }
@@ -166,9 +164,7 @@ pub async fn settle(
         ("uncertain", report.count("uncertain") as u64),
         ("calls", report.calls),
     ];
-    if let Ok(Some(hash)) = input_hash.join() {
-        ledger.record_input_sha256(&hash)?;
-    }
+    ledger.record_input_hash(input_hash)?;
     ledger.finish_run(&counts, verdict.code())?;
     let results = results_path(args);
     write_results(&results, &report)

@@ -19,6 +19,7 @@ pub fn file_sha256(path: &Path) -> std::io::Result<String> {
 /// `file_sha256` on a thread of its own, for `runs` to show which file a run read: a
 /// 500 MB export not yet in the page cache took seconds to hash, and the run's first
 /// request (or look-up) need not wait for it. The run records it when it ends.
+/// `Ledger::record_input_hash` waits for it and records it.
 pub fn file_sha256_beside(path: &Path) -> std::thread::JoinHandle<Option<String>> {
     let path = path.to_path_buf();
     std::thread::spawn(move || file_sha256(&path).ok())

@@ -480,8 +480,16 @@ impl Ledger {
         Ok(())
     }
 
-    /// The SHA-256 of the file this run read, for `runs` (hashed while the run went on).
-    pub fn record_input_sha256(&self, hash: &str) -> Result<(), LedgerError> {
+    /// The SHA-256 of the file this run read, for `runs`: waits for the thread hashing it
+    /// beside the run (`fingerprint::file_sha256_beside`). A file it could not read has no
+    /// hash recorded.
+    pub fn record_input_hash(
+        &self,
+        hashing: std::thread::JoinHandle<Option<String>>,
+    ) -> Result<(), LedgerError> {
+        let Ok(Some(hash)) = hashing.join() else {
+            return Ok(());
+        };
         self.conn
             .execute(
                 "UPDATE runs SET input_sha256 = ?2 WHERE id = ?1",

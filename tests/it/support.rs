@@ -238,6 +238,16 @@ impl Work {
         std::fs::read_to_string(self.path(name)).unwrap()
     }
 
+    /// `import <input> --mapping tickets.yaml --server <sim>` with the test token and
+    /// nothing else: as a person types it (the default rate, report paths and output).
+    pub fn import_as_typed(&self, input: &str, sim: &Sim) -> Command {
+        let mut cmd = self.bin();
+        cmd.env("WOLKVOX_TOKEN", TOKEN)
+            .args(["import", input, "--mapping", "tickets.yaml", "--server"])
+            .arg(sim.url());
+        cmd
+    }
+
     /// `import <input> --mapping tickets.yaml --server <sim>` with the test token, fresh
     /// report paths each call.
     /// The default ledger is used: the target's, in this directory's data directory.

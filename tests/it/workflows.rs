@@ -131,11 +131,13 @@ fn a_night_that_reads_the_unfixed_file_again_asks_to_fix_only_what_the_crm_lacks
 
     // The next night, the same unfixed export, as cron runs it (defaults, no -q).
     let night2 = work
-        .bin()
-        .env("WOLKVOX_TOKEN", TOKEN)
-        .args(["import", "nightly.csv", "--mapping", "tickets.yaml"])
-        .args(["--server", &sim.url(), "--report", "night2.results.csv"])
-        .args(["--errors", "night2.errors.csv"])
+        .import_as_typed("nightly.csv", &sim)
+        .args([
+            "--report",
+            "night2.results.csv",
+            "--errors",
+            "night2.errors.csv",
+        ])
         .run();
     night2.assert_code(2);
     let stderr = night2.stderr();
@@ -170,12 +172,7 @@ fn the_errors_file_hint_runs_as_printed() {
     tickets_csv(&work, "tickets-20.csv", 1..=20);
     let broken = break_emails(&work.read("tickets-20.csv"), &[4, 11]);
     work.write("tickets-20.csv", &broken);
-    let first = work
-        .bin()
-        .env("WOLKVOX_TOKEN", TOKEN)
-        .args(["import", "tickets-20.csv", "--mapping", "tickets.yaml"])
-        .args(["--server", &sim.url()])
-        .run();
+    let first = work.import_as_typed("tickets-20.csv", &sim).run();
     first.assert_code(2);
     let stderr = first.stderr();
     let hint = stderr
