@@ -728,7 +728,7 @@ pub struct RunsArgs {
 
     /// Where did a ticket go? The run, status, case id and message the ledger holds for
     /// a key or a CRM case id; repeatable. With no target named, every ledger in the data
-    /// directory is searched.
+    /// directory is searched. Exits 2 when one of them is in no ledger searched.
     #[arg(long, value_name = "KEY|CASE_ID", conflicts_with = "show")]
     pub find: Vec<String>,
 

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 pub const SUCCESS: u8 = 0;
 /// Nothing was done: bad arguments, unreadable input, bad mapping, no token.
 pub const NOTHING_DONE: u8 = 1;
-/// The run finished and some rows are invalid, rejected, failed or uncertain.
+/// The run finished and some rows are invalid, rejected, failed or uncertain (and for
+/// `runs --find`: a key or case id asked about is in no ledger).
 pub const ROWS_NEED_ATTENTION: u8 = 2;
 /// Aborted mid-run: token rejected, API path wrong, server down (breaker).
 pub const ABORTED: u8 = 3;

@@ -70,8 +70,10 @@ fn runs_find_says_where_a_ticket_went_by_key_or_case_id() {
         .args(["runs", "--json", "--find", &created.key])
         .args(["--find", &created.case_id, "--find", "PQR-1999-999999"])
         .run();
-    out.assert_code(0);
+    // One of the three is in no ledger: a script reads that from the exit code.
+    out.assert_code(2);
     let answer = out.json();
+    assert_eq!(answer["exit_code"], 2);
     let results_json = answer["results"].as_array().unwrap();
     assert_eq!(results_json.len(), 3);
     for by in &results_json[..2] {
@@ -94,7 +96,7 @@ fn runs_find_says_where_a_ticket_went_by_key_or_case_id() {
         .args(["runs", "--server", &sim.url(), "--mapping", "tickets.yaml"])
         .args(["--find", &created.key, "--find", &invalid.key])
         .run();
-    out.assert_code(0);
+    out.assert_code(2);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains(&format!(
@@ -113,6 +115,14 @@ fn runs_find_says_where_a_ticket_went_by_key_or_case_id() {
         text.contains(&format!("{}: not in the ledger", invalid.key)),
         "{text}"
     );
+
+    // Every ticket asked about is found: exit 0.
+    let out = work
+        .bin()
+        .args(["runs", "--json", "--find", &created.key, "--find", &created.case_id])
+        .run();
+    out.assert_code(0);
+    assert_eq!(out.json()["exit_code"], 0);
 }
 
 #[test]

@@ -14,7 +14,8 @@ use crate::ledger::{FoundCase, Ledger, location};
 type Hit<'a> = (&'a Path, Option<&'a str>, FoundCase);
 
 /// `--find`: what the ledger (or every ledger in the data directory) holds for each key
-/// or case id asked about.
+/// or case id asked about. Exit 2 when one of them is in no ledger, so that a script can
+/// check "did these tickets go?" by the exit code alone, as with `grep`.
 pub fn find(args: &RunsArgs) -> anyhow::Result<Verdict> {
     let ledgers: Vec<PathBuf> = match super::super::target::ledger_of(&args.target)? {
         Some(_) => vec![super::super::target::existing_ledger(&args.target)?],
@@ -46,6 +47,11 @@ pub fn find(args: &RunsArgs) -> anyhow::Result<Verdict> {
         }
         answers.push((what.as_str(), hits));
     }
+    let verdict = if answers.iter().any(|(_, hits)| hits.is_empty()) {
+        Verdict::RowsNeedAttention
+    } else {
+        Verdict::Clean
+    };
     let mut out = std::io::stdout().lock();
     if args.json {
         let results: Vec<Value> = answers
@@ -76,9 +82,10 @@ pub fn find(args: &RunsArgs) -> anyhow::Result<Verdict> {
         let object = json!({
             "ledgers": ledgers.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
             "results": results,
+            "exit_code": verdict.code(),
         });
         writeln!(out, "{object}")?;
-        return Ok(Verdict::Clean);
+        return Ok(verdict);
     }
     let searched = if ledgers.len() == 1 {
         format!("the ledger {}", ledgers[0].display())
@@ -127,5 +134,5 @@ pub fn find(args: &RunsArgs) -> anyhow::Result<Verdict> {
             )?;
         }
     }
-    Ok(Verdict::Clean)
+    Ok(verdict)
 }
