@@ -20,16 +20,17 @@ mod signals;
 
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 use crate::ledger::{Ledger, Writer};
 use crate::mapping::check::CheckedRows;
 use crate::report::{Progress, Reporter};
+use crate::sender::Sender;
 use crate::sender::pool::TokenPool;
-use crate::sender::{Delivery, Sender};
 
-use coordinator::{Coordinator, Outgoing};
+use coordinator::Coordinator;
 pub use messages::StopReason;
 pub use settings::{Endpoint, MIN_RATE, Settings};
 
@@ -74,6 +75,32 @@ pub struct Ended {
     pub invalid_created: u64,
 }
 
+/// Poll the requests just added once, so that each is handed to its connection, then let
+/// the runtime run the connections, which write them, before this task goes on with its
+/// own work (marks, results lines, rows from the reader): at a fast CRM that work would
+/// otherwise hold every request back a few microseconds. An answer already there (a
+/// request that could not be made) is returned, to be taken like any other.
+async fn dispatch<F: Future>(in_flight: &mut FuturesUnordered<F>) -> Option<F::Output> {
+    let polled =
+        std::future::poll_fn(|cx| std::task::Poll::Ready(in_flight.poll_next_unpin(cx))).await;
+    tokio::task::yield_now().await;
+    match polled {
+        std::task::Poll::Ready(answer) => answer,
+        std::task::Poll::Pending => None,
+    }
+}
+
+/// The answer `dispatch` found, else the next one to arrive.
+async fn next_answer<F: Future>(
+    early: &mut Option<F::Output>,
+    in_flight: &mut FuturesUnordered<F>,
+) -> Option<F::Output> {
+    match early.take() {
+        Some(answer) => Some(answer),
+        None => in_flight.next().await,
+    }
+}
+
 /// Run `job` over `rows` until every row is recorded or the run stops.
 pub async fn run(job: Job<'_>, mut rows: CheckedRows) -> anyhow::Result<Ended> {
     let sender = job.sender.clone();
@@ -81,12 +108,18 @@ pub async fn run(job: Job<'_>, mut rows: CheckedRows) -> anyhow::Result<Ended> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let signals = signals::Signals::watch(stop_tx.clone());
     let mut run = Coordinator::new(job, writer, stop_tx);
-    let mut in_flight: JoinSet<(usize, Outgoing, Delivery, Duration)> = JoinSet::new();
+    // The requests in flight are futures of this task, not tasks of their own: an answer
+    // is then taken as soon as it is read, and a request leaves without waiting for the
+    // runtime to get round to a task (`dispatch`; benches/README.md, "Requests as futures").
+    let mut in_flight = FuturesUnordered::new();
+    // An answer `dispatch` found already there, taken before the next wait.
+    let mut early = None;
     // Answers queued without a mark to carry them go to the writer by this time.
     let mut answers_due = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
     let mut answers_due_at = None;
     let mut reader_done = false;
     loop {
+        let mut dispatched = false;
         while let Some(slot) = run.next_slot() {
             let Some(outgoing) = run.next_outgoing() else {
                 break;
@@ -96,18 +129,29 @@ pub async fn run(job: Job<'_>, mut rows: CheckedRows) -> anyhow::Result<Ended> {
             let token = run.pool.token(slot);
             let sender = sender.clone();
             let mut stop = stop_rx.clone();
-            in_flight.spawn(async move {
+            let request = async move {
                 let started = Instant::now();
                 let delivery = sender
                     .deliver(outgoing.operation, &outgoing.payload, &token, &mut stop)
                     .await;
                 (slot, outgoing, delivery, started.elapsed())
-            });
+            };
+            // A panic in a request ends the run with an error, as a failed task did.
+            in_flight.push(std::panic::AssertUnwindSafe(request).catch_unwind());
+            dispatched = true;
+        }
+        if dispatched && early.is_none() {
+            early = dispatch(&mut in_flight).await;
         }
         if run.stop.is_some() {
             run.flush_unsent();
         }
-        if reader_done && in_flight.is_empty() && run.requeued.is_empty() && run.ready.is_empty() {
+        if reader_done
+            && in_flight.is_empty()
+            && early.is_none()
+            && run.requeued.is_empty()
+            && run.ready.is_empty()
+        {
             break;
         }
         if run.stop.is_none() && !run.pool.usable() {
@@ -131,9 +175,10 @@ pub async fn run(job: Job<'_>, mut rows: CheckedRows) -> anyhow::Result<Ended> {
                 run.finished(finished);
             }
             () = &mut answers_due, if answers_due_at.is_some() && !run.writer.busy() => {}
-            Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
+            Some(joined) = next_answer(&mut early, &mut in_flight),
+                if early.is_some() || !in_flight.is_empty() => {
                 let (slot, outgoing, delivery, took) =
-                    joined.map_err(|e| anyhow::anyhow!("a send task failed: {e}"))?;
+                    joined.map_err(|_| anyhow::anyhow!("a request panicked (a bug)"))?;
                 let slots = run.slots();
                 run.pace.served(took, slots);
                 run.delivered(slot, outgoing, delivery);

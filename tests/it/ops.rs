@@ -119,7 +119,14 @@ fn runs_find_says_where_a_ticket_went_by_key_or_case_id() {
     // Every ticket asked about is found: exit 0.
     let out = work
         .bin()
-        .args(["runs", "--json", "--find", &created.key, "--find", &created.case_id])
+        .args([
+            "runs",
+            "--json",
+            "--find",
+            &created.key,
+            "--find",
+            &created.case_id,
+        ])
         .run();
     out.assert_code(0);
     assert_eq!(out.json()["exit_code"], 0);
