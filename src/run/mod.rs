@@ -114,6 +114,8 @@ pub async fn run(job: Job<'_>, mut rows: CheckedRows) -> anyhow::Result<Ended> {
     let mut in_flight = FuturesUnordered::new();
     // An answer `dispatch` found already there, taken before the next wait.
     let mut early = None;
+    // An answer was taken: rows ready at the reader are taken too (`REFILL_AT_ONCE`).
+    let mut refill = false;
     // Answers queued without a mark to carry them go to the writer by this time.
     let mut answers_due = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
     let mut answers_due_at = None;
@@ -142,6 +144,21 @@ pub async fn run(job: Job<'_>, mut rows: CheckedRows) -> anyhow::Result<Ended> {
         }
         if dispatched && early.is_none() {
             early = dispatch(&mut in_flight).await;
+        }
+        // After an answer, take the rows that are ready at once: their marks then go to
+        // the ledger together. Done once the freed slot's next request is out (a row
+        // taken now needs its own mark on disk before it leaves).
+        if std::mem::take(&mut refill) {
+            for _ in 0..REFILL_AT_ONCE {
+                if reader_done || !run.requeued.is_empty() || !run.wants_rows() {
+                    break;
+                }
+                match rows.try_next() {
+                    std::task::Poll::Pending => break,
+                    std::task::Poll::Ready(None) => reader_done = true,
+                    std::task::Poll::Ready(Some(checked)) => run.admit(checked),
+                }
+            }
         }
         if run.stop.is_some() {
             run.flush_unsent();
@@ -182,18 +199,7 @@ pub async fn run(job: Job<'_>, mut rows: CheckedRows) -> anyhow::Result<Ended> {
                 let slots = run.slots();
                 run.pace.served(took, slots);
                 run.delivered(slot, outgoing, delivery);
-                // Take the rows that are ready at once: their marks then go to the ledger
-                // together, and the freed slot is refilled without a wait.
-                for _ in 0..REFILL_AT_ONCE {
-                    if reader_done || !run.requeued.is_empty() || !run.wants_rows() {
-                        break;
-                    }
-                    match rows.try_next() {
-                        std::task::Poll::Pending => break,
-                        std::task::Poll::Ready(None) => reader_done = true,
-                        std::task::Poll::Ready(Some(checked)) => run.admit(checked),
-                    }
-                }
+                refill = true;
             }
             item = rows.next(), if !reader_done && can_take && run.requeued.is_empty() => {
                 match item {
