@@ -5,6 +5,7 @@
 //! Only `commands/` wires the stages together.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod background;
 pub mod cli;
 pub mod commands;
 pub mod contacts;

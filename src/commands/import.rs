@@ -48,6 +48,8 @@ pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
 
 async fn import(args: &ImportArgs, ui: Ui, figures: &mut RunMetrics) -> anyhow::Result<Verdict> {
     let started = Instant::now();
+    // The reader, the mapping, the hash and the ledger's writer yield to the requests.
+    crate::background::yield_to_the_sender();
     let opened = input::open(&args.input, &args.mapping, args.operation.as_deref())?;
     let settings = Settings::from_cli(args, &opened.mapping.operation)?;
     // The simulator lives as long as this function: it is dropped (stopped) at the end.

@@ -22,7 +22,10 @@ pub fn file_sha256(path: &Path) -> std::io::Result<String> {
 /// `Ledger::record_input_hash` waits for it and records it.
 pub fn file_sha256_beside(path: &Path) -> std::thread::JoinHandle<Option<String>> {
     let path = path.to_path_buf();
-    std::thread::spawn(move || file_sha256(&path).ok())
+    std::thread::spawn(move || {
+        crate::background::lower_priority(crate::background::HELPER_NICE);
+        file_sha256(&path).ok()
+    })
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {

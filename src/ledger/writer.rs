@@ -112,7 +112,10 @@ impl Writer {
         let (finished, done) = tokio::sync::mpsc::unbounded_channel();
         let thread = std::thread::Builder::new()
             .name("ledger".into())
-            .spawn(move || serve(&own, syncer.as_ref(), &batches, &finished))
+            .spawn(move || {
+                crate::background::lower_priority(crate::background::LEDGER_NICE);
+                serve(&own, syncer.as_ref(), &batches, &finished)
+            })
             .map_err(|source| LedgerError::Io {
                 path: ledger.path().to_path_buf(),
                 source,
@@ -333,6 +336,48 @@ mod tests {
             ledger.prior("A").unwrap(),
             Some(Prior::Created { .. })
         ));
+        writer.close();
+    }
+
+    /// The nice value of each thread of this process named `name`.
+    #[cfg(target_os = "linux")]
+    fn nice_of_threads_named(name: &str) -> Vec<i32> {
+        let mut nice = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            // Fields after the command's closing parenthesis: state is the 3rd field of
+            // stat, nice the 19th.
+            let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+            if comm.trim() == name
+                && let Some(n) = after.split_whitespace().nth(16)
+            {
+                nice.push(n.parse().unwrap());
+            }
+        }
+        nice
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_writer_yields_to_the_sender_less_than_the_other_helpers() {
+        crate::background::yield_to_the_sender();
+        let dir = tempfile::tempdir().unwrap();
+        let (_, ledger) = run_ledger(&dir);
+        let (mut writer, _done) = Writer::start(&ledger, true).unwrap();
+        // Bounded: the thread sets its priority as it starts.
+        let mut found = Vec::new();
+        for _ in 0..200 {
+            found = nice_of_threads_named("ledger");
+            if found.contains(&crate::background::LEDGER_NICE) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(
+            found.contains(&crate::background::LEDGER_NICE),
+            "ledger threads' nice values: {found:?}"
+        );
         writer.close();
     }
 

@@ -351,7 +351,12 @@ fn spawn_named(
     name: &str,
     work: impl FnOnce() + Send + 'static,
 ) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new().name(name.into()).spawn(work)
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            crate::background::lower_priority(crate::background::HELPER_NICE);
+            work()
+        })
 }
 
 #[cfg(test)]
@@ -453,6 +458,36 @@ mod tests {
         assert_eq!(out, rows);
         assert!(calls.values().all(|n| *n == 1));
         assert_eq!(calls.len(), 1000);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn rows_are_mapped_at_the_helpers_priority_for_a_command_that_sends() {
+        crate::background::yield_to_the_sender();
+        let rows: Vec<RowResult> = (2..50u64)
+            .map(|number| {
+                Ok(Row {
+                    number,
+                    cells: ["a"].into_iter().collect::<Cells>(),
+                    cell_errors: Vec::new(),
+                })
+            })
+            .collect();
+        let mut ordered = Rows::each(rows.into_iter())
+            .map_parallel(2, |_row: RowResult| {
+                crate::background::nice_of_this_thread()
+            })
+            .unwrap();
+        let mut nice = Vec::new();
+        while let Some(n) = ordered.next_blocking() {
+            nice.push(n);
+        }
+        ordered.join().unwrap();
+        assert_eq!(nice.len(), 48);
+        assert!(
+            nice.iter().all(|n| *n == crate::background::HELPER_NICE),
+            "{nice:?}"
+        );
     }
 
     #[test]
