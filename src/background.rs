@@ -6,8 +6,8 @@
 //! requests have none: each one waits for the thread that sends it, and on a machine
 //! whose cores are busy (two cores shared with a fast CRM, or with other jobs), a helper
 //! that had just woken up for a burst of work used to hold that thread back. At a 0 ms
-//! server the import is ~15 % faster with the helpers niced (benches/README.md, "Helper
-//! threads at a lower priority"). When the machine is idle a nice value changes nothing:
+//! server the import is ~15 % faster with the helpers niced (benches/README.md, "Row 4
+//! met"). When the machine is idle a nice value changes nothing:
 //! the helpers get a core whenever no one else wants it, and the sender waits for them
 //! only when they are behind, which then leaves them the CPU.
 //!

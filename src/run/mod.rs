@@ -110,7 +110,7 @@ pub async fn run(job: Job<'_>, mut rows: CheckedRows) -> anyhow::Result<Ended> {
     let mut run = Coordinator::new(job, writer, stop_tx);
     // The requests in flight are futures of this task, not tasks of their own: an answer
     // is then taken as soon as it is read, and a request leaves without waiting for the
-    // runtime to get round to a task (`dispatch`; benches/README.md, "Requests as futures").
+    // runtime to get round to a task (`dispatch`; benches/README.md, "Row 4 met").
     let mut in_flight = FuturesUnordered::new();
     // An answer `dispatch` found already there, taken before the next wait.
     let mut early = None;
