@@ -4,12 +4,17 @@
 //! Their work has slack: they run ahead of the requests behind bounded queues (rows
 //! mapped ahead, marks synced ahead), so a few milliseconds later costs nothing. The
 //! requests have none: each one waits for the thread that sends it, and on a machine
-//! whose cores are busy (two cores shared with a fast CRM, or with other jobs), a helper
-//! that had just woken up for a burst of work used to hold that thread back. At a 0 ms
-//! server the import is ~15 % faster with the helpers niced (benches/README.md, "Row 4
-//! met"). When the machine is idle a nice value changes nothing:
-//! the helpers get a core whenever no one else wants it, and the sender waits for them
-//! only when they are behind, which then leaves them the CPU.
+//! whose cores are busy (two cores shared with a fast CRM), a helper that had just woken
+//! up for a burst of work used to hold that thread back. At a 0 ms server the import is
+//! ~15 % faster with the helpers niced (benches/README.md, "Row 4 met"). When the machine
+//! is idle a nice value changes nothing: the helpers get a core whenever no one else
+//! wants it, and the sender waits for them only when they are behind, which then leaves
+//! them the CPU.
+//!
+//! The price: on a machine whose cores other jobs keep busy, the helpers also give way
+//! to those jobs, so an import at full speed (`--rate 0` against a fast CRM) runs slower
+//! there than it would un-niced. At a real CRM's pace (5 requests a second by default)
+//! the helpers need a few milliseconds of CPU a second, which even a busy machine gives.
 //!
 //! Only the commands that send requests ask for it (`yield_to_the_sender`): `validate`
 //! has no such thread, and a person waiting for it on a busy laptop wants it at full
@@ -31,26 +36,38 @@ pub fn yield_to_the_sender() {
 pub const HELPER_NICE: i32 = 19;
 
 /// The nice value of the ledger's writer. Lower than the other helpers': a request
-/// waits for its mark when the marks ahead run out, and on Linux the I/O priority of a
-/// thread follows its nice value, so the writer's syncs keep a middling one.
+/// waits for its mark when the marks ahead run out. (Linux derives a thread's I/O
+/// priority from its nice value where the disk's scheduler uses one, BFQ: level 6 of
+/// 0–7 for its syncs, rather than the last.)
 pub const LEDGER_NICE: i32 = 10;
 
 /// Lower the calling helper thread's CPU priority to `nice`, if the command asked for it
-/// (`yield_to_the_sender`). A thread's own, on Linux: threads it starts inherit it. Best
-/// effort: where it cannot be done, the thread runs as is.
+/// (`yield_to_the_sender`); never raise it (a process started niced keeps its value for
+/// every thread, the sender's included). A thread's own, on Linux: threads it starts
+/// inherit it. Best effort: where it cannot be done, the thread runs as is.
 pub fn lower_priority(nice: i32) {
     if !YIELD_TO_THE_SENDER.load(Ordering::Relaxed) {
         return;
     }
     #[cfg(target_os = "linux")]
     {
-        let thread = rustix::thread::gettid();
-        if let Err(e) = rustix::process::setpriority_process(Some(thread), nice) {
+        let thread = Some(rustix::thread::gettid());
+        let target = match rustix::process::getpriority_process(thread) {
+            Ok(current) if current >= nice => return,
+            _ => nice,
+        };
+        if let Err(e) = rustix::process::setpriority_process(thread, target) {
             tracing::debug!(%e, nice, "Could not lower a helper thread's priority.");
         }
     }
     #[cfg(not(target_os = "linux"))]
     let _ = nice;
+}
+
+/// The nice value a helper asking for `nice` gets on a thread now at `current`.
+#[cfg(all(test, target_os = "linux"))]
+pub(crate) fn expected_nice(current: i32, nice: i32) -> i32 {
+    current.max(nice)
 }
 
 /// The calling thread's nice value (tests).
@@ -73,7 +90,22 @@ mod tests {
             let child = std::thread::spawn(nice_of_this_thread).join().unwrap();
             (nice_of_this_thread(), child)
         });
-        assert_eq!(helper.join().unwrap(), (HELPER_NICE, HELPER_NICE));
+        let expected = expected_nice(before, HELPER_NICE);
+        assert_eq!(helper.join().unwrap(), (expected, expected));
         assert_eq!(nice_of_this_thread(), before, "the caller keeps its own");
+    }
+
+    #[test]
+    fn a_helper_of_a_process_niced_further_keeps_its_value() {
+        yield_to_the_sender();
+        let helper = std::thread::spawn(|| {
+            // As if the whole process had been started with `nice -n 15`.
+            let start = nice_of_this_thread().max(15);
+            rustix::process::setpriority_process(Some(rustix::thread::gettid()), start).unwrap();
+            lower_priority(LEDGER_NICE);
+            (start, nice_of_this_thread())
+        });
+        let (start, now) = helper.join().unwrap();
+        assert_eq!(now, start, "never raised back to {LEDGER_NICE}");
     }
 }

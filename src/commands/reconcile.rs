@@ -23,7 +23,7 @@ use crate::sender::{Client, StopKind, Token};
 use super::input::{self, Opened};
 
 pub async fn run(args: &ImportArgs, ui: Ui) -> anyhow::Result<Verdict> {
-    // The reader, the mapping and the hash yield to the look-ups.
+    // The hash of the input (and a workbook's reader) yield to the look-ups.
     crate::background::yield_to_the_sender();
     let opened = input::open(&args.input, &args.mapping, args.operation.as_deref())?;
     let settings = Settings::from_cli(args, &opened.mapping.operation)?;

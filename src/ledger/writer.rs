@@ -362,6 +362,10 @@ mod tests {
     #[test]
     fn the_writer_yields_to_the_sender_less_than_the_other_helpers() {
         crate::background::yield_to_the_sender();
+        let expected = crate::background::expected_nice(
+            crate::background::nice_of_this_thread(),
+            crate::background::LEDGER_NICE,
+        );
         let dir = tempfile::tempdir().unwrap();
         let (_, ledger) = run_ledger(&dir);
         let (mut writer, _done) = Writer::start(&ledger, true).unwrap();
@@ -369,13 +373,13 @@ mod tests {
         let mut found = Vec::new();
         for _ in 0..200 {
             found = nice_of_threads_named("ledger");
-            if found.contains(&crate::background::LEDGER_NICE) {
+            if found.contains(&expected) {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         assert!(
-            found.contains(&crate::background::LEDGER_NICE),
+            found.contains(&expected),
             "ledger threads' nice values: {found:?}"
         );
         writer.close();

@@ -78,8 +78,9 @@ pub struct Ended {
 /// Poll the requests just added once, so that each is handed to its connection, then let
 /// the runtime run the connections, which write them, before this task goes on with its
 /// own work (marks, results lines, rows from the reader): at a fast CRM that work would
-/// otherwise hold every request back a few microseconds. An answer already there (a
-/// request that could not be made) is returned, to be taken like any other.
+/// otherwise hold every request back a few microseconds. An answer found there (a
+/// request that could not be made, or one sent earlier that has just ended) is
+/// returned, to be taken like any other.
 async fn dispatch<F: Future>(in_flight: &mut FuturesUnordered<F>) -> Option<F::Output> {
     let polled =
         std::future::poll_fn(|cx| std::task::Poll::Ready(in_flight.poll_next_unpin(cx))).await;

@@ -464,6 +464,10 @@ mod tests {
     #[test]
     fn rows_are_mapped_at_the_helpers_priority_for_a_command_that_sends() {
         crate::background::yield_to_the_sender();
+        let expected = crate::background::expected_nice(
+            crate::background::nice_of_this_thread(),
+            crate::background::HELPER_NICE,
+        );
         let rows: Vec<RowResult> = (2..50u64)
             .map(|number| {
                 Ok(Row {
@@ -484,10 +488,7 @@ mod tests {
         }
         ordered.join().unwrap();
         assert_eq!(nice.len(), 48);
-        assert!(
-            nice.iter().all(|n| *n == crate::background::HELPER_NICE),
-            "{nice:?}"
-        );
+        assert!(nice.iter().all(|n| *n == expected), "{nice:?}");
     }
 
     #[test]

@@ -31,7 +31,10 @@ pub fn open(path: &Path, options: &SourceOptions) -> Result<Source, SourceError>
     let owned = path.to_path_buf();
     let reopen = super::Reopen::new(options);
     let options = options.clone();
-    std::thread::spawn(move || stream(&owned, &options, &start_tx, &rows_tx));
+    std::thread::spawn(move || {
+        crate::background::lower_priority(crate::background::HELPER_NICE);
+        stream(&owned, &options, &start_tx, &rows_tx)
+    });
     match start_rx.recv() {
         Ok(Start::Headers {
             headers,
