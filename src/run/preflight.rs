@@ -46,11 +46,19 @@ pub fn plan_rows(
 ) -> Result<RowPlan, PlanError> {
     let mut plan = RowPlan::default();
     let mut keys = DuplicateKeys::default();
+    // A fed-back errors file: a row that was a duplicate of another row's key stays one
+    // (invalid), as the run decides it, not a ticket created before.
+    let fed_back_error = crate::feedback::error_column(mapping.headers());
     for item in source.reread()? {
         plan.rows += 1;
         match check::check(item, mapping, &mut keys) {
             Checked::Invalid { .. } => plan.invalid += 1,
-            Checked::Ready { payload, .. } => match ledger.prior(&payload.key)? {
+            Checked::Ready { payload, cells, .. } => match ledger.prior(&payload.key)? {
+                Some(Prior::Created { .. })
+                    if crate::feedback::was_duplicate(fed_back_error, &cells) =>
+                {
+                    plan.invalid += 1
+                }
                 Some(Prior::Created {
                     fields: Some(sent),
                     case_id: Some(id),

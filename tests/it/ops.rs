@@ -550,6 +550,34 @@ fn a_header_only_file_says_so_and_spends_no_call() {
 }
 
 #[test]
+fn the_quota_plan_of_a_fed_back_errors_file_counts_its_duplicate_row_as_invalid() {
+    let sim = Sim::start(wolkvox_import::simulator::Scenario {
+        tokens: vec![TOKEN.into()],
+        daily_limit: 4800,
+        ..Default::default()
+    });
+    let work = Work::with_sample();
+    work.import("tickets.csv", &sim, "one").run().assert_code(2);
+    // The errors file fed back unfixed: 7 rows with bad cells, and row 167, a duplicate of
+    // row 165's ticket (which the first run created). The run keeps all 8 invalid, and
+    // so does the plan it announces first.
+    let out = work
+        .import("one.errors.csv", &sim, "two")
+        .arg("--json")
+        .env("RUST_LOG", "wolkvox_import=info")
+        .run();
+    out.assert_code(2);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Quota plan: 0 rows to send (8 invalid and 0 created"),
+        "{stderr}"
+    );
+    let summary = out.json();
+    assert_eq!(summary["invalid"], 8);
+    assert_eq!(summary["skipped"], 0);
+}
+
+#[test]
 fn the_figures_count_what_was_sent_and_what_will_be() {
     let sim = Sim::start(wolkvox_import::simulator::Scenario {
         tokens: vec![TOKEN.into()],
