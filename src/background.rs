@@ -64,10 +64,11 @@ pub fn lower_priority(nice: i32) {
     let _ = nice;
 }
 
-/// The nice value a helper asking for `nice` gets on a thread now at `current`.
+/// The nice value a helper started by the calling thread gets when it asks for `nice`
+/// (tests): never below the caller's own.
 #[cfg(all(test, target_os = "linux"))]
-pub(crate) fn expected_nice(current: i32, nice: i32) -> i32 {
-    current.max(nice)
+pub(crate) fn nice_a_helper_gets(nice: i32) -> i32 {
+    nice_of_this_thread().max(nice)
 }
 
 /// The calling thread's nice value (tests).
@@ -84,13 +85,13 @@ mod tests {
     fn a_helper_lowers_its_own_priority_and_no_one_else_s() {
         yield_to_the_sender();
         let before = nice_of_this_thread();
+        let expected = nice_a_helper_gets(HELPER_NICE);
         let helper = std::thread::spawn(|| {
             lower_priority(HELPER_NICE);
             // A thread the helper starts inherits its priority.
             let child = std::thread::spawn(nice_of_this_thread).join().unwrap();
             (nice_of_this_thread(), child)
         });
-        let expected = expected_nice(before, HELPER_NICE);
         assert_eq!(helper.join().unwrap(), (expected, expected));
         assert_eq!(nice_of_this_thread(), before, "the caller keeps its own");
     }

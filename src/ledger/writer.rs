@@ -362,10 +362,7 @@ mod tests {
     #[test]
     fn the_writer_yields_to_the_sender_less_than_the_other_helpers() {
         crate::background::yield_to_the_sender();
-        let expected = crate::background::expected_nice(
-            crate::background::nice_of_this_thread(),
-            crate::background::LEDGER_NICE,
-        );
+        let expected = crate::background::nice_a_helper_gets(crate::background::LEDGER_NICE);
         let dir = tempfile::tempdir().unwrap();
         let (_, ledger) = run_ledger(&dir);
         let (mut writer, _done) = Writer::start(&ledger, true).unwrap();

@@ -464,10 +464,7 @@ mod tests {
     #[test]
     fn rows_are_mapped_at_the_helpers_priority_for_a_command_that_sends() {
         crate::background::yield_to_the_sender();
-        let expected = crate::background::expected_nice(
-            crate::background::nice_of_this_thread(),
-            crate::background::HELPER_NICE,
-        );
+        let expected = crate::background::nice_a_helper_gets(crate::background::HELPER_NICE);
         let rows: Vec<RowResult> = (2..50u64)
             .map(|number| {
                 Ok(Row {

@@ -427,11 +427,7 @@ fn metric(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
 
 #[test]
 fn the_metrics_file_says_how_the_run_went_in_the_text_format() {
-    let sim = Sim::start(wolkvox_import::simulator::Scenario {
-        tokens: vec![TOKEN.into()],
-        daily_limit: 4800,
-        ..Default::default()
-    });
+    let sim = sim_with_quota();
     let work = Work::with_sample();
     // A name with a quote and a backslash, to be escaped in its label.
     let input = "night \"7\" \\ tickets.csv";
@@ -549,41 +545,50 @@ fn a_header_only_file_says_so_and_spends_no_call() {
     assert_eq!(sim.state().calls_per_token().values().sum::<u64>(), 0);
 }
 
-#[test]
-fn the_quota_plan_of_a_fed_back_errors_file_counts_its_duplicate_row_as_invalid() {
-    let sim = Sim::start(wolkvox_import::simulator::Scenario {
+/// A simulator whose one token has a daily quota, so that the preflight can plan.
+fn sim_with_quota() -> Sim {
+    Sim::start(wolkvox_import::simulator::Scenario {
         tokens: vec![TOKEN.into()],
         daily_limit: 4800,
         ..Default::default()
-    });
+    })
+}
+
+/// `input` imported (tagged "two") with the quota plan logged; it exits 2. Its stderr and
+/// its JSON summary.
+fn import_with_plan(work: &Work, input: &str, sim: &Sim) -> (String, serde_json::Value) {
+    let out = work
+        .import(input, sim, "two")
+        .arg("--json")
+        .env("RUST_LOG", "wolkvox_import=info")
+        .run();
+    out.assert_code(2);
+    (
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.json(),
+    )
+}
+
+#[test]
+fn the_quota_plan_of_a_fed_back_errors_file_counts_its_duplicate_row_as_invalid() {
+    let sim = sim_with_quota();
     let work = Work::with_sample();
     work.import("tickets.csv", &sim, "one").run().assert_code(2);
     // The errors file fed back unfixed: 7 rows with bad cells, and row 167, a duplicate of
     // row 165's ticket (which the first run created). The run keeps all 8 invalid, and
     // so does the plan it announces first.
-    let out = work
-        .import("one.errors.csv", &sim, "two")
-        .arg("--json")
-        .env("RUST_LOG", "wolkvox_import=info")
-        .run();
-    out.assert_code(2);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (stderr, summary) = import_with_plan(&work, "one.errors.csv", &sim);
     assert!(
         stderr.contains("Quota plan: 0 rows to send (8 invalid and 0 created"),
         "{stderr}"
     );
-    let summary = out.json();
     assert_eq!(summary["invalid"], 8);
     assert_eq!(summary["skipped"], 0);
 }
 
 #[test]
 fn the_figures_count_what_was_sent_and_what_will_be() {
-    let sim = Sim::start(wolkvox_import::simulator::Scenario {
-        tokens: vec![TOKEN.into()],
-        daily_limit: 4800,
-        ..Default::default()
-    });
+    let sim = sim_with_quota();
     let work = Work::with_sample();
     let first = work
         .import("tickets.csv", &sim, "one")
@@ -591,18 +596,11 @@ fn the_figures_count_what_was_sent_and_what_will_be() {
         .run();
     assert_eq!(first.code(), 2);
     // The second run: 8 invalid, 100 created before, so 132 to send, and 132 sent.
-    let out = work
-        .import("tickets.csv", &sim, "two")
-        .arg("--json")
-        .env("RUST_LOG", "wolkvox_import=info")
-        .run();
-    out.assert_code(2);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (stderr, summary) = import_with_plan(&work, "tickets.csv", &sim);
     assert!(
         stderr.contains("Quota plan: 132 rows to send (8 invalid and 100 created"),
         "{stderr}"
     );
-    let summary = out.json();
     assert_eq!(summary["sent"], 132);
     assert_eq!(summary["skipped"], 100);
     // Calls per token: the preflight and the 132 inserts, as the CRM counted them.
